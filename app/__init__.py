@@ -1,0 +1,44 @@
+"""The application factory: configuration, extensions, blueprints, error handlers and the CLI."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config import BASE_DIR, Config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    config.check_production_settings()
+
+    app = Flask(
+        __name__,
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+        instance_path=config.INSTANCE_DIR,
+    )
+    app.config.from_mapping(config.to_flask())
+    app.extensions["sorya.config"] = config
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    from app import extensions, runtime
+    from app.cli import register_cli
+    from app.web import register_blueprints
+    from app.web.errors import register_error_handlers
+    from app.web.security import register_security
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(BASE_DIR / "migrations"))
+    extensions.login_manager.init_app(app)
+    extensions.csrf.init_app(app)
+    extensions.limiter.init_app(app)
+    extensions.oauth.init_app(app)
+    runtime.init_app(app)
+
+    register_security(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app

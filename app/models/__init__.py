@@ -1,0 +1,28 @@
+"""All models, imported here so Alembic and the app see the whole schema."""
+
+from app.models.base import Base
+from app.models.billing import BillingCustomer, StripeEvent, Subscription
+from app.models.chat import ChatMessage
+from app.models.credits import CreditBalance, CreditHold, LedgerEntry
+from app.models.projects import Blob, Project, Snapshot, SnapshotFile
+from app.models.publish import Push
+from app.models.users import ApiToken, GithubAccount, User
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "BillingCustomer",
+    "Blob",
+    "ChatMessage",
+    "CreditBalance",
+    "CreditHold",
+    "GithubAccount",
+    "LedgerEntry",
+    "Project",
+    "Push",
+    "Snapshot",
+    "SnapshotFile",
+    "StripeEvent",
+    "Subscription",
+    "User",
+]

@@ -1,0 +1,98 @@
+"""Projects and their snapshots: immutable file sets over content-addressed blobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, BigIntId, LongBlob, table_args, utcnow
+
+PROJECT_ACTIVE = "active"
+PROJECT_ARCHIVED = "archived"
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = table_args(Index("ix_projects_user_id_updated_at", "user_id", "updated_at"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default=PROJECT_ACTIVE)
+    # The linked GitHub repository ("owner/name"), its branch and Sorya's last pushed commit there.
+    repo_full_name: Mapped[str | None] = mapped_column(String(255))
+    repo_html_url: Mapped[str | None] = mapped_column(String(500))
+    repo_branch: Mapped[str | None] = mapped_column(String(255))
+    repo_head_sha: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Blob(Base):
+    """One row per distinct file content, shared by every snapshot that holds it."""
+
+    __tablename__ = "blobs"
+    __table_args__ = table_args()
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # Git's blob id of the same bytes, so a push compares with the remote tree without hashing again.
+    git_sha: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(BigInteger)
+    is_binary: Mapped[bool] = mapped_column(Boolean, default=False)
+    content: Mapped[bytes] = mapped_column(LongBlob)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Snapshot(Base):
+    __tablename__ = "snapshots"
+    __table_args__ = table_args(
+        Index("uq_snapshots_project_id_number", "project_id", "number", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
+    # 1, 2, 3… within the project: what a person calls "snapshot #3".
+    number: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    parent_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("snapshots.id", ondelete="SET NULL")
+    )
+    source_message_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("chat_messages.id", ondelete="SET NULL"), index=True
+    )
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Paths whose content looks like a secret; publishing asks for confirmation when non-empty.
+    flagged_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    files: Mapped[list[SnapshotFile]] = relationship(
+        back_populates="snapshot",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SnapshotFile.path",
+    )
+
+
+class SnapshotFile(Base):
+    __tablename__ = "snapshot_files"
+    __table_args__ = table_args(Index("ix_snapshot_files_blob_id", "blob_id"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("snapshots.id", ondelete="CASCADE"), index=True
+    )
+    # Up to 1,024 bytes: too long to index under utf8mb4, so the service keeps paths unique per snapshot.
+    path: Mapped[str] = mapped_column(String(1024))
+    blob_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blobs.id"))
+    # "reply" (written by this snapshot's reply), "carried" (from the previous snapshot), "upload".
+    origin: Mapped[str] = mapped_column(String(16), default="reply")
+
+    snapshot: Mapped[Snapshot] = relationship(back_populates="files")
+    blob: Mapped[Blob] = relationship(lazy="joined", innerjoin=True)

@@ -1,0 +1,41 @@
+"""Pushes of snapshots to GitHub."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, BigIntId, table_args, utcnow
+
+PUSH_QUEUED = "queued"
+PUSH_RUNNING = "running"
+PUSH_SUCCEEDED = "succeeded"
+PUSH_UP_TO_DATE = "up_to_date"
+PUSH_FAILED = "failed"
+
+
+class Push(Base):
+    __tablename__ = "pushes"
+    __table_args__ = table_args(Index("ix_pushes_project_id_id", "project_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
+    snapshot_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("snapshots.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    repo_full_name: Mapped[str] = mapped_column(String(255))
+    branch: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=PUSH_QUEUED)
+    # Set to the project id while a push runs and cleared after: the unique index lets one run at a time.
+    running_lock: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    commit_sha: Mapped[str | None] = mapped_column(String(40))
+    html_url: Mapped[str | None] = mapped_column(String(500))
+    files_changed: Mapped[int] = mapped_column(Integer, default=0)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    requests_made: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,75 @@
+"""Accounts, their GitHub link and personal API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, BigIntId, table_args, utcnow
+
+PLAN_FREE = "free"
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = table_args()
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    # The current GitHub login, refreshed at each sign-in; the stable key is GithubAccount.github_user_id.
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str | None] = mapped_column(String(320))
+    plan: Mapped[str] = mapped_column(String(20), default=PLAN_FREE)
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    github_account: Mapped[GithubAccount | None] = relationship(
+        back_populates="user", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a disabled user cannot sign in or use a session.
+        return self.disabled_at is None
+
+
+class GithubAccount(Base):
+    __tablename__ = "github_accounts"
+    __table_args__ = table_args()
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    # GitHub's numeric user id: logins can be renamed, this cannot.
+    github_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    login: Mapped[str] = mapped_column(String(100))
+    # AES-256-GCM ciphertext from services.crypto, bound to this user and purpose; never plain text.
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(String(500), default="")
+    # "valid" until GitHub answers 401 with the token; then the account page offers to reconnect.
+    token_status: Mapped[str] = mapped_column(String(20), default="valid")
+    token_checked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="github_account")
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = table_args(Index("ix_api_tokens_user_id_created_at", "user_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # The first characters of the token, shown in lists so a person can tell tokens apart.
+    display_prefix: Mapped[str] = mapped_column(String(32))
+    # SHA-256 hex of the whole token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Business rules, one module per domain, as plain functions over a session and plain values."""

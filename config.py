@@ -1,0 +1,262 @@
+"""Configuration read from the environment, with the names of the public contract (shared/CONTRACT.md).
+
+`Config.from_env()` builds the settings once per process; tests build one with overrides. Values that the
+contract defaults to "generated once into instance/" (SECRET_KEY, ENCRYPTION_KEY) are only generated in
+sandbox mode; outside it they are required and checked at start-up by `check_production_settings`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent
+DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
+
+GITHUB_DOTCOM = "https://github.com"
+GITHUB_DOTCOM_API = "https://api.github.com"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says how to fix it."""
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from exc
+
+
+def _env_bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def _env_list(env: dict[str, str], name: str) -> list[str]:
+    return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+
+
+def _read_or_create_secret(path: Path, make: Any) -> str:
+    """Read a sandbox secret from instance/, creating it on first use so restarts keep sessions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    # O_EXCL: two processes starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def parse_model_prices(raw: str) -> dict[str, tuple[int, int]]:
+    """Parse `MODEL_PRICES`: `model=in/out,model=in/out`, credits per 1,000 input/output tokens."""
+    prices: dict[str, tuple[int, int]] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, _, pair = item.partition("=")
+        price_in, _, price_out = pair.partition("/")
+        try:
+            prices[name.strip()] = (int(price_in), int(price_out or price_in))
+        except ValueError as exc:
+            raise ConfigError(
+                f"MODEL_PRICES entry {item!r} must look like model=IN/OUT with whole credits, "
+                "for example gpt-5=10/30."
+            ) from exc
+    return prices
+
+
+@dataclass
+class Config:
+    """Every setting Sorya reads. Field names are the environment variable names."""
+
+    SECRET_KEY: str = ""
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    PUBLIC_URL: str = "http://localhost:5000"
+    ENCRYPTION_KEY: str = ""
+    ENCRYPTION_OLD_KEYS: list[str] = field(default_factory=list)
+
+    GITHUB_CLIENT_ID: str = ""
+    GITHUB_CLIENT_SECRET: str = ""
+    GITHUB_URL: str = GITHUB_DOTCOM
+    # Operators who only allow public repositories ask for the narrower public_repo scope.
+    GITHUB_ALLOW_PRIVATE_REPOS: bool = True
+
+    OPENAI_API_KEY: str = ""
+    OPENAI_BASE_URL: str = "https://api.openai.com/v1"
+    OPENAI_MODEL: str = "gpt-5"
+    OPENAI_MODELS: list[str] = field(default_factory=list)
+    OPENAI_TIMEOUT_S: int = 60
+    OPENAI_MAX_COMPLETION_TOKENS: int = 8000
+
+    STRIPE_SECRET_KEY: str = ""
+    STRIPE_WEBHOOK_SECRET: str = ""
+    STRIPE_API_BASE: str = "https://api.stripe.com"
+    STRIPE_PRICE_BASIC: str = ""
+    STRIPE_PRICE_PRO: str = ""
+    PLAN_CREDITS_BASIC: int = 20000
+    PLAN_CREDITS_PRO: int = 100000
+
+    CREDITS_SIGNUP_GRANT: int = 5000
+    CREDITS_PER_1K_TOKENS: int = 10
+    MODEL_PRICES: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    MAX_MESSAGE_CHARS: int = 20000
+    SNAPSHOT_MAX_FILES: int = 500
+    SNAPSHOT_MAX_FILE_BYTES: int = 1_000_000
+    SNAPSHOT_MAX_TOTAL_BYTES: int = 20_000_000
+
+    # Set by the sandbox launcher (`python -m sandbox`): every page then says no real provider is used.
+    SORYA_SANDBOX: bool = False
+    INSTANCE_DIR: str = str(DEFAULT_INSTANCE_DIR)
+    TESTING: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        config = cls(
+            SECRET_KEY=env.get("SECRET_KEY", ""),
+            DATABASE_URL=env.get("DATABASE_URL", ""),
+            REDIS_URL=env.get("REDIS_URL", ""),
+            PUBLIC_URL=env.get("PUBLIC_URL", "").rstrip("/") or cls.PUBLIC_URL,
+            ENCRYPTION_KEY=env.get("ENCRYPTION_KEY", ""),
+            ENCRYPTION_OLD_KEYS=_env_list(env, "ENCRYPTION_OLD_KEYS"),
+            GITHUB_CLIENT_ID=env.get("GITHUB_CLIENT_ID", ""),
+            GITHUB_CLIENT_SECRET=env.get("GITHUB_CLIENT_SECRET", ""),
+            GITHUB_URL=env.get("GITHUB_URL", "").rstrip("/") or GITHUB_DOTCOM,
+            GITHUB_ALLOW_PRIVATE_REPOS=_env_bool(env, "GITHUB_ALLOW_PRIVATE_REPOS", True),
+            OPENAI_API_KEY=env.get("OPENAI_API_KEY", ""),
+            OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").rstrip("/") or cls.OPENAI_BASE_URL,
+            OPENAI_MODEL=env.get("OPENAI_MODEL", "") or cls.OPENAI_MODEL,
+            OPENAI_MODELS=_env_list(env, "OPENAI_MODELS"),
+            OPENAI_TIMEOUT_S=_env_int(env, "OPENAI_TIMEOUT_S", cls.OPENAI_TIMEOUT_S),
+            OPENAI_MAX_COMPLETION_TOKENS=_env_int(
+                env, "OPENAI_MAX_COMPLETION_TOKENS", cls.OPENAI_MAX_COMPLETION_TOKENS
+            ),
+            STRIPE_SECRET_KEY=env.get("STRIPE_SECRET_KEY", ""),
+            STRIPE_WEBHOOK_SECRET=env.get("STRIPE_WEBHOOK_SECRET", ""),
+            STRIPE_API_BASE=env.get("STRIPE_API_BASE", "").rstrip("/") or cls.STRIPE_API_BASE,
+            STRIPE_PRICE_BASIC=env.get("STRIPE_PRICE_BASIC", ""),
+            STRIPE_PRICE_PRO=env.get("STRIPE_PRICE_PRO", ""),
+            PLAN_CREDITS_BASIC=_env_int(env, "PLAN_CREDITS_BASIC", cls.PLAN_CREDITS_BASIC),
+            PLAN_CREDITS_PRO=_env_int(env, "PLAN_CREDITS_PRO", cls.PLAN_CREDITS_PRO),
+            CREDITS_SIGNUP_GRANT=_env_int(env, "CREDITS_SIGNUP_GRANT", cls.CREDITS_SIGNUP_GRANT),
+            CREDITS_PER_1K_TOKENS=_env_int(env, "CREDITS_PER_1K_TOKENS", cls.CREDITS_PER_1K_TOKENS),
+            MODEL_PRICES=parse_model_prices(env.get("MODEL_PRICES", "")),
+            MAX_MESSAGE_CHARS=_env_int(env, "MAX_MESSAGE_CHARS", cls.MAX_MESSAGE_CHARS),
+            SNAPSHOT_MAX_FILES=_env_int(env, "SNAPSHOT_MAX_FILES", cls.SNAPSHOT_MAX_FILES),
+            SNAPSHOT_MAX_FILE_BYTES=_env_int(env, "SNAPSHOT_MAX_FILE_BYTES", cls.SNAPSHOT_MAX_FILE_BYTES),
+            SNAPSHOT_MAX_TOTAL_BYTES=_env_int(env, "SNAPSHOT_MAX_TOTAL_BYTES", cls.SNAPSHOT_MAX_TOTAL_BYTES),
+            SORYA_SANDBOX=_env_bool(env, "SORYA_SANDBOX", False),
+            INSTANCE_DIR=env.get("SORYA_INSTANCE_DIR", "") or str(DEFAULT_INSTANCE_DIR),
+        )
+        for name, value in overrides.items():
+            if not hasattr(config, name):
+                raise ConfigError(f"Unknown setting {name!r}.")
+            setattr(config, name, value)
+        config.fill_defaults()
+        return config
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def providers_configured(self) -> bool:
+        return bool(self.OPENAI_API_KEY or self.GITHUB_CLIENT_ID or self.STRIPE_SECRET_KEY)
+
+    @property
+    def uses_generated_secrets(self) -> bool:
+        """Sandbox and tests may generate SECRET_KEY/ENCRYPTION_KEY; production must set them."""
+        return self.SORYA_SANDBOX or self.TESTING or not self.providers_configured
+
+    @property
+    def github_api_url(self) -> str:
+        if self.GITHUB_URL == GITHUB_DOTCOM:
+            return GITHUB_DOTCOM_API
+        return f"{self.GITHUB_URL}/api/v3"
+
+    @property
+    def public_url_is_https(self) -> bool:
+        return self.PUBLIC_URL.startswith("https://")
+
+    def fill_defaults(self) -> None:
+        """Apply the contract's defaults that depend on other settings or on instance/."""
+        instance = Path(self.INSTANCE_DIR)
+        if not self.DATABASE_URL:
+            instance.mkdir(parents=True, exist_ok=True)
+            self.DATABASE_URL = f"sqlite:///{instance / 'sorya.db'}"
+        if not self.OPENAI_MODELS:
+            self.OPENAI_MODELS = [self.OPENAI_MODEL]
+        elif self.OPENAI_MODEL not in self.OPENAI_MODELS:
+            self.OPENAI_MODELS.insert(0, self.OPENAI_MODEL)
+        if self.uses_generated_secrets:
+            if not self.SECRET_KEY:
+                self.SECRET_KEY = _read_or_create_secret(
+                    instance / "secret_key", lambda: secrets.token_urlsafe(48)
+                )
+            if not self.ENCRYPTION_KEY:
+                self.ENCRYPTION_KEY = _read_or_create_secret(
+                    instance / "encryption_key", lambda: base64.b64encode(os.urandom(32)).decode()
+                )
+
+    def check_production_settings(self) -> None:
+        """Refuse to start outside the sandbox without the secrets that protect users."""
+        if self.uses_generated_secrets:
+            return
+        problems = []
+        if len(self.SECRET_KEY) < 32:
+            problems.append(
+                "SECRET_KEY must be set to a long random value, for example the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        if not self.ENCRYPTION_KEY:
+            problems.append(
+                "ENCRYPTION_KEY must be set to base64 of 32 random bytes, for example the output of "
+                "`python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'`."
+            )
+        if problems:
+            raise ConfigError("Sorya cannot start: " + " ".join(problems))
+
+    def to_flask(self) -> dict[str, Any]:
+        """The mapping loaded into `app.config`, with Flask's own keys derived from ours."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        engine_options: dict[str, Any] = {"pool_pre_ping": True}
+        if self.DATABASE_URL.startswith("mysql"):
+            # READ COMMITTED: a re-check after taking a row lock sees rows other transactions committed,
+            # and InnoDB takes no gap locks, so concurrent ledger posts do not deadlock.
+            engine_options.update(
+                pool_recycle=280, pool_size=10, max_overflow=20, isolation_level="READ COMMITTED"
+            )
+        values.update(
+            SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
+            SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+            SQLALCHEMY_TRACK_MODIFICATIONS=False,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=self.public_url_is_https,
+            REMEMBER_COOKIE_HTTPONLY=True,
+            REMEMBER_COOKIE_SAMESITE="Lax",
+            REMEMBER_COOKIE_SECURE=self.public_url_is_https,
+            PREFERRED_URL_SCHEME="https" if self.public_url_is_https else "http",
+            # Leaves room for a full snapshot upload in JSON; larger bodies get a 413.
+            MAX_CONTENT_LENGTH=self.SNAPSHOT_MAX_TOTAL_BYTES * 2 + 1_000_000,
+            WTF_CSRF_TIME_LIMIT=None,
+            RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
+            RATELIMIT_HEADERS_ENABLED=True,
+            GITHUB_API_URL=self.github_api_url,
+        )
+        return values

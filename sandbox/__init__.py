@@ -1,0 +1,1 @@
+"""The sandbox: provider emulators and the launcher. Never imported by app/."""
