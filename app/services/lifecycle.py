@@ -77,6 +77,14 @@ def is_draining() -> bool:
     return _draining.is_set()
 
 
+def wait_until_shut_down(timeout_s: float) -> bool:
+    """Block until the hooks of a shutdown already begun have returned (the worker's last act, so it
+    does not exit while a hook is still releasing holds). True at once when no shutdown began."""
+    if not _draining.is_set():
+        return True
+    return _shutdown_done.wait(timeout_s)
+
+
 def begin_shutdown(app: Flask, grace_s: float) -> None:
     """Drain and run every hook within `grace_s` seconds. Runs once per process; later calls wait."""
     _draining.set()
