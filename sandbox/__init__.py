@@ -1,0 +1,1 @@
+"""Sorya's sandbox: provider emulators and the launcher. Never imported by ``app/``."""
