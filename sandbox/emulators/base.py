@@ -116,12 +116,13 @@ class CallLog:
 
     def __init__(self) -> None:
         self._calls: collections.deque[Call] = collections.deque(maxlen=MAX_LOGGED_CALLS)
-        self._seq = itertools.count(1)
+        self._last_seq = 0  # keeps counting across clears, so 'since' marks stay valid
         self._lock = threading.Lock()
 
     def record(self, method: str, path: str, query: str) -> Call:
         with self._lock:
-            call = Call(next(self._seq), method, path, query, time.time())
+            self._last_seq += 1
+            call = Call(self._last_seq, method, path, query, time.time())
             self._calls.append(call)
             return call
 
@@ -131,7 +132,7 @@ class CallLog:
 
     def last_seq(self) -> int:
         with self._lock:
-            return self._calls[-1].seq if self._calls else 0
+            return self._last_seq
 
     def clear(self) -> None:
         with self._lock:
@@ -319,7 +320,7 @@ class Emulator:
     async def _get_calls(self, request: web.Request) -> web.Response:
         since = int(request.query.get("since") or 0)
         calls = self.calls.since(since)
-        next_since = calls[-1].seq if calls else max(since, self.calls.last_seq())
+        next_since = calls[-1].seq if calls else self.calls.last_seq()
         if request.query.get("clear") in ("1", "true"):
             self.calls.clear()
         return json_response({"calls": [c.as_json() for c in calls], "next_since": next_since})

@@ -465,7 +465,7 @@ class OpenAIEmulator(Emulator):
             usage_chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                            "model": body["model"], "service_tier": "default", "system_fingerprint": None,
                            "choices": [], "usage": self._usage(body, text)}
-            events.append(b"data: " + json.dumps(usage_chunk).encode() + b"\n\n")
+            events.append(b"data: " + json.dumps(usage_chunk, separators=(",", ":")).encode() + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         loop = asyncio.get_running_loop()
         started = loop.time()
