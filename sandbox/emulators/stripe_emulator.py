@@ -67,7 +67,6 @@ import re
 import secrets
 import string
 import time
-import urllib.parse
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
