@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 
 import pytest
 import requests
@@ -118,3 +119,107 @@ def test_sigterm_drains_and_runs_the_shutdown_hooks(app, production_env, worker_
     messages = [event["message"] for event in events]
     assert any(message.startswith("shutdown: draining") for message in messages), messages
     assert not [event for event in events if event["level"] in ("error", "critical")], events
+
+
+# -- chat streams across processes (run once the chat feature is merged) -----------------------------
+
+def require_chat(app) -> None:
+    if "api.chat_stream" not in app.view_functions and not any(
+        rule.rule == "/api/chat/<int:message_id>/stream" for rule in app.url_map.iter_rules()
+    ):
+        pytest.skip("the chat feature is not merged yet")
+
+
+def read_events(response, *, until: str | None = None, limit: int | None = None) -> list[dict]:
+    """Parse server-sent events from a streaming requests response: [{"id", "event", "data"}]."""
+    events, current = [], {}
+    for raw in response.iter_lines(decode_unicode=True):
+        if raw is None:
+            continue
+        line = raw.strip("\r")
+        if not line:
+            if current:
+                current["data"] = json.loads(current.get("data", "null"))
+                events.append(current)
+                if (until and current.get("event") == until) or (limit and len(events) >= limit):
+                    return events
+                if current.get("event") in ("done", "error"):
+                    return events
+            current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        current[name] = value[1:] if value.startswith(" ") else value
+    return events
+
+
+def signed_in_browser(app, user, server) -> tuple[requests.Session, str]:
+    browser = requests.Session()
+    browser.cookies.set("session", session_cookie_for(app, user))
+    page = browser.get(f"{server.url}/", timeout=5).text
+    return browser, re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def test_a_chat_stream_started_on_one_process_is_resumed_on_the_other(app, two_servers, make_user, openai_emulator):
+    require_chat(app)
+    first, second = two_servers
+    user = make_user("streamer", balance=100_000)
+    words = [f"word{n} " for n in range(40)]
+    openai_emulator.control.script_reply(chunks=words, chunk_delay_ms=40)
+    browser, csrf = signed_in_browser(app, user, first)
+
+    with browser.post(f"{first.url}/api/chat", json={"message": "Write forty words."}, stream=True, timeout=30,
+                      headers={"Accept": "text/event-stream", "X-CSRFToken": csrf}) as started:
+        assert started.status_code == 200, started.text
+        seen = read_events(started, limit=4)  # start and a few deltas, then the connection drops
+    assert seen[0]["event"] == "start"
+    message_id = seen[0]["data"]["message_id"]
+    last_id = seen[-1]["id"]
+
+    with browser.get(f"{second.url}/api/chat/{message_id}/stream", stream=True, timeout=30,
+                     headers={"Accept": "text/event-stream", "Last-Event-ID": last_id}) as resumed:
+        assert resumed.status_code == 200
+        rest = read_events(resumed)
+    assert rest and rest[-1]["event"] == "done", rest[-3:]
+    ids = [int(event["id"]) for event in seen + rest]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))  # nothing repeated, nothing out of order
+    text = "".join(event["data"]["text"] for event in seen + rest if event["event"] == "delta")
+    assert text == "".join(words)
+
+    done = rest[-1]["data"]
+    # One ledger: both processes report the balance the charge left.
+    for server in two_servers:
+        balance = browser.get(f"{server.url}/api/credits", timeout=5).json()
+        assert balance["balance"] == done["balance"] == 100_000 - done["cost"]
+        assert balance["held"] == 0
+
+
+def test_sigterm_lets_a_running_reply_finish_and_charge(app, production_env, make_user, openai_emulator):
+    require_chat(app)
+    env, _ = production_env
+    server = Gunicorn(env, GUNICORN_WORKER_CLASS="gevent", SHUTDOWN_GRACE_S="10").start()
+    user = make_user("draining", balance=100_000)
+    words = [f"w{n} " for n in range(20)]
+    openai_emulator.control.script_reply(chunks=words, chunk_delay_ms=100)  # about two seconds
+    browser, csrf = signed_in_browser(app, user, server)
+    try:
+        with browser.post(f"{server.url}/api/chat", json={"message": "Twenty words, slowly."}, stream=True,
+                          timeout=30, headers={"Accept": "text/event-stream", "X-CSRFToken": csrf}) as response:
+            first = read_events(response, limit=2)
+            server.process.send_signal(signal.SIGTERM)  # a deploy, mid-reply
+            rest = read_events(response)
+    finally:
+        assert server.stop() == 0
+    assert first[0]["event"] == "start"
+    assert rest[-1]["event"] == "done", rest[-3:]
+    text = "".join(event["data"]["text"] for event in first + rest if event["event"] == "delta")
+    assert text == "".join(words)
+    from app.extensions import db
+    from app.models import ChatMessage, CreditBalance
+
+    with app.app_context():
+        reply = db.session.get(ChatMessage, first[0]["data"]["message_id"])
+        assert reply.status == "complete" and reply.cost > 0
+        assert db.session.get(CreditBalance, user.id).held == 0
+        db.session.remove()
