@@ -122,7 +122,8 @@ def _begin_shutdown(worker, grace_s: float) -> None:
 
 def post_worker_init(worker) -> None:
     """On SIGTERM: stop accepting (gunicorn's own handler), and run the shutdown hooks beside it."""
-    grace_s = min(SHUTDOWN_GRACE_S, max(graceful_timeout - 5, 0))
+    # Hooks may take a few seconds past their deadline to end what is left (lifecycle.ABORT_ALLOWANCE_S).
+    grace_s = min(SHUTDOWN_GRACE_S, max(graceful_timeout - 10, 0))
     stop_accepting = worker.handle_exit
 
     def handle_term(signum, frame) -> None:
@@ -144,7 +145,8 @@ def worker_exit(server, worker) -> None:
     """The worker's loop has ended (its connections are closed): let running shutdown hooks finish."""
     from app.services import lifecycle
 
-    lifecycle.wait_until_shut_down(SHUTDOWN_GRACE_S + 2)
+    # Bounded by the master anyway: it kills the worker at graceful_timeout after its SIGTERM.
+    lifecycle.wait_until_shut_down(max(graceful_timeout - 2, 0))
 
 
 def worker_int(worker) -> None:

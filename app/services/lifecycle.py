@@ -7,17 +7,20 @@ When gunicorn (or the sandbox server) is asked to stop, `begin_shutdown(app, gra
    `Unavailable` to a new generation: the client retries on another process).
 2. Every registered shutdown hook is called, in registration order, inside an app context, with a
    deadline (a `time.monotonic()` value). A hook lets its in-process work finish until the deadline,
-   then ends what is left *cleanly*: for chat, mark the reply failed with a message, release its credit
-   hold, publish the stream's `error` event. A hook must return by the deadline; one that raises is
-   logged and the next hook still runs.
+   then ends what is left *cleanly*: for chat, stop the reply (charged for what it wrote) or mark it
+   failed, release its credit hold, publish the stream's end event. Ending takes a moment, so a hook
+   may return up to `ABORT_ALLOWANCE_S` after the deadline, never later; one that raises is logged and
+   the next hook still runs.
 
 Registering (the chat service does this at import time):
 
     from app.services import lifecycle
 
     @lifecycle.on_shutdown("chat generations")
-    def finish_or_abort_generations(deadline: float) -> None:
-        ...
+    def finish_or_stop_generations(deadline: float) -> None:
+        if not GENERATIONS.wait_idle(max(0.0, deadline - time.monotonic())):
+            GENERATIONS.cancel_all()  # each ends as stopped, charged for its text, hold released
+            GENERATIONS.wait_idle(lifecycle.ABORT_ALLOWANCE_S)
 
 `grace_s` is `SHUTDOWN_GRACE_S` (default 20 s); gunicorn.conf.py keeps gunicorn's `graceful_timeout`
 longer than it, so the worker is never killed while a hook is still releasing holds. Whatever a killed
@@ -38,6 +41,9 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 ShutdownHook = Callable[[float], None]
+# How long after its deadline a hook may still take to end what is left (gunicorn.conf.py keeps
+# graceful_timeout at SHUTDOWN_GRACE_S + 10 s, so this fits with room to exit).
+ABORT_ALLOWANCE_S = 5.0
 
 
 @dataclass(frozen=True)

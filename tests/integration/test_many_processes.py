@@ -40,13 +40,17 @@ def two_servers(app, production_env):
         yield first, second
 
 
-def session_cookie_for(app, user) -> str:
+def session_cookie_for(app, user, *, with_csrf: bool = False):
+    """A signed session cookie for `user`, as a finished sign-in leaves it (and its CSRF token)."""
     from flask import session as flask_session
+    from flask_wtf.csrf import generate_csrf
 
     with app.test_request_context():
         flask_session["_user_id"] = str(user.id)
         flask_session["_fresh"] = True
-        return app.session_interface.get_signing_serializer(app).dumps(dict(flask_session))
+        csrf = generate_csrf()
+        cookie = app.session_interface.get_signing_serializer(app).dumps(dict(flask_session))
+    return (cookie, csrf) if with_csrf else cookie
 
 
 def test_both_processes_are_production_configured(two_servers):
@@ -130,35 +134,48 @@ def require_chat(app) -> None:
         pytest.skip("the chat feature is not merged yet")
 
 
-def read_events(response, *, until: str | None = None, limit: int | None = None) -> list[dict]:
-    """Parse server-sent events from a streaming requests response: [{"id", "event", "data"}]."""
-    events, current = [], {}
-    for raw in response.iter_lines(decode_unicode=True):
-        if raw is None:
-            continue
-        line = raw.strip("\r")
-        if not line:
-            if current:
-                current["data"] = json.loads(current.get("data", "null"))
-                events.append(current)
-                if (until and current.get("event") == until) or (limit and len(events) >= limit):
-                    return events
-                if current.get("event") in ("done", "error"):
-                    return events
-            current = {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        current[name] = value[1:] if value.startswith(" ") else value
-    return events
+class EventReader:
+    """Server-sent events from one streaming `requests` response, read in as many calls as needed
+    (one line iterator for the whole response: a second `iter_lines()` would lose what the first buffered)."""
+
+    def __init__(self, response) -> None:
+        self.lines = response.iter_lines(decode_unicode=True)
+        self.ended = False
+
+    def read(self, *, limit: int | None = None) -> list[dict]:
+        """Events until `limit` of them, or until `done`/`error`, or the end of the response."""
+        events, current = [], {}
+        for raw in self.lines:
+            line = (raw or "").rstrip("\r")
+            if not line:
+                # A block without data (`retry: 1500`, a keep-alive) dispatches no event (the SSE spec).
+                if "data" in current:
+                    current["data"] = json.loads(current["data"])
+                    events.append(current)
+                    if current.get("event") in ("done", "error"):
+                        self.ended = True
+                        return events
+                    if limit and len(events) >= limit:
+                        return events
+                current = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            current[name] = value[1:] if value.startswith(" ") else value
+        self.ended = True
+        return events
+
+
+def read_events(response, *, limit: int | None = None) -> list[dict]:
+    return EventReader(response).read(limit=limit)
 
 
 def signed_in_browser(app, user, server) -> tuple[requests.Session, str]:
+    cookie, csrf = session_cookie_for(app, user, with_csrf=True)
     browser = requests.Session()
-    browser.cookies.set("session", session_cookie_for(app, user))
-    page = browser.get(f"{server.url}/", timeout=5).text
-    return browser, re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    browser.cookies.set("session", cookie, domain="127.0.0.1", path="/")
+    return browser, csrf
 
 
 def test_a_chat_stream_started_on_one_process_is_resumed_on_the_other(app, two_servers, make_user, openai_emulator):
@@ -188,11 +205,21 @@ def test_a_chat_stream_started_on_one_process_is_resumed_on_the_other(app, two_s
     assert text == "".join(words)
 
     done = rest[-1]["data"]
-    # One ledger: both processes report the balance the charge left.
-    for server in two_servers:
-        balance = browser.get(f"{server.url}/api/credits", timeout=5).json()
-        assert balance["balance"] == done["balance"] == 100_000 - done["cost"]
-        assert balance["held"] == 0
+    assert done["cost"] > 0 and done["balance"] == 100_000 - done["cost"]
+    from app.extensions import db
+    from app.models import CreditBalance, LedgerEntry
+
+    with app.app_context():
+        stored = db.session.get(CreditBalance, user.id)
+        entries = db.session.query(LedgerEntry).filter_by(user_id=user.id).all()
+        assert (stored.balance, stored.held) == (done["balance"], 0)
+        assert sum(entry.delta for entry in entries) == stored.balance  # charged exactly once
+        db.session.remove()
+    if any(rule.rule == "/api/credits" for rule in app.url_map.iter_rules()):
+        # One ledger: both processes report the balance the charge left.
+        for server in two_servers:
+            balance = browser.get(f"{server.url}/api/credits", timeout=5).json()
+            assert (balance["balance"], balance["held"]) == (done["balance"], 0)
 
 
 def test_sigterm_lets_a_running_reply_finish_and_charge(app, production_env, make_user, openai_emulator):
@@ -206,9 +233,10 @@ def test_sigterm_lets_a_running_reply_finish_and_charge(app, production_env, mak
     try:
         with browser.post(f"{server.url}/api/chat", json={"message": "Twenty words, slowly."}, stream=True,
                           timeout=30, headers={"Accept": "text/event-stream", "X-CSRFToken": csrf}) as response:
-            first = read_events(response, limit=2)
+            reader = EventReader(response)
+            first = reader.read(limit=2)
             server.process.send_signal(signal.SIGTERM)  # a deploy, mid-reply
-            rest = read_events(response)
+            rest = reader.read()
     finally:
         assert server.stop() == 0
     assert first[0]["event"] == "start"
@@ -222,4 +250,36 @@ def test_sigterm_lets_a_running_reply_finish_and_charge(app, production_env, mak
         reply = db.session.get(ChatMessage, first[0]["data"]["message_id"])
         assert reply.status == "complete" and reply.cost > 0
         assert db.session.get(CreditBalance, user.id).held == 0
+        db.session.remove()
+
+
+@pytest.mark.parametrize("grace_s, final_status", [("10", "complete"), ("0", "stopped")])
+def test_sigterm_ends_a_reply_nobody_is_reading_within_the_grace(
+    app, production_env, make_user, openai_emulator, grace_s, final_status
+):
+    """The reader left; the reply generates on in the worker. The shutdown hooks let it finish within
+    SHUTDOWN_GRACE_S, or stop it (charged for what it wrote, hold released) when there is no grace."""
+    require_chat(app)
+    env, _ = production_env
+    server = Gunicorn(env, GUNICORN_WORKER_CLASS="gevent", SHUTDOWN_GRACE_S=grace_s).start()
+    user = make_user("left-early", balance=100_000)
+    openai_emulator.control.script_reply(chunks=[f"w{n} " for n in range(30)], chunk_delay_ms=100)
+    browser, csrf = signed_in_browser(app, user, server)
+    try:
+        with browser.post(f"{server.url}/api/chat", json={"message": "Thirty words, slowly."}, stream=True,
+                          timeout=30, headers={"Accept": "text/event-stream", "X-CSRFToken": csrf}) as response:
+            first = EventReader(response).read(limit=3)
+        message_id = first[0]["data"]["message_id"]
+    finally:
+        assert server.stop() == 0
+    from app.extensions import db
+    from app.models import ChatMessage, CreditBalance, LedgerEntry
+
+    with app.app_context():
+        reply = db.session.get(ChatMessage, message_id)
+        assert reply.status == final_status, (reply.status, server.output()[-3000:])
+        assert reply.cost > 0 and reply.content
+        assert db.session.get(CreditBalance, user.id).held == 0
+        charged = db.session.query(LedgerEntry).filter_by(user_id=user.id, reason="chat").all()
+        assert [-entry.delta for entry in charged] == [reply.cost]
         db.session.remove()
