@@ -15,6 +15,7 @@ What this module hides from the billing service:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -64,8 +65,9 @@ class HostedSession:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
+    """A plain, JSON-shaped copy of an SDK object (its `str()` is its JSON, the SDK's public form)."""
     if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict_recursive()
+        return json.loads(str(obj))
     return dict(obj)
 
 
@@ -220,14 +222,18 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str,
     except UnicodeDecodeError:
         raise InvalidWebhook("body is not UTF-8") from None
     try:
-        event = stripe.Webhook.construct_event(text, signature_header, secret, tolerance=tolerance_s)
+        stripe.Webhook.construct_event(text, signature_header, secret, tolerance=tolerance_s)
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(f"signature rejected: {exc.user_message or exc}") from None
     except ValueError:
         raise InvalidWebhook("body is not JSON") from None
-    data = _as_dict(event)
-    if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
+    except (AttributeError, TypeError):  # valid JSON but not an object: the SDK trips on it
+        raise InvalidWebhook("body is not a Stripe event") from None
+    # The SDK has verified and parsed it; keep the plain JSON rather than its Event object.
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
         raise InvalidWebhook("body is not a Stripe event")
-    if not isinstance((data.get("data") or {}).get("object"), dict):
+    body = data.get("data")
+    if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
         raise InvalidWebhook("event has no data.object")
     return data
