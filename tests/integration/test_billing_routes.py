@@ -106,8 +106,9 @@ def test_subscribe_api_opens_a_checkout_session_on_the_users_customer(app, buyer
     assert customer.user_id == buyer.user.id and checkout["customer"] == customer.stripe_customer_id
     assert checkout["client_reference_id"] == str(buyer.user.id)
     assert checkout["metadata"] == {"user_id": str(buyer.user.id), "login": "buyer", "plan": "pro"}
-    assert checkout["success_url"] == "http://localhost:5000/billing/success?session_id={CHECKOUT_SESSION_ID}"
-    assert checkout["cancel_url"] == "http://localhost:5000/billing/cancel"
+    public = app.extensions["sorya.config"].PUBLIC_URL  # the e2e live server may have moved it
+    assert checkout["success_url"] == f"{public}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+    assert checkout["cancel_url"] == f"{public}/billing/cancel"
     stripe_customer = stripe_emulator.emulator.objects[customer.stripe_customer_id]
     assert stripe_customer["metadata"]["user_id"] == str(buyer.user.id)
     assert stripe_customer["email"] == "buyer@example.com"
@@ -243,7 +244,7 @@ def test_portal_needs_a_customer_then_opens(app, buyer, stripe_emulator):
     url = response.get_json()["url"]
     assert url.startswith(stripe_emulator.url + "/portal/bps_")
     portal = stripe_emulator.emulator.objects[url.rsplit("/", 1)[-1]]
-    assert portal["return_url"] == "http://localhost:5000/plans"
+    assert portal["return_url"] == app.extensions["sorya.config"].PUBLIC_URL + "/plans"
     form = buyer.post("/billing/portal", data={"csrf_token": token})
     assert form.status_code == 303 and form.headers["Location"].startswith(stripe_emulator.url + "/portal/")
 
