@@ -29,6 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -101,12 +103,25 @@ def lock_balance(session: Session, user_id: int) -> CreditBalance:
     row = session.execute(query).scalar_one_or_none()
     if row is not None:
         return row
-    try:
-        with session.begin_nested():
-            session.add(CreditBalance(user_id=user_id, balance=0, held=0))
-    except IntegrityError:
-        pass  # Another transaction created it first (or the user does not exist: the next line says so).
+    _insert_zero_balance(session, user_id)
     return session.execute(query).scalar_one()
+
+
+def _insert_zero_balance(session: Session, user_id: int) -> None:
+    """Create the balance row at zero unless a concurrent transaction already did; never raises for that.
+
+    On MySQL, `ON DUPLICATE KEY UPDATE` takes an exclusive lock on the existing row where a plain
+    INSERT's duplicate-key error would leave a shared one, and two transactions holding shared locks
+    that both go on to `SELECT ... FOR UPDATE` deadlock.
+    """
+    values = {"user_id": user_id, "balance": 0, "held": 0, "updated_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect in ("mysql", "mariadb"):
+        statement = mysql_insert(CreditBalance).values(**values)
+        statement = statement.on_duplicate_key_update(user_id=statement.inserted.user_id)
+    else:  # SQLite, the embedded default: one writer at a time, so this only guards a retried call.
+        statement = sqlite_insert(CreditBalance).values(**values).on_conflict_do_nothing()
+    session.execute(statement)
 
 
 def read_balance(session: Session, user_id: int) -> CreditBalance | None:
