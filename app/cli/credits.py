@@ -30,7 +30,8 @@ def user_by_login(login: str) -> User:
     return user
 
 
-@credits_group.command("grant")
+# ignore_unknown_options: `grant alice -100` must read -100 as the amount, not as an unknown option.
+@credits_group.command("grant", context_settings={"ignore_unknown_options": True})
 @click.argument("login")
 @click.argument("amount", type=int)
 @click.option("--reason", "note", required=True, help="Why: shown to the user on their ledger.")
