@@ -26,6 +26,8 @@ GRID_LINES = 4
 BAR_FILL = 0.64
 # Label every 7th day counted back from today: five labels fit a phone's width.
 LABEL_EVERY_DAYS = 7
+# A centred date label needs ~25 px each side; within this share of the width it starts at its bar instead.
+EDGE_LABEL_PCT = 8.0
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,15 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
     ]
     axis = []
     for index in range(days - 1, -1, -LABEL_EVERY_DAYS):
-        is_last = index == days - 1
-        x = 100.0 if is_last else (index + 0.5) * slot
-        axis.append(AxisLabel(_pct(x), "end" if is_last else "middle", day_label(day_totals[index].day)))
+        label = day_label(day_totals[index].day)
+        centre = (index + 0.5) * slot
+        # Labels near an edge hang inwards from it: centred, they would be cut off on a phone.
+        if index == days - 1:
+            axis.append(AxisLabel(_pct(100.0), "end", label))
+        elif centre < EDGE_LABEL_PCT:
+            axis.append(AxisLabel(_pct(index * slot), "start", label))
+        else:
+            axis.append(AxisLabel(_pct(centre), "middle", label))
     axis.reverse()
 
     return UsageChart(

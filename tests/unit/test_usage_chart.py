@@ -57,6 +57,8 @@ def test_axis_labels_end_on_today_and_stay_few_enough_for_a_phone():
     chart = build_usage_chart([DailyUsage(TODAY, "m", 1)], today=TODAY)
     assert [label.label for label in chart.axis] == ["Oct 28", "Nov 4", "Nov 11", "Nov 18", "Nov 25"]
     assert chart.axis[-1].anchor == "end" and chart.axis[-1].x_pct == "100.000%"
+    assert chart.axis[0].anchor == "start"  # near the left edge: it must not be cut off
+    assert {label.anchor for label in chart.axis[1:-1]} == {"middle"}
 
 
 def test_a_tiny_day_still_shows_next_to_a_huge_one():
