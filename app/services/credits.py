@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -562,6 +562,14 @@ class LedgerPage:
     next_before: int | None
 
 
+def _newest_entries(user_id: int, before: int | None, limit: int) -> Select:
+    """Up to `limit` of the user's entries older than entry `before`, newest first (index user_id, id)."""
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    return query.order_by(LedgerEntry.id.desc()).limit(limit)
+
+
 def list_ledger_entries(
     session: Session, user_id: int, *, limit: int = LEDGER_PAGE_DEFAULT, before: int | None = None
 ) -> LedgerPage:
@@ -570,10 +578,7 @@ def list_ledger_entries(
     Each page costs the same however deep it is: no OFFSET. `before` is an entry id (exclusive).
     """
     limit = max(1, min(limit, LEDGER_PAGE_MAX))
-    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
-    if before is not None:
-        query = query.where(LedgerEntry.id < before)
-    rows = session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit + 1)).scalars().all()
+    rows = session.execute(_newest_entries(user_id, before, limit + 1)).scalars().all()
     entries = list(rows[:limit])
     next_before = entries[-1].id if len(rows) > limit else None
     return LedgerPage(entries=entries, next_before=next_before)
@@ -583,10 +588,7 @@ def iter_ledger_entries(session: Session, user_id: int, *, batch_size: int = 100
     """Every entry of the user's ledger, newest first, fetched in keyset batches (flat memory, for exports)."""
     before = None
     while True:
-        query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
-        if before is not None:
-            query = query.where(LedgerEntry.id < before)
-        batch = session.execute(query.order_by(LedgerEntry.id.desc()).limit(batch_size)).scalars().all()
+        batch = session.execute(_newest_entries(user_id, before, batch_size)).scalars().all()
         yield from batch
         if len(batch) < batch_size:
             return
