@@ -11,7 +11,11 @@ import importlib
 from flask import Flask
 
 # Page blueprints, in the order their routes should match.
-DOMAIN_MODULES: tuple[str, ...] = ("app.web.pages", "app.web.billing")
+DOMAIN_MODULES: tuple[str, ...] = (
+    "app.web.pages",
+    "app.web.billing",
+    "app.web.credits",
+)
 
 
 def register_blueprints(app: Flask) -> None:
