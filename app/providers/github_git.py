@@ -242,10 +242,12 @@ class GithubRepoClient:
         self.max_attempts = max(1, max_attempts)
         self.rate_limit_max_wait_s = rate_limit_max_wait_s
         self._sleep = sleep
+        self._requests_sent = 0
 
     @property
     def requests_made(self) -> int:
-        return self._session.request_counter
+        """Requests sent, retries included (github3's own counter misses those that timed out)."""
+        return self._requests_sent
 
     # --- the calls -----------------------------------------------------------------------------------
 
@@ -411,6 +413,7 @@ class GithubRepoClient:
         rate_waits = 0
         while True:
             attempt += 1
+            self._requests_sent += 1
             try:
                 return do()
             except gh_errors.ResponseError as exc:

@@ -56,7 +56,7 @@ from app.providers.github_git import (
     RemoteTree,
 )
 from app.services.crypto import DecryptionError, Keyring, decrypt_secret
-from app.services.errors import Conflict, DomainError, InvalidRequest, NotFound, UpstreamError
+from app.services.errors import Conflict, DomainError, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,12 @@ class PushOutcome:
     flagged_paths: list[str] = field(default_factory=list)
     conflicting_paths: list[str] = field(default_factory=list)
     compare_url: str | None = None
+
+
+class PushCrashed(DomainError):
+    """An unexpected error inside Sorya stopped the push (logged); nothing was recorded as pushed."""
+
+    status, code = 500, "internal_error"
 
 
 class PushConflict(Conflict):
@@ -445,7 +451,7 @@ def execute_push(session: Session, push_id: int, settings: PublishSettings) -> P
         assert push is not None
         _finish(session, push, PUSH_FAILED, error_code="internal_error",
                 error_message="Something went wrong on our side; nothing was recorded as pushed. Try again.")
-        return PushOutcome(push=push, error=UpstreamError("GitHub", push.error_message or ""), flagged_paths=flagged)
+        return PushOutcome(push=push, error=PushCrashed(push.error_message or ""), flagged_paths=flagged)
 
 
 def _error_code(error: DomainError) -> str:
@@ -587,7 +593,12 @@ class _PushJob:
             except NotFastForward:
                 head, remote = self._current_head(main_branch)
                 if head is None or head == parent:
-                    raise  # GitHub refused without the branch having moved: nothing to rebuild on
+                    # GitHub refused although the branch is where the commit expects it: rebuilding
+                    # would not help, and forcing is never an option.
+                    raise GithubError(
+                        f"GitHub refused to move {main_branch} of {self.full_name} to the new commit (not a "
+                        "fast forward) although the branch had not changed. Nothing was recorded as "
+                        "pushed; try again.", status=422) from None
                 parent = head
                 continue
             return self._succeeded(commit_sha, len(plan.entries))
