@@ -1,4 +1,4 @@
-"""Fixtures and builders for the publish tests: a GitHub emulator, a connected account, snapshots.
+"""Fixtures and builders for the publish tests: the GitHub emulator, a connected account, snapshots.
 
 Snapshots are built here directly on the schema (blobs with their git sha, snapshot_files), the way
 `services/snapshots.py` stores them, so these tests do not depend on how a reply becomes a snapshot.
@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.emulators import EmulatorServer, GitHubEmulator
 from sandbox.emulators.control import EmulatorControl
 
 GITHUB_LOGIN = "octocat"
@@ -27,33 +26,24 @@ def git_blob_sha(data: bytes) -> str:
 class GithubSandbox:
     url: str
     control: EmulatorControl
-    server: EmulatorServer
 
     def api_calls(self, since: int) -> list[dict]:
         return [c for c in self.control.calls(since=since) if c["path"].startswith("/api/v3")]
 
 
-@pytest.fixture(scope="session")
-def github_server() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(GitHubEmulator()).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def github(app, github_server) -> Iterator[GithubSandbox]:
-    """The emulator, reset, with the app pointed at it (GITHUB_URL) and quick timeouts."""
-    control = EmulatorControl(github_server.urls["github"])
+def github(app, github_emulator) -> Iterator[GithubSandbox]:
+    """The GitHub emulator the app is configured with, reset, with quick timeouts for fault tests."""
+    control = github_emulator.control
     control.reset()
     control.configure(request_latency_ms=0)
     config = app.extensions["sorya.config"]
-    saved = (config.GITHUB_URL, config.GITHUB_TIMEOUT_S, config.GITHUB_ALLOW_PRIVATE_REPOS)
-    config.GITHUB_URL = github_server.sdk_urls["github"]
+    saved = (config.GITHUB_TIMEOUT_S, config.GITHUB_ALLOW_PRIVATE_REPOS)
+    # One second, so a scripted hang costs the suite one second per attempt, not fifteen.
     config.GITHUB_TIMEOUT_S = 1
     config.GITHUB_ALLOW_PRIVATE_REPOS = True
-    app.config["GITHUB_URL"] = config.GITHUB_URL
-    yield GithubSandbox(url=config.GITHUB_URL, control=control, server=github_server)
-    config.GITHUB_URL, config.GITHUB_TIMEOUT_S, config.GITHUB_ALLOW_PRIVATE_REPOS = saved
+    yield GithubSandbox(url=github_emulator.url, control=control)
+    config.GITHUB_TIMEOUT_S, config.GITHUB_ALLOW_PRIVATE_REPOS = saved
     control.clear_faults()
 
 
