@@ -201,8 +201,13 @@ def _panel_response(project_id: int, **extra: Any):
     return redirect(_safe_next(project_id))
 
 
+# Errors the panel explains in a callout of its own, with the offer that goes with them.
+EXPLAINED_IN_PANEL = {"push_conflict", "repo_missing", "repo_exists", "confirmation_required",
+                      "github_token_revoked", "github_missing_scope", "github_not_connected"}
+
+
 def _render_error(project_id: int, exc: DomainError, **extra: Any):
-    notices = [("error", exc.message)]
+    notices = [] if exc.extra.get("reason") in EXPLAINED_IN_PANEL else [("error", exc.message)]
     if request.headers.get("HX-Request"):
         return _panel_response(project_id, notices=notices, error=exc, **extra)
     # Without JavaScript the offer must survive the redirect: render the panel page directly.
@@ -271,7 +276,10 @@ def push(project_id: int):
     if outcome.error is not None:
         return _render_error(project_id, outcome.error)
     done = outcome.push
-    if done.status == PUSH_UP_TO_DATE:
+    project = db.session.get(publish_service.Project, project_id)
+    if done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
+        notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
+    elif done.status == PUSH_UP_TO_DATE:
         notice = ("info", "Already up to date: GitHub has this snapshot's files.")
     else:
         notice = ("success", f"Pushed {done.files_changed} changed file{'s' if done.files_changed != 1 else ''} "

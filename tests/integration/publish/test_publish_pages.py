@@ -122,7 +122,8 @@ def test_flagged_files_are_listed_and_need_the_checkbox(app, client, make_user, 
     html = client.get(f"/projects/{project_id}/publish").get_data(as_text=True)
     assert "These files look like they contain secrets" in html and "<code>config.py</code>" in html
     refused = client.post(f"/projects/{project_id}/publish/push", headers=headers, data={}).get_data(as_text=True)
-    assert "Confirm that you want to publish them" in refused
+    assert "These files look like they contain secrets" in refused
+    assert 'name="confirm_flagged" value="1"' in refused
     assert pushes_of(app, project_id) == []
     client.post(f"/projects/{project_id}/publish/push", headers=headers, data={"confirm_flagged": "1"})
     assert pushes_of(app, project_id)[-1].status == "succeeded"
