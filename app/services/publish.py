@@ -2,11 +2,12 @@
 
 What this module guarantees:
 - **One commit per push, few requests.** A push compares the snapshot's git blob shas (computed locally,
-  stored on `blobs.git_sha`) with the remote tree, uploads only the blobs GitHub lacks, builds one tree on
-  `base_tree` (deleted files removed with `sha: null`), one commit whose parent is the branch head, and
-  moves the branch with one ref update that never forces. An incremental push costs 4 requests plus one
-  per changed file. An empty repository first gets one file through the Contents API (GitHub's Git Data
-  API refuses to work without a commit), then the rest as the snapshot's commit.
+  stored on `blobs.git_sha`) with the remote tree and sends only the files whose sha differs: text inline
+  in one tree request on `base_tree` (deleted files removed with `sha: null`), binary files as one blob
+  request each; then one commit whose parent is the branch head, and one ref update that never forces.
+  An incremental push costs 4 requests plus one per changed binary file (so at most 4 plus the changed
+  files). An empty repository first gets one file through the Contents API (GitHub's Git Data API
+  refuses to work without a commit), then the rest as the snapshot's commit.
 - **Never clobber.** Sorya remembers the commit it last pushed (`projects.repo_head_sha`) and the snapshot
   it pushed there. A push changes only the paths the new snapshot changes relative to that snapshot,
   applied on top of whatever the branch holds now: if the branch moved on GitHub and none of those paths
@@ -41,7 +42,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import GithubAccount, Project, Push, Snapshot, SnapshotFile, User
+from app.models import Blob, GithubAccount, Project, Push, Snapshot, SnapshotFile, User
 from app.models.base import utcnow
 from app.models.publish import PUSH_FAILED, PUSH_RUNNING, PUSH_SUCCEEDED, PUSH_UP_TO_DATE
 from app.providers.github_git import (
@@ -74,6 +75,9 @@ PUSH_STALE_AFTER_S = 15 * 60
 MAX_REBASE_ROUNDS = 3
 MAX_BRANCH_NAME_TRIES = 5
 PROGRESS_WRITE_EVERY = 10
+PROGRESS_WRITE_MIN_STEPS = 5
+# Text sent inline per tree request; larger pushes build their tree in several chained requests.
+INLINE_TREE_MAX_BYTES = 4_000_000
 HISTORY_LIMIT = 10
 
 # Push error codes, stored on `pushes.error_code` and returned as the API error's `reason`.
@@ -546,20 +550,16 @@ class _PushJob:
         self.client = client
         self.full_name = push.repo_full_name
         files = session.execute(select(SnapshotFile).where(SnapshotFile.snapshot_id == snapshot.id)).scalars()
-        self.blob_ids = {row.path: row.blob_id for row in files}
-        self.desired = {path: self._blob(blob_id).git_sha for path, blob_id in self.blob_ids.items()}
+        # Held here: the session's identity map keeps objects only weakly, and re-reading each blob
+        # costs a query per file.
+        self.blobs: dict[str, Blob] = {row.path: row.blob for row in files}
+        self.desired = {path: blob.git_sha for path, blob in self.blobs.items()}
         self.previous = _previous_snapshot_files(session, project)
         self.uploaded: set[str] = set()
+        self.write_progress = False
         user = session.get(User, push.user_id) if push.user_id else None
         self.author = _author_for(user)
         self.message = commit_message(project, snapshot)
-
-    def _blob(self, blob_id: int):
-        from app.models import Blob
-
-        blob = self.session.get(Blob, blob_id)
-        assert blob is not None
-        return blob
 
     # -- the main line --
 
@@ -615,37 +615,69 @@ class _PushJob:
         self.client.get_repository(self.full_name)
 
     def _write_commit(self, entries: dict[str, str | None], remote: RemoteTree, parent: str | None) -> str:
+        """Upload what GitHub lacks, build the tree on `remote`, and create the commit (not the ref).
+
+        Text files travel inline in the tree request (GitHub makes their blobs); binary files, and text
+        that is not UTF-8, need a blob request each. Inline text is sent in batches of at most
+        `INLINE_TREE_MAX_BYTES`, each tree built on the previous one.
+        """
         present = set(remote.files.values())
-        self._upload_blobs([sha for sha in entries.values() if sha is not None and sha not in present])
-        tree = self.client.create_tree(self.full_name, entries, base_tree=remote.sha)
+        by_sha: dict[str, str | None] = {}
+        batches: list[dict[str, str]] = [{}]
+        batch_bytes = 0
+        binary: list[str] = []
+        for path, sha in sorted(entries.items()):
+            if sha is None or sha in present or sha in self.uploaded:
+                by_sha[path] = sha
+                continue
+            blob = self.blobs[path]
+            text = None if blob.is_binary else _utf8(blob.content)
+            if text is None:
+                binary.append(path)
+                by_sha[path] = sha
+                continue
+            if batch_bytes and batch_bytes + len(blob.content) > INLINE_TREE_MAX_BYTES:
+                batches.append({})
+                batch_bytes = 0
+            batches[-1][path] = text
+            batch_bytes += len(blob.content)
+        self.push.progress_total = len(binary) + len(batches) + 2
+        self.push.progress_done = 0
+        # Writing progress costs a database commit per step: worth it only for a push that takes a while.
+        self.write_progress = self.push.progress_total > PROGRESS_WRITE_MIN_STEPS
+        if self.write_progress:
+            self.session.commit()
+        self._upload_blobs(binary)
+        tree = remote.sha
+        for index, batch in enumerate(batches):
+            tree = self.client.create_tree(self.full_name, by_sha if index == 0 else {}, base_tree=tree,
+                                           contents=batch)
+            self._progress(extra=1)
         commit = self.client.create_commit(self.full_name, message=self.message, tree=tree,
                                            parents=[parent] if parent else [], author=self.author)
-        self._progress(extra=2)
+        self._progress(extra=1)
         return commit.sha
 
-    def _upload_blobs(self, shas: list[str]) -> None:
-        by_sha = {sha: path for path, sha in self.desired.items()}
-        wanted = [sha for sha in dict.fromkeys(shas) if sha not in self.uploaded]
-        self.push.progress_total = len(wanted) + 3
-        self.push.progress_done = 0
-        self.session.commit()
-        for index, sha in enumerate(wanted, start=1):
-            content = self._blob(self.blob_ids[by_sha[sha]]).content
-            made = self.client.create_blob(self.full_name, content)
+    def _upload_blobs(self, paths: list[str]) -> None:
+        for index, path in enumerate(paths, start=1):
+            sha = self.desired[path]
+            if sha in self.uploaded:
+                continue
+            made = self.client.create_blob(self.full_name, self.blobs[path].content)
             if made != sha:
-                raise GithubError(f"GitHub stored {by_sha[sha]} under another id ({made[:12]}) than Sorya "
-                                  f"computed ({sha[:12]}); nothing was pushed.")
+                raise GithubError(f"GitHub stored {path} under another id ({made[:12]}) than Sorya computed "
+                                  f"({sha[:12]}); nothing was pushed.")
             self.uploaded.add(sha)
             self.push.progress_done = index
             if index % PROGRESS_WRITE_EVERY == 0:
                 self.push.requests_made = self.client.requests_made
                 self.session.commit()
-        self.session.commit()
 
     def _progress(self, *, extra: int) -> None:
         self.push.progress_done = min(self.push.progress_total, self.push.progress_done + extra)
         self.push.requests_made = self.client.requests_made
-        self.session.commit()
+        if self.write_progress:
+            self.session.commit()
 
     # -- special cases --
 
@@ -655,7 +687,7 @@ class _PushJob:
         if not plan.entries:
             raise Conflict("This snapshot has no files to publish.", reason="empty_snapshot")
         first_path = sorted(plan.entries)[0]
-        content = self._blob(self.blob_ids[first_path]).content
+        content = self.blobs[first_path].content
         rest = {p: s for p, s in plan.entries.items() if p != first_path}
         message = self.message if not rest else f"Start {self.project.name} for snapshot #{self.snapshot.number}"
         first = self.client.create_first_file(self.full_name, branch=branch, path=first_path, content=content,
@@ -724,6 +756,18 @@ class _PushJob:
         log.info("push=%s project=%s commit=%s files=%s requests=%s", self.push.id, self.project.id,
                  commit_sha, files_changed, self.push.requests_made)
         return PushOutcome(push=self.push)
+
+
+def _utf8(content: bytes) -> str | None:
+    """The text of a file that can travel inline as JSON, or None for binary content.
+
+    A NUL byte marks binary content (git's own heuristic) and is kept out of JSON strings."""
+    if b"\x00" in content:
+        return None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _author_for(user: User | None) -> Author | None:

@@ -171,10 +171,10 @@ def test_first_push_to_an_empty_repository_then_incremental_pushes(app, client, 
     assert second["files_changed"] == 3
     assert github.control.repo_files("octocat", "my-app") == files_v2
     calls = github.api_calls(mark)
-    assert len(calls) <= 4 + 2  # two new blobs (the deletion needs none)
-    assert second["requests_made"] == len(calls)
-    assert sum(c["path"].endswith("/git/blobs") for c in calls) == 2
-    assert not any(c["path"].endswith("/contents/" + p) for c in calls for p in files_v2)
+    # Read the tree, one tree with the two texts inline and the deletion, commit, ref: never per file.
+    assert [(c["method"], c["path"].rsplit("/git/", 1)[-1].split("/")[0]) for c in calls] == [
+        ("GET", "trees"), ("POST", "trees"), ("POST", "commits"), ("PATCH", "refs")]
+    assert second["requests_made"] == len(calls) <= 4 + 3
     head = gh_api(github, token, "GET", f"/repos/{full_name}/git/commits/{second['commit_sha']}").json()
     assert [p["sha"] for p in head["parents"]] == [body["commit_sha"]]
 
@@ -182,6 +182,29 @@ def test_first_push_to_an_empty_repository_then_incremental_pushes(app, client, 
     response = api(client, "POST", f"/api/github/repo/{project_id}/push", {"snapshot_id": first_id})
     assert response.status_code == 200
     assert github.control.repo_files("octocat", "my-app") == FILES_V1
+
+
+def test_binary_files_go_up_as_blobs_and_only_when_changed(app, client, make_user, github):
+    user, token = setup_person(app, client, make_user, github)
+    client.user = user
+    project_id, full_name = linked_project(app, client, github)
+    logo, icon = bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n\x00\xff"
+    make_snapshot(app, project_id, dict(FILES_V1, **{"logo.png": logo, "icon.png": icon}))
+    assert api(client, "POST", f"/api/github/repo/{project_id}/push", {}).status_code == 200
+    make_snapshot(app, project_id, dict(FILES_V1, **{"logo.png": logo + b"\x00", "icon.png": icon,
+                                                     "README.md": "# Renamed\n"}))
+    mark = github.control.mark()
+    response = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
+    assert response.status_code == 200
+    calls = github.api_calls(mark)
+    assert sum(c["path"].endswith("/git/blobs") for c in calls) == 1  # only the changed binary
+    assert len(calls) <= 4 + 2
+    tree = gh_api(github, token, "GET", f"/repos/{full_name}/git/trees/main", {}).json()
+    shas = {e["path"]: e["sha"] for e in tree["tree"] if e["type"] == "blob"}
+    from tests.integration.publish.conftest import git_blob_sha
+
+    assert shas["logo.png"] == git_blob_sha(logo + b"\x00") and shas["icon.png"] == git_blob_sha(icon)
+    assert shas["README.md"] == git_blob_sha(b"# Renamed\n")
 
 
 def test_pushing_the_same_snapshot_twice_is_a_no_op(app, client, make_user, github):
@@ -332,7 +355,7 @@ def test_rate_limits_wait_for_a_near_reset_and_explain_a_far_one(app, client, ma
     assert api(client, "POST", f"/api/github/repo/{project_id}/push", {}).status_code == 200
     make_snapshot(app, project_id, dict(FILES_V1, **{"a.txt": "a"}))
     # 403 with X-RateLimit-Remaining: 0 and a reset one second away: waited out, the push succeeds.
-    github.control.fault("POST", r"/git/blobs$", kind="rate_limit", retry_after=1)
+    github.control.fault("POST", r"/git/trees$", kind="rate_limit", retry_after=1)
     response = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
     assert response.status_code == 200, response.get_json()
     assert github.control.repo_files("octocat", "my-app")["a.txt"] == "a"
@@ -373,14 +396,14 @@ def test_server_errors_and_timeouts_are_retried_for_idempotent_steps(app, client
     project_id, _ = linked_project(app, client, github)
     make_snapshot(app, project_id, FILES_V1)
     assert api(client, "POST", f"/api/github/repo/{project_id}/push", {}).status_code == 200
-    make_snapshot(app, project_id, dict(FILES_V1, **{"a.txt": "a", "b.txt": "b"}))
+    make_snapshot(app, project_id, dict(FILES_V1, **{"a.bin": b"\x00a", "b.bin": b"\x00b"}))
     github.control.fault("POST", r"/git/blobs$", kind="server_error", status=502, count=2)
     github.control.fault("POST", r"/git/trees$", hang=True, hang_s=3, count=1)
     mark = github.control.mark()
     response = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
     assert response.status_code == 200, response.get_json()
     files = github.control.repo_files("octocat", "my-app")
-    assert files["a.txt"] == "a" and files["b.txt"] == "b"
+    assert files["a.bin"] == "\x00a" and files["b.bin"] == "\x00b"
     calls = github.api_calls(mark)
     assert response.get_json()["requests_made"] == len(calls) == 4 + 2 + 3  # two 502s and one timeout retried
 
@@ -565,7 +588,10 @@ def test_large_push_runs_in_the_background_with_progress(app, client, make_user,
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["files_changed"] == 30
-    assert body["progress"]["done"] == body["progress"]["total"] > 30
+    assert body["progress"]["done"] == body["progress"]["total"] > 0
+    # An empty repository: read the branch, the first file through the Contents API, then one tree
+    # with the other 29 inline, the commit and the ref update.
+    assert body["requests_made"] == 5
     assert github.control.repo_files("octocat", "my-app") == files
     status = client.get(f"/api/github/repo/{project_id}/pushes/{body['push_id']}").get_json()
     assert status["status"] == "succeeded" and status["commit_sha"] == body["commit_sha"]
