@@ -15,6 +15,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.pages",
     "app.web.billing",
     "app.web.credits",
+    "app.web.publish",
 )
 
 
