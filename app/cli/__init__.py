@@ -7,7 +7,12 @@ import importlib
 from flask import Flask
 
 # Each module adds its commands to a group of app.cli.groups when imported.
-COMMAND_MODULES: tuple[str, ...] = ("app.cli.jobs", "app.cli.keys")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app.cli.billing",
+    "app.cli.credits",
+    "app.cli.jobs",
+    "app.cli.keys",
+)
 
 
 def register_cli(app: Flask) -> None:

@@ -11,7 +11,14 @@ import importlib
 from flask import Flask
 
 # Page blueprints, in the order their routes should match.
-DOMAIN_MODULES: tuple[str, ...] = ("app.web.pages", "app.web.observability", "app.web.openapi")
+DOMAIN_MODULES: tuple[str, ...] = (
+    "app.web.pages",
+    "app.web.billing",
+    "app.web.credits",
+    "app.web.publish",
+    "app.web.observability",
+    "app.web.openapi",
+)
 
 
 def register_blueprints(app: Flask) -> None:
