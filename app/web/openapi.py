@@ -179,7 +179,12 @@ SCHEMAS: dict[str, Any] = {
                          "private": {"type": "boolean"}, "description": {"type": "string"}}),
     "Repo": obj({"repo_full_name": STRING, "html_url": STRING}),
     "PushRequest": obj({}, {"snapshot_id": ID}),
-    "PushResult": obj({"commit_sha": STRING, "html_url": STRING, "files_changed": INTEGER}),
+    # commit_sha and html_url are null while a push is still running (202, then poll its status_url).
+    "PushResult": obj(
+        {"commit_sha": NULLABLE_STRING, "html_url": NULLABLE_STRING, "files_changed": INTEGER},
+        {"push_id": ID, "status": STRING, "branch": NULLABLE_STRING, "status_url": STRING,
+         "flagged_paths": {"type": "array", "items": STRING}},
+    ),
     "Subscribe": obj({"plan": {"enum": ["basic", "pro"]}}),
     "RedirectUrl": obj({"url": {"type": "string", "minLength": 1}}),
 }
@@ -319,9 +324,15 @@ PATHS: dict[str, dict[str, Any]] = {
                           parameters=[REPO_PROJECT_ID], body=json_body("RepoInit", required=False), tag="publish"),
     },
     "/api/github/repo/{project_id}/push": {
-        "post": operation("Push a snapshot (the latest by default) to the repository", ok("PushResult"),
-                          parameters=[REPO_PROJECT_ID], body=json_body("PushRequest", required=False),
-                          tag="publish"),
+        "post": operation(
+            "Push a snapshot (the latest by default) to the repository",
+            {**ok("PushResult"), **ok("PushResult", "202", "Still running: poll status_url")},
+            parameters=[REPO_PROJECT_ID], body=json_body("PushRequest", required=False), tag="publish",
+        ),
+    },
+    "/api/github/repo/{project_id}/pushes/{push_id}": {
+        "get": operation("A push's progress and outcome", ok("PushResult"), tag="publish",
+                         parameters=[REPO_PROJECT_ID, path_id("push_id", "The push's id.")]),
     },
     "/api/billing/subscribe": {
         "post": operation("Start a Stripe Checkout for a plan", ok("RedirectUrl"), body=json_body("Subscribe"),

@@ -52,15 +52,22 @@ def test_without_redis_a_job_runs_in_a_thread_with_an_app_context(threaded_app, 
     assert hold_status(threaded_app, hold_id) == credits.HOLD_EXPIRED
 
 
-def test_a_failing_thread_job_is_logged_and_counted(threaded_app, caplog):
+def test_a_failing_thread_job_is_logged_and_counted(threaded_app):
+    import logging
+
     from prometheus_client import REGISTRY
 
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("app.services.jobs").addHandler(handler)
     before = REGISTRY.get_sample_value("sorya_jobs_total", {"job": "failing_job", "outcome": "failed"}) or 0
     with threaded_app.app_context():
         job = jobs.enqueue("tests.integration.test_jobs:failing_job", "disk full")
     assert job.wait(10)
     assert REGISTRY.get_sample_value("sorya_jobs_total", {"job": "failing_job", "outcome": "failed"}) == before + 1
-    assert any("failing_job failed" in record.getMessage() for record in caplog.records)
+    logging.getLogger("app.services.jobs").removeHandler(handler)
+    assert any("failing_job failed" in record.getMessage() and record.exc_info for record in records)
 
 
 def test_a_job_name_that_does_not_resolve_fails_in_the_caller(app):
