@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -335,3 +335,21 @@ def sweep_expired_holds(session: Session, *, now: datetime | None = None) -> int
     ).scalars().all()
     session.rollback()
     return sum(1 for hold_id in expired_ids if release_hold(session, hold_id=hold_id, status=HOLD_EXPIRED))
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+def detach_ledger_entries(session: Session, user_id: int) -> int:
+    """Keep a deleted account's ledger entries for accounting, with no user attached. Does not commit.
+
+    What `ON DELETE SET NULL` does on MariaDB, done explicitly so SQLite (no foreign keys enforced)
+    keeps the same rows. Amounts and balances are untouched: the balance row goes with the account.
+    """
+    result = session.execute(
+        update(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id)
+        .values(user_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
