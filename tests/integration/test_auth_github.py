@@ -17,20 +17,35 @@ from tests.integration import github_flow
 OCTOCAT_GITHUB_ID = 583231  # the emulator's seeded octocat
 
 
-def count(db_session, model, *where) -> int:
-    db_session.rollback()  # read what other connections committed
-    return db_session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+@pytest.fixture
+def rows(app):
+    """A session of its own for reading and arranging rows. Unlike `db_session` it keeps no app context
+    pushed, so each test-client request gets a fresh one (and a fresh `g`, where Flask-Login caches
+    the signed-in user): a request cannot inherit the previous request's user."""
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        yield session
 
 
-def signup_entries(db_session) -> list[LedgerEntry]:
-    db_session.rollback()
-    return list(db_session.execute(select(LedgerEntry).where(LedgerEntry.reason == "signup")).scalars())
+def count(rows, model, *where) -> int:
+    rows.rollback()  # read what other connections committed
+    return rows.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
 
-def assert_nothing_created(db_session) -> None:
-    assert count(db_session, User) == 0
-    assert count(db_session, GithubAccount) == 0
-    assert count(db_session, LedgerEntry) == 0
+def signup_entries(rows) -> list[LedgerEntry]:
+    rows.rollback()
+    return list(rows.execute(select(LedgerEntry).where(LedgerEntry.reason == "signup")).scalars())
+
+
+def assert_nothing_created(rows) -> None:
+    assert count(rows, User) == 0
+    assert count(rows, GithubAccount) == 0
+    assert count(rows, LedgerEntry) == 0
 
 
 def assert_signed_out(client) -> None:
@@ -69,7 +84,7 @@ def test_public_repositories_only_asks_for_public_repo(app, client, github_emula
     assert flow.params["scope"].split() == ["read:user", "user:email", "public_repo"]
 
 
-def test_first_sign_in_creates_the_account_with_the_signup_grant(client, github_emulator, db_session):
+def test_first_sign_in_creates_the_account_with_the_signup_grant(client, github_emulator, rows):
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 302
@@ -81,33 +96,33 @@ def test_first_sign_in_creates_the_account_with_the_signup_grant(client, github_
     assert me["plan"] == "free"
     assert me["credits"]["balance"] == 5000
     assert me["github"]["scopes"] == ["read:user", "user:email", "repo"]
-    account = db_session.execute(select(GithubAccount)).scalar_one()
+    account = rows.execute(select(GithubAccount)).scalar_one()
     assert account.github_user_id == OCTOCAT_GITHUB_ID
     assert account.token_status == "valid"
-    [entry] = signup_entries(db_session)
+    [entry] = signup_entries(rows)
     assert (entry.delta, entry.user_id, entry.balance_after) == (5000, me["id"], 5000)
     # The welcome says what happened.
     page = client.get("/").get_data(as_text=True)
     assert "Welcome to Sorya, octocat" in page and "5,000 free credits" in page
 
 
-def test_signing_in_again_updates_the_account_and_grants_nothing(client, github_emulator, db_session):
+def test_signing_in_again_updates_the_account_and_grants_nothing(client, github_emulator, rows):
     github_flow.sign_in(client, github_emulator.url)
-    first_token = db_session.execute(select(GithubAccount.access_token_encrypted)).scalar_one()
+    first_token = rows.execute(select(GithubAccount.access_token_encrypted)).scalar_one()
     client.post("/auth/logout", data={"csrf_token": csrf(client)})
 
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 302
-    assert count(db_session, User) == 1
-    assert len(signup_entries(db_session)) == 1
+    assert count(rows, User) == 1
+    assert len(signup_entries(rows)) == 1
     assert client.get("/api/me").json["credits"]["balance"] == 5000
     # The new grant's token replaced the old one.
-    assert db_session.execute(select(GithubAccount.access_token_encrypted)).scalar_one() != first_token
+    assert rows.execute(select(GithubAccount.access_token_encrypted)).scalar_one() != first_token
     assert "Signed in as octocat" in client.get("/").get_data(as_text=True)
 
 
-def test_a_renamed_github_user_keeps_their_account(client, github_emulator, db_session):
+def test_a_renamed_github_user_keeps_their_account(client, github_emulator, rows):
     github_emulator.control.create_user("old-name", name="Renamer", user_id=777001)
     github_flow.sign_in(client, github_emulator.url, login="old-name")
     user_id = client.get("/api/me").json["id"]
@@ -119,11 +134,11 @@ def test_a_renamed_github_user_keeps_their_account(client, github_emulator, db_s
 
     me = client.get("/api/me").json
     assert (me["id"], me["login"]) == (user_id, "new-name")
-    assert db_session.execute(select(GithubAccount.login)).scalar_one() == "new-name"
-    assert len(signup_entries(db_session)) == 1
+    assert rows.execute(select(GithubAccount.login)).scalar_one() == "new-name"
+    assert len(signup_entries(rows)) == 1
 
 
-def test_a_login_freed_by_a_rename_goes_to_its_new_owner(app, github_emulator, db_session):
+def test_a_login_freed_by_a_rename_goes_to_its_new_owner(app, github_emulator, rows):
     control = github_emulator.control
     control.create_user("alice", user_id=880001)
     first = app.test_client()
@@ -136,15 +151,15 @@ def test_a_login_freed_by_a_rename_goes_to_its_new_owner(app, github_emulator, d
     second = app.test_client()
     github_flow.sign_in(second, github_emulator.url, login="alice")
     assert second.get("/api/me").json["login"] == "alice"
-    db_session.rollback()
-    assert db_session.get(User, alice_id).login == f"alice~{alice_id}"
+    rows.rollback()
+    assert rows.get(User, alice_id).login == f"alice~{alice_id}"
 
     third = app.test_client()
     github_flow.sign_in(third, github_emulator.url, login="alice2")
     assert third.get("/api/me").json == first.get("/api/me").json | {"login": "alice2"}
 
 
-def test_an_account_without_a_verified_email_signs_in_without_one(client, github_emulator, db_session):
+def test_an_account_without_a_verified_email_signs_in_without_one(client, github_emulator, rows):
     response = github_flow.sign_in(client, github_emulator.url, login="newbie")
 
     assert response.status_code == 302
@@ -166,7 +181,7 @@ def test_an_emails_failure_signs_in_without_the_email(client, github_emulator):
 # -- failures a person can meet ------------------------------------------------------------------
 
 
-def test_denied_consent_explains_and_creates_nothing(client, github_emulator, db_session):
+def test_denied_consent_explains_and_creates_nothing(client, github_emulator, rows):
     flow = github_flow.start(client)
     callback = github_flow.consent(github_emulator.url, flow, action="cancel")
     assert "error=access_denied" in callback
@@ -176,12 +191,12 @@ def test_denied_consent_explains_and_creates_nothing(client, github_emulator, db
     assert response.status_code == 400
     assert "You cancelled the authorization on GitHub" in response.get_data(as_text=True)
     assert "Try again with GitHub" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert_signed_out(client)
     assert token_exchanges(github_emulator) == []
 
 
-def test_a_state_that_does_not_match_is_refused_before_any_exchange(client, github_emulator, db_session):
+def test_a_state_that_does_not_match_is_refused_before_any_exchange(client, github_emulator, rows):
     flow = github_flow.start(client)
     callback = github_flow.consent(github_emulator.url, flow)
     forged = callback.replace(f"state={flow.params['state']}", "state=forged-state-value")
@@ -190,12 +205,12 @@ def test_a_state_that_does_not_match_is_refused_before_any_exchange(client, gith
 
     assert response.status_code == 400
     assert "does not match one your browser started" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert_signed_out(client)
     assert token_exchanges(github_emulator) == []
 
 
-def test_a_callback_from_another_browser_is_refused(app, client, github_emulator, db_session):
+def test_a_callback_from_another_browser_is_refused(app, client, github_emulator, rows):
     """Login CSRF: a victim's browser following an attacker's callback link holds no matching state."""
     attacker = app.test_client()
     callback = github_flow.consent(github_emulator.url, github_flow.start(attacker))
@@ -203,10 +218,10 @@ def test_a_callback_from_another_browser_is_refused(app, client, github_emulator
     response = client.get(github_flow.callback_path(callback))
 
     assert response.status_code == 400
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
 
 
-def test_an_expired_state_is_refused(client, github_emulator, db_session):
+def test_an_expired_state_is_refused(client, github_emulator, rows):
     flow = github_flow.start(client)
     callback = github_flow.consent(github_emulator.url, flow)
     with client.session_transaction() as session:
@@ -219,22 +234,22 @@ def test_an_expired_state_is_refused(client, github_emulator, db_session):
 
     assert response.status_code == 400
     assert "has expired" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert token_exchanges(github_emulator) == []
 
 
-def test_a_bad_code_is_refused(client, github_emulator, db_session):
+def test_a_bad_code_is_refused(client, github_emulator, rows):
     flow = github_flow.start(client)
 
     response = client.get("/auth/github/callback", query_string={"code": "not-a-real-code", "state": flow.params["state"]})
 
     assert response.status_code == 400
     assert "already used or has expired" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert len(token_exchanges(github_emulator)) == 1
 
 
-def test_a_replayed_callback_grants_once(client, github_emulator, db_session):
+def test_a_replayed_callback_grants_once(client, github_emulator, rows):
     callback = github_flow.consent(github_emulator.url, github_flow.start(client))
     assert client.get(github_flow.callback_path(callback)).status_code == 302
 
@@ -248,12 +263,12 @@ def test_a_replayed_callback_grants_once(client, github_emulator, db_session):
     assert reused.status_code == 400
     assert "already used" in reused.get_data(as_text=True)
 
-    assert count(db_session, User) == 1
-    assert [e.delta for e in signup_entries(db_session)] == [5000]
+    assert count(rows, User) == 1
+    assert [e.delta for e in signup_entries(rows)] == [5000]
 
 
 def test_two_racing_callbacks_for_a_new_user_create_one_account_and_grant_once(
-    app, github_emulator, db_session, monkeypatch
+    app, github_emulator, rows, monkeypatch
 ):
     github_emulator.control.create_user("racer", user_id=990001)
     # Widen the race to certainty: both callbacks look the account up, find none, and only then both
@@ -286,36 +301,36 @@ def test_two_racing_callbacks_for_a_new_user_create_one_account_and_grant_once(
         thread.join(30)
 
     assert statuses == [302, 302]
-    assert count(db_session, User) == 1
-    assert count(db_session, GithubAccount, GithubAccount.github_user_id == 990001) == 1
-    assert [e.delta for e in signup_entries(db_session)] == [5000]
+    assert count(rows, User) == 1
+    assert count(rows, GithubAccount, GithubAccount.github_user_id == 990001) == 1
+    assert [e.delta for e in signup_entries(rows)] == [5000]
     ids = {c.get("/api/me").json["id"] for c in clients}
     assert len(ids) == 1
     # Both first lookups found nothing; the loser of the insert looked again and found the winner's.
     assert lookups == [False, False, True]
 
 
-def test_github_5xx_on_the_code_exchange_shows_a_provider_error(client, github_emulator, db_session):
+def test_github_5xx_on_the_code_exchange_shows_a_provider_error(client, github_emulator, rows):
     github_emulator.control.fault("POST", r"^/login/oauth/access_token$", kind="server_error", status=502)
 
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 502
     assert "GitHub could not be reached" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert_signed_out(client)
     # The one-use code is never retried.
     assert len(token_exchanges(github_emulator)) == 1
 
 
-def test_github_5xx_on_the_user_read_shows_a_provider_error(client, github_emulator, db_session):
+def test_github_5xx_on_the_user_read_shows_a_provider_error(client, github_emulator, rows):
     github_emulator.control.fault("GET", r"^/api/v3/user$", kind="server_error", status=503, count=None)
 
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 502
     assert "GitHub answered with an error (503)" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
     assert_signed_out(client)
 
 
@@ -335,7 +350,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_github_unreachable_shows_a_provider_error(app, client, github_emulator, db_session, monkeypatch):
+def test_github_unreachable_shows_a_provider_error(app, client, github_emulator, rows, monkeypatch):
     flow = github_flow.start(client)
     callback = github_flow.consent(github_emulator.url, flow)
     # GitHub goes away between the consent and the code exchange.
@@ -346,24 +361,24 @@ def test_github_unreachable_shows_a_provider_error(app, client, github_emulator,
 
     assert response.status_code == 502
     assert "GitHub could not be reached to finish signing in" in response.get_data(as_text=True)
-    assert_nothing_created(db_session)
+    assert_nothing_created(rows)
 
 
-def test_a_disabled_account_cannot_sign_in(app, client, github_emulator, db_session):
+def test_a_disabled_account_cannot_sign_in(app, client, github_emulator, rows):
     github_flow.sign_in(client, github_emulator.url)
     client.post("/auth/logout", data={"csrf_token": csrf(client)})
     with app.app_context():
         from app.extensions import db
 
         accounts.disable_user(db.session, "octocat")
-    before = db_session.execute(select(GithubAccount.access_token_encrypted)).scalar_one()
+    before = rows.execute(select(GithubAccount.access_token_encrypted)).scalar_one()
 
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 403
     assert "disabled" in response.get_data(as_text=True)
     assert_signed_out(client)
-    assert db_session.execute(select(GithubAccount.access_token_encrypted)).scalar_one() == before
+    assert rows.execute(select(GithubAccount.access_token_encrypted)).scalar_one() == before
 
 
 def test_sign_in_is_explained_when_github_is_not_configured(app, client, monkeypatch):
@@ -384,7 +399,7 @@ def stored_github_token(app, user_id: int) -> str:
         return accounts.github_access_token(db.session, runtime.keyring(), user_id)
 
 
-def test_a_token_revoked_on_github_is_discovered_and_can_be_reconnected(app, client, github_emulator, db_session):
+def test_a_token_revoked_on_github_is_discovered_and_can_be_reconnected(app, client, github_emulator, rows):
     github_flow.sign_in(client, github_emulator.url)
     user_id = client.get("/api/me").json["id"]
     page = client.get("/account").get_data(as_text=True)
@@ -397,15 +412,15 @@ def test_a_token_revoked_on_github_is_discovered_and_can_be_reconnected(app, cli
     assert github_emulator.control.calls(since=mark) == []
 
     # Later, the page asks GitHub again and learns the token is gone.
-    db_session.rollback()
-    account = db_session.execute(select(GithubAccount)).scalar_one()
+    rows.rollback()
+    account = rows.execute(select(GithubAccount)).scalar_one()
     account.token_checked_at = account.token_checked_at.replace(year=account.token_checked_at.year - 1)
-    db_session.commit()
+    rows.commit()
     page = client.get("/account").get_data(as_text=True)
     assert "GitHub no longer accepts Sorya's access to @octocat" in page
     assert 'id="reconnect-github"' in page and "Reconnect GitHub" in page
-    db_session.rollback()
-    assert db_session.execute(select(GithubAccount.token_status)).scalar_one() == "revoked"
+    rows.rollback()
+    assert rows.execute(select(GithubAccount.token_status)).scalar_one() == "revoked"
     assert client.get("/api/me").json["github"]["token_status"] == "revoked"
 
     # Reconnect goes through GitHub again and comes back to the account page.
@@ -414,10 +429,10 @@ def test_a_token_revoked_on_github_is_discovered_and_can_be_reconnected(app, cli
     page = client.get("/account").get_data(as_text=True)
     assert "GitHub no longer accepts" not in page
     assert "Connected as <strong>@octocat</strong>" in page
-    assert len(signup_entries(db_session)) == 1
+    assert len(signup_entries(rows)) == 1
 
 
-def test_a_github_call_answered_401_marks_the_token_revoked(app, client, github_emulator, db_session):
+def test_a_github_call_answered_401_marks_the_token_revoked(app, client, github_emulator, rows):
     """What a publishing call does when GitHub refuses the token: the adapter says so, the service records it."""
     from app.extensions import db
     from app.providers import github
