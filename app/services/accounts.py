@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -130,12 +130,20 @@ def _upsert_account(
                 user_id, created = account.user_id, False
             session.commit()
             return user_id, created
-        except IntegrityError:
+        except (IntegrityError, OperationalError) as exc:
             # Another callback for this GitHub user (or for a user taking over a renamed login)
-            # committed first; read again and take the update path.
+            # committed first, or InnoDB chose this transaction as a deadlock victim: read again.
             session.rollback()
+            if isinstance(exc, OperationalError) and not _is_lock_conflict(exc):
+                raise
             log.info("sign-in: github_user=%s lost a race (attempt %s), retrying", identity.id, attempt + 1)
     raise Conflict("Signing in collided with another sign-in of the same account. Please try again.")
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    """MySQL/MariaDB's deadlock (1213) and lock wait timeout (1205): safe to retry from the start."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213)
 
 
 def find_github_account(session: Session, github_user_id: int) -> GithubAccount | None:
@@ -160,6 +168,10 @@ def _create_account(session: Session, identity: GithubIdentity, grant: GithubGra
             token_checked_at=utcnow(),
         )
     )
+    # The balance row is born with the account, in the transaction only the race's winner commits:
+    # racing grant posts then queue on its row lock instead of racing to insert it (InnoDB deadlocks
+    # when several transactions wait on the same duplicate key and then all ask for the lock).
+    credits.lock_balance(session, user.id)
     session.flush()
     return user.id
 

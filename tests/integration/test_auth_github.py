@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.models import GithubAccount, LedgerEntry, User
 from app.services import accounts
+from tests.conftest import TEST_GITHUB_CLIENT_ID
 from tests.integration import github_flow
 
 OCTOCAT_GITHUB_ID = 583231  # the emulator's seeded octocat
@@ -64,7 +65,7 @@ def test_sign_in_asks_for_the_scopes_publishing_needs_and_binds_a_state(client, 
     parts = urlsplit(flow.authorize_url)
     assert f"{parts.scheme}://{parts.netloc}" == github_emulator.url
     assert parts.path == "/login/oauth/authorize"
-    assert flow.params["client_id"] == "sorya-sandbox"
+    assert flow.params["client_id"] == TEST_GITHUB_CLIENT_ID
     assert flow.params["scope"].split() == ["read:user", "user:email", "repo"]
     assert flow.params["redirect_uri"] == "http://localhost:5000/auth/github/callback"
     assert len(flow.params["state"]) >= 20
