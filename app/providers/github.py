@@ -78,9 +78,11 @@ class GithubIdentity:
 class SignInRefused(InvalidRequest):
     """The OAuth flow ended without a token. `reason` is denied, state or code."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, next_path: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        # Where the person was going, when the refused flow is known: trying again keeps it.
+        self.next_path = next_path
 
 
 class GithubTokenRevoked(UpstreamError):
@@ -180,9 +182,11 @@ def finish_sign_in() -> tuple[GithubGrant, SignInFlow]:
     pending = client.framework.get_state_data(session, state) if state else None
     error = request.args.get("error")
     if error:
+        refusal = _refusal_for(error)
         if pending is not None:
             client.framework.clear_state_data(session, state)
-        raise _refusal_for(error)
+            refusal.next_path = pending.get("next_path")
+        raise refusal
     if pending is None:
         raise SignInRefused(
             "state",

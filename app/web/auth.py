@@ -81,7 +81,7 @@ def callback():
         )
     except github.SignInRefused as exc:
         log.info("sign-in refused: %s", exc.reason)
-        return render_sign_in(next_path=None, error=exc.message, status=400)
+        return render_sign_in(next_path=safe_next_path(exc.next_path), error=exc.message, status=400)
     except Forbidden as exc:
         return render_sign_in(next_path=None, error=exc.message, status=403)
     except UpstreamError as exc:
