@@ -197,6 +197,12 @@ def test_denied_consent_explains_and_creates_nothing(client, github_emulator, ro
     assert token_exchanges(github_emulator) == []
 
 
+def test_trying_again_after_cancelling_keeps_where_the_person_was_going(client, github_emulator):
+    callback = github_flow.consent(github_emulator.url, github_flow.start(client, next_path="/account"), action="cancel")
+    page = client.get(github_flow.callback_path(callback)).get_data(as_text=True)
+    assert 'name="next" value="/account"' in page
+
+
 def test_a_state_that_does_not_match_is_refused_before_any_exchange(client, github_emulator, rows):
     flow = github_flow.start(client)
     callback = github_flow.consent(github_emulator.url, flow)
