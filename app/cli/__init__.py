@@ -7,7 +7,7 @@ import importlib
 from flask import Flask
 
 # Each module adds its commands to a group of app.cli.groups when imported.
-COMMAND_MODULES: tuple[str, ...] = ("app.cli.users", "app.cli.tokens")
+COMMAND_MODULES: tuple[str, ...] = ("app.cli.users", "app.cli.tokens", "app.cli.billing")
 
 
 def register_cli(app: Flask) -> None:
