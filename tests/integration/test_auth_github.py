@@ -60,14 +60,16 @@ def token_exchanges(github_emulator) -> list[dict]:
 # -- the whole flow ------------------------------------------------------------------------------
 
 
-def test_sign_in_asks_for_the_scopes_publishing_needs_and_binds_a_state(client, github_emulator):
+def test_sign_in_asks_for_the_scopes_publishing_needs_and_binds_a_state(app, client, github_emulator):
     flow = github_flow.start(client)
     parts = urlsplit(flow.authorize_url)
     assert f"{parts.scheme}://{parts.netloc}" == github_emulator.url
     assert parts.path == "/login/oauth/authorize"
     assert flow.params["client_id"] == TEST_GITHUB_CLIENT_ID
     assert flow.params["scope"].split() == ["read:user", "user:email", "repo"]
-    assert flow.params["redirect_uri"] == "http://localhost:5000/auth/github/callback"
+    # PUBLIC_URL is localhost:5000, or the live server's address once a browser test has run.
+    public_url = app.extensions["sorya.config"].PUBLIC_URL
+    assert flow.params["redirect_uri"] == f"{public_url}/auth/github/callback"
     assert len(flow.params["state"]) >= 20
     # A second start gets a different state: it is random, not derived from the session.
     assert github_flow.start(client).params["state"] != flow.params["state"]
