@@ -24,10 +24,7 @@ def list_users() -> None:
 @click.argument("login")
 def disable(login: str) -> None:
     """Block sign-in, sessions and API tokens for LOGIN, keeping their data."""
-    try:
-        user = accounts.disable_user(db.session, login)
-    except NotFound as exc:
-        raise click.ClickException(exc.message) from exc
+    user = _for_login(accounts.disable_user, login)
     click.echo(f"Disabled {user.login} (id {user.id}): sign-in, sessions and API tokens are refused.")
 
 
@@ -35,8 +32,12 @@ def disable(login: str) -> None:
 @click.argument("login")
 def enable(login: str) -> None:
     """Let a disabled LOGIN sign in and use their API tokens again."""
+    user = _for_login(accounts.enable_user, login)
+    click.echo(f"Enabled {user.login} (id {user.id}).")
+
+
+def _for_login(action, login: str):
     try:
-        user = accounts.enable_user(db.session, login)
+        return action(db.session, login)
     except NotFound as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"Enabled {user.login} (id {user.id}).")

@@ -84,3 +84,24 @@ def test_cancelling_on_github_explains_and_offers_to_try_again(page, live_server
     page.get_by_label("…or a new sandbox user").fill("second-try")
     page.get_by_role("button", name="Authorize").click()
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()  # back where they were going
+
+
+def test_a_revoked_github_grant_is_shown_with_a_way_to_reconnect(page, app, live_server):
+    from app.extensions import db
+    from app.models import User
+    from app.services import accounts
+
+    sign_in_through_github(page, "revokee")
+    with app.app_context():
+        user_id = db.session.query(User.id).filter_by(login="revokee").scalar()
+        accounts.mark_github_token_revoked(db.session, user_id)  # as a publishing call answered 401 would
+
+    page.goto("/account")
+    expect(page.locator("#github-revoked")).to_contain_text("GitHub no longer accepts Sorya's access to @revokee")
+    screenshot(page, "account-github-revoked", full_page=False)
+    page.get_by_role("button", name="Reconnect GitHub").click()
+    page.get_by_label("…or a new sandbox user").fill("revokee")
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.get_by_text("Connected as @revokee")).to_be_visible()
+    expect(page.locator("#github-revoked")).to_have_count(0)

@@ -15,21 +15,6 @@ from tests.conftest import csrf_token_for, sign_in
 from tests.integration import github_flow
 
 
-@pytest.fixture
-def rows(app):
-    """A session of its own for reading and arranging rows. Unlike `db_session` it keeps no app context
-    pushed, so each test-client request gets a fresh one (and a fresh `g`, where Flask-Login caches
-    the signed-in user): a request cannot inherit the previous request's user."""
-    from sqlalchemy.orm import Session
-
-    from app.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-    with Session(engine) as session:
-        yield session
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

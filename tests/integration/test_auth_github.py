@@ -18,21 +18,6 @@ from tests.integration import github_flow
 OCTOCAT_GITHUB_ID = 583231  # the emulator's seeded octocat
 
 
-@pytest.fixture
-def rows(app):
-    """A session of its own for reading and arranging rows. Unlike `db_session` it keeps no app context
-    pushed, so each test-client request gets a fresh one (and a fresh `g`, where Flask-Login caches
-    the signed-in user): a request cannot inherit the previous request's user."""
-    from sqlalchemy.orm import Session
-
-    from app.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-    with Session(engine) as session:
-        yield session
-
-
 def count(rows, model, *where) -> int:
     rows.rollback()  # read what other connections committed
     return rows.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
