@@ -11,7 +11,14 @@ import importlib
 from flask import Flask
 
 # Page blueprints, in the order their routes should match.
-DOMAIN_MODULES: tuple[str, ...] = ("app.web.pages", "app.web.auth", "app.web.account", "app.web.billing")
+DOMAIN_MODULES: tuple[str, ...] = (
+    "app.web.pages",
+    "app.web.auth",
+    "app.web.account",
+    "app.web.billing",
+    "app.web.credits",
+    "app.web.publish",
+)
 
 
 def register_blueprints(app: Flask) -> None:
