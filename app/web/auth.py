@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
@@ -34,12 +35,13 @@ def callback_url() -> str:
     return runtime.settings().PUBLIC_URL.rstrip("/") + CALLBACK_PATH
 
 
-def render_sign_in(*, next_path: str | None, error: str | None = None, status: int = 200):
+def render_sign_in(*, next_path: str | None, error: str | None = None, status: int = 200, reconnect: bool = False):
     settings = runtime.settings()
     return render_template(
         "auth/sign_in.html",
         next_path=next_path,
         error=error,
+        reconnect=reconnect,
         configured=bool(settings.GITHUB_CLIENT_ID),
         repo_scope=github.requested_scopes(settings.GITHUB_ALLOW_PRIVATE_REPOS)[-1],
     ), status
@@ -49,8 +51,18 @@ def render_sign_in(*, next_path: str | None, error: str | None = None, status: i
 def login():
     next_path = safe_next_path(request.args.get("next"))
     if current_user.is_authenticated:
-        return redirect(next_path or default_landing_url())
+        # Signed-in people come here on purpose, from a "Reconnect GitHub" link: offer exactly that,
+        # and bring them back to the page they came from.
+        return render_sign_in(next_path=next_path or same_site_referrer(), reconnect=True)
     return render_sign_in(next_path=next_path)
+
+
+def same_site_referrer() -> str | None:
+    """The path of the referring page when it is on this site, else None."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host:
+        return None
+    return safe_next_path(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
 @bp.get("/auth/github")

@@ -551,7 +551,16 @@ def test_htmx_requests_without_a_session_are_told_where_to_sign_in(client):
     assert response.headers["HX-Redirect"] == "/auth/login?next=/account"
 
 
-def test_the_sign_in_page_sends_signed_in_people_on(client, github_emulator):
+def test_signed_in_people_get_a_reconnect_page_that_returns_where_they_were(client, github_emulator):
+    """The publish panel's "Reconnect GitHub" links to the sign-in page with no `next`."""
     github_flow.sign_in(client, github_emulator.url)
-    response = client.get("/auth/login", query_string={"next": "/account"})
-    assert (response.status_code, response.headers["Location"]) == (302, "/account")
+
+    page = client.get("/auth/login", headers={"Referer": "http://localhost/projects/7?tab=publish"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Reconnect GitHub" in html and "signed in as <strong>octocat</strong>" in html
+    assert 'name="next" value="/projects/7?tab=publish"' in html
+    # A referrer from another site is not a place to return to.
+    html = client.get("/auth/login", headers={"Referer": "https://evil.example/x"}).get_data(as_text=True)
+    assert 'name="next"' not in html
+    assert 'name="next" value="/account"' in client.get("/auth/login?next=/account").get_data(as_text=True)
