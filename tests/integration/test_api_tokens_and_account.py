@@ -129,26 +129,75 @@ def test_revoking_with_htmx_returns_the_partial(signed_in_client, app, rows):
 
 # -- other users' objects ------------------------------------------------------------------------
 
-# Every route that takes the id of an object a user owns, with a function making such an object for
-# `owner` and returning its id. Extend this list as object routes are added.
-OBJECT_ROUTES = [
-    ("POST", "/account/tokens/{id}/revoke", lambda app, owner: token_id_of(app, owner)),
-]
-
-
-def token_id_of(app, owner) -> int:
+# Every route that takes the id of an object a user owns: a function making such an object for `owner`
+# (returning the route's parameters) and one saying the object is untouched. Extend as routes are added.
+def token_of(app, owner) -> dict[str, int]:
     from app.extensions import db
 
     with app.app_context():
-        return api_tokens.create_token(db.session, user_id=owner.id, name="theirs").token.id
+        return {"token_id": api_tokens.create_token(db.session, user_id=owner.id, name="theirs").token.id}
 
 
-@pytest.mark.parametrize(("method", "route", "make_object"), OBJECT_ROUTES)
+def token_untouched(rows, ids) -> bool:
+    return rows.get(ApiToken, ids["token_id"]).revoked_at is None
+
+
+def project_of(app, owner) -> dict[str, int]:
+    from app.extensions import db
+    from app.models import Blob, Project, Push, Snapshot, SnapshotFile
+
+    with app.app_context():
+        project = Project(user_id=owner.id, name="theirs", repo_full_name="owner/theirs", repo_branch="main")
+        blob = Blob(sha256="c" * 64, git_sha="d" * 40, size=6, content=b"theirs")
+        db.session.add_all([project, blob])
+        db.session.flush()
+        snapshot = Snapshot(project_id=project.id, number=1, summary="theirs")
+        db.session.add(snapshot)
+        db.session.flush()
+        db.session.add(SnapshotFile(snapshot_id=snapshot.id, path="theirs.txt", blob_id=blob.id))
+        push = Push(project_id=project.id, snapshot_id=snapshot.id, user_id=owner.id,
+                    repo_full_name="owner/theirs", branch="main", status="succeeded")
+        db.session.add(push)
+        db.session.commit()
+        return {"project_id": project.id, "push_id": push.id}
+
+
+def project_untouched(rows, ids) -> bool:
+    from app.models import Project, Push
+
+    project = rows.get(Project, ids["project_id"])
+    pushes = rows.execute(select(func.count()).select_from(Push).where(Push.project_id == ids["project_id"])).scalar_one()
+    return project is not None and project.repo_full_name == "owner/theirs" and pushes == 1
+
+
+OBJECT_ROUTES = [
+    ("POST", "/account/tokens/{token_id}/revoke", token_of, token_untouched),
+    ("POST", "/api/github/repo/{project_id}/init", project_of, project_untouched),
+    ("POST", "/api/github/repo/{project_id}/push", project_of, project_untouched),
+    ("GET", "/api/github/repo/{project_id}/pushes/{push_id}", project_of, project_untouched),
+    ("GET", "/projects/{project_id}/publish", project_of, project_untouched),
+    ("GET", "/projects/{project_id}/publish/panel", project_of, project_untouched),
+    ("POST", "/projects/{project_id}/publish/push", project_of, project_untouched),
+    ("POST", "/projects/{project_id}/publish/repo", project_of, project_untouched),
+    ("POST", "/projects/{project_id}/publish/unlink", project_of, project_untouched),
+]
+
+
+def test_every_object_route_is_covered(app):
+    """A new route taking an object id, and each of its methods, must join OBJECT_ROUTES."""
+    covered = {(method, route.replace("{", "<int:").replace("}", ">")) for method, route, _, _ in OBJECT_ROUTES}
+    for rule in app.url_map.iter_rules():
+        if "<" in rule.rule and rule.endpoint != "static":
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                assert (method, rule.rule) in covered, f"add {method} {rule.rule} to OBJECT_ROUTES"
+
+
+@pytest.mark.parametrize(("method", "route", "make_object", "untouched"), OBJECT_ROUTES)
 @pytest.mark.parametrize("auth", ["session", "bearer"])
-def test_another_users_object_is_not_found(app, client, make_user, rows, method, route, make_object, auth):
+def test_another_users_object_is_not_found(app, client, make_user, rows, method, route, make_object, untouched, auth):
     owner = make_user("owner")
-    intruder = make_user("intruder")
-    object_id = make_object(app, owner)
+    intruder = make_user("intruder", balance=1000)
+    ids = make_object(app, owner)
     headers = {}
     if auth == "session":
         sign_in(client, intruder)
@@ -156,12 +205,12 @@ def test_another_users_object_is_not_found(app, client, make_user, rows, method,
     else:
         headers.update(bearer(new_token(app, intruder)))
 
-    response = client.open(route.format(id=object_id), method=method, headers=headers)
+    response = client.open(route.format(**ids), method=method, headers=headers, json={} if method == "POST" else None)
 
-    assert response.status_code == 404
+    assert response.status_code == 404, response.get_data(as_text=True)[:500]
     assert "theirs" not in response.get_data(as_text=True)
     rows.rollback()
-    assert rows.get(ApiToken, object_id).revoked_at is None
+    assert untouched(rows, ids)
 
 
 # -- bearer authentication -----------------------------------------------------------------------
