@@ -320,6 +320,8 @@ def render_reply_file(path: str, content: str, language: str = "") -> str:
     """
     longest = max((len(m.group(0)) for m in re.finditer(r"(?m)^ *(`{3,})", content)), default=0)
     fence = "`" * max(3, longest + 1)
+    if any(ch.isspace() for ch in path) or '"' in path:
+        path = f"'{path}'" if '"' in path else f'"{path}"'
     info = f"{language} path={path}" if language else f"path={path}"
     body = content if content.endswith("\n") or not content else content + "\n"
     return f"{fence}{info}\n{body}{fence}\n"
