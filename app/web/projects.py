@@ -386,15 +386,14 @@ def diff(project_id: int):
     project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
     snapshots = snapshot_service.list_snapshots(db.session, project.id)
     view = "split" if request.args.get("view") == "split" else "inline"
+    target_id = int_arg("target")
+    if target_id is not None:  # someone else's id, or one of another project, is a 404 like everywhere
+        snapshot_service.get_snapshot(db.session, current_user.id, target_id, project_id=project.id)
     if not snapshots:
         return render_template("projects/diff.html", project=project, snapshots=[], result=None, view=view)
-    target_id = int_arg("target") or snapshots[0].id
-    base_id = int_arg("base")
     result = snapshot_service.diff_snapshots(
-        db.session, user_id=current_user.id, snapshot_id=target_id, against_id=base_id
+        db.session, user_id=current_user.id, snapshot_id=target_id or snapshots[0].id, against_id=int_arg("base")
     )
-    if result.target.project_id != project.id:
-        raise NotFound("There is no such snapshot, or it is not yours.")
     template = "partials/_snapshot_diff.html" if is_htmx() and request.headers.get("HX-Target") == "diff" \
         else "projects/diff.html"
     response = Response(render_template(template, project=project, snapshots=snapshots, result=result, view=view))
