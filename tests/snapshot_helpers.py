@@ -46,3 +46,10 @@ def make_snapshot(app, user, project_id: int, files: dict[str, str | bytes], **k
             db.session, user_id=user.id, project_id=project_id, files=incoming, limits=GENEROUS_LIMITS, **kwargs
         )
         return result.snapshot.id
+
+
+def assert_not_found_and_nothing_leaked(responses, secret: bytes) -> None:
+    """Every response is a 404 that does not contain `secret` (another user's data)."""
+    for response in responses:
+        assert response.status_code == 404, (response.request.path, response.status_code)
+        assert secret not in response.data

@@ -9,7 +9,13 @@ import zipfile
 import pytest
 
 from tests.conftest import csrf_token_for, sign_in
-from tests.snapshot_helpers import make_project, make_reply, make_snapshot, reply_with
+from tests.snapshot_helpers import (
+    assert_not_found_and_nothing_leaked,
+    make_project,
+    make_reply,
+    make_snapshot,
+    reply_with,
+)
 
 
 @pytest.fixture
@@ -193,8 +199,6 @@ def test_other_users_objects_are_404_in_the_api(api, app, make_user):
         api.post(f"/api/snapshots/{snapshot_id}/restore"),
         api.post(f"/api/projects/{mine}/snapshots", json={"message_id": message_id}),
     ]
-    for response in responses:
-        assert response.status_code == 404, (response.request.path, response.status_code)
-        assert response.json["error"]["code"] == "not_found"
-        assert b"TOP SECRET" not in response.data
+    assert_not_found_and_nothing_leaked(responses, b"TOP SECRET")
+    assert {response.json["error"]["code"] for response in responses} == {"not_found"}
     assert [p["id"] for p in api.get("/api/projects").json["projects"]] == [mine]

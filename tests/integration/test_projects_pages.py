@@ -11,7 +11,13 @@ from sqlalchemy import event, select
 from app.extensions import db
 from app.models import Project, Snapshot
 from tests.conftest import csrf_token_for, sign_in
-from tests.snapshot_helpers import make_project, make_reply, make_snapshot, reply_with
+from tests.snapshot_helpers import (
+    assert_not_found_and_nothing_leaked,
+    make_project,
+    make_reply,
+    make_snapshot,
+    reply_with,
+)
 
 
 @pytest.fixture
@@ -270,9 +276,7 @@ def test_other_users_pages_and_messages_are_404(client, alice, app, make_user):
         client.post(f"/projects/{project_id}/snapshots/{snapshot_id}/restore", data={"csrf_token": token}),
         client.post(f"/messages/{message_id}/snapshot", data={"csrf_token": token, "project_id": str(mine)}),
     ]
-    for response in responses:
-        assert response.status_code == 404, (response.request.path, response.status_code)
-        assert b"TOP SECRET" not in response.data
+    assert_not_found_and_nothing_leaked(responses, b"TOP SECRET")
     with app.app_context():
         assert db.session.get(Project, project_id).status == "active"
 

@@ -357,29 +357,35 @@ def test_collect_garbage_blobs_without_candidates_sweeps_everything_unused(app, 
     assert count(Blob) == 1
 
 
+def run_together(app, calls) -> list[BaseException]:
+    """Run each call in its own thread and connection, released at the same moment; return their errors."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(calls))
+
+    def run(call) -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                call()
+            except BaseException as error:  # noqa: BLE001 - reported to the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_concurrent_snapshots_of_the_same_new_content_share_one_blob(app, make_user):
     """Two projects store the same new files at the same moment: the unique SHA-256 decides, nobody fails."""
     user = make_user()
     projects = [make_project(app, user, f"P{i}") for i in range(2)]
     files = {f"f{i}.txt": f"same content {i}\n" for i in range(50)}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
-
-    def take(project_id: int) -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                make_snapshot(app, user, project_id, files)
-            except BaseException as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=take, args=(p,)) for p in projects]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(app, [lambda p=p: make_snapshot(app, user, p, files) for p in projects])
     assert errors == []
     with app.app_context():
         assert count(Blob) == 50
@@ -387,26 +393,10 @@ def test_concurrent_snapshots_of_the_same_new_content_share_one_blob(app, make_u
 
 
 def test_concurrent_snapshots_of_one_project_get_distinct_numbers(app, make_user):
+    """The project row lock serialises them: numbers 1, 2, 3 and no unique-index failure."""
     user = make_user()
     project_id = make_project(app, user)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(3)
-
-    def take(i: int) -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                make_snapshot(app, user, project_id, {"a.txt": f"{i}\n"})
-            except BaseException as error:  # noqa: BLE001
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(app, [lambda i=i: make_snapshot(app, user, project_id, {"a.txt": f"{i}\n"}) for i in range(3)])
     assert errors == []
     with app.app_context():
         numbers = sorted(db.session.scalars(select(Snapshot.number).where(Snapshot.project_id == project_id)))
