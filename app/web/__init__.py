@@ -18,6 +18,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.billing",
     "app.web.credits",
     "app.web.publish",
+    "app.web.projects",
 )
 
 
