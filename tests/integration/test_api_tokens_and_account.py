@@ -143,15 +143,20 @@ def token_untouched(rows, ids) -> bool:
 
 
 def project_of(app, owner) -> dict[str, int]:
+    """A project of `owner` with a linked repository, a reply, a snapshot of it and a push."""
     from app.extensions import db
-    from app.models import Blob, Project, Push, Snapshot, SnapshotFile
+    from app.models import Blob, ChatMessage, Project, Push, Snapshot, SnapshotFile
 
     with app.app_context():
         project = Project(user_id=owner.id, name="theirs", repo_full_name="owner/theirs", repo_branch="main")
         blob = Blob(sha256="c" * 64, git_sha="d" * 40, size=6, content=b"theirs")
         db.session.add_all([project, blob])
         db.session.flush()
-        snapshot = Snapshot(project_id=project.id, number=1, summary="theirs")
+        reply = ChatMessage(user_id=owner.id, project_id=project.id, role="assistant",
+                            content="```text path=theirs.txt\ntheirs\n```")
+        db.session.add(reply)
+        db.session.flush()
+        snapshot = Snapshot(project_id=project.id, number=1, summary="theirs", source_message_id=reply.id)
         db.session.add(snapshot)
         db.session.flush()
         db.session.add(SnapshotFile(snapshot_id=snapshot.id, path="theirs.txt", blob_id=blob.id))
@@ -159,27 +164,58 @@ def project_of(app, owner) -> dict[str, int]:
                     repo_full_name="owner/theirs", branch="main", status="succeeded")
         db.session.add(push)
         db.session.commit()
-        return {"project_id": project.id, "push_id": push.id}
+        return {"project_id": project.id, "push_id": push.id, "snapshot_id": snapshot.id, "message_id": reply.id}
 
 
 def project_untouched(rows, ids) -> bool:
-    from app.models import Project, Push
+    from app.models import Project, Push, Snapshot
 
     project = rows.get(Project, ids["project_id"])
     pushes = rows.execute(select(func.count()).select_from(Push).where(Push.project_id == ids["project_id"])).scalar_one()
-    return project is not None and project.repo_full_name == "owner/theirs" and pushes == 1
+    snapshots = rows.execute(
+        select(func.count()).select_from(Snapshot).where(Snapshot.project_id == ids["project_id"])
+    ).scalar_one()
+    return (
+        project is not None and project.name == "theirs" and project.status == "active"
+        and project.repo_full_name == "owner/theirs" and pushes == 1 and snapshots == 1
+    )
 
 
+PROJECT_ROUTES = [
+    ("POST", "/api/github/repo/{project_id}/init"),
+    ("POST", "/api/github/repo/{project_id}/push"),
+    ("GET", "/api/github/repo/{project_id}/pushes/{push_id}"),
+    ("GET", "/api/projects/{project_id}"),
+    ("PATCH", "/api/projects/{project_id}"),
+    ("DELETE", "/api/projects/{project_id}"),
+    ("GET", "/api/projects/{project_id}/preview"),
+    ("POST", "/api/projects/{project_id}/snapshots"),
+    ("GET", "/api/projects/{project_id}/snapshots"),
+    ("GET", "/api/snapshots/{snapshot_id}"),
+    ("GET", "/api/snapshots/{snapshot_id}/archive"),
+    ("GET", "/api/snapshots/{snapshot_id}/diff"),
+    ("POST", "/api/snapshots/{snapshot_id}/restore"),
+    ("POST", "/messages/{message_id}/snapshot"),
+    ("GET", "/projects/{project_id}"),
+    ("POST", "/projects/{project_id}/archive"),
+    ("GET", "/projects/{project_id}/delete"),
+    ("POST", "/projects/{project_id}/delete"),
+    ("GET", "/projects/{project_id}/diff"),
+    ("GET", "/projects/{project_id}/publish"),
+    ("GET", "/projects/{project_id}/publish/panel"),
+    ("POST", "/projects/{project_id}/publish/push"),
+    ("POST", "/projects/{project_id}/publish/repo"),
+    ("POST", "/projects/{project_id}/publish/unlink"),
+    ("GET", "/projects/{project_id}/settings"),
+    ("POST", "/projects/{project_id}/settings"),
+    ("GET", "/projects/{project_id}/snapshots/{snapshot_id}"),
+    ("GET", "/projects/{project_id}/snapshots/{snapshot_id}/download"),
+    ("POST", "/projects/{project_id}/snapshots/{snapshot_id}/restore"),
+    ("POST", "/projects/{project_id}/unarchive"),
+]
 OBJECT_ROUTES = [
     ("POST", "/account/tokens/{token_id}/revoke", token_of, token_untouched),
-    ("POST", "/api/github/repo/{project_id}/init", project_of, project_untouched),
-    ("POST", "/api/github/repo/{project_id}/push", project_of, project_untouched),
-    ("GET", "/api/github/repo/{project_id}/pushes/{push_id}", project_of, project_untouched),
-    ("GET", "/projects/{project_id}/publish", project_of, project_untouched),
-    ("GET", "/projects/{project_id}/publish/panel", project_of, project_untouched),
-    ("POST", "/projects/{project_id}/publish/push", project_of, project_untouched),
-    ("POST", "/projects/{project_id}/publish/repo", project_of, project_untouched),
-    ("POST", "/projects/{project_id}/publish/unlink", project_of, project_untouched),
+    *[(method, route, project_of, project_untouched) for method, route in PROJECT_ROUTES],
 ]
 
 
@@ -187,7 +223,7 @@ def test_every_object_route_is_covered(app):
     """A new route taking an object id, and each of its methods, must join OBJECT_ROUTES."""
     covered = {(method, route.replace("{", "<int:").replace("}", ">")) for method, route, _, _ in OBJECT_ROUTES}
     for rule in app.url_map.iter_rules():
-        if "<" in rule.rule and rule.endpoint != "static":
+        if "<int:" in rule.rule:
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (method, rule.rule) in covered, f"add {method} {rule.rule} to OBJECT_ROUTES"
 
@@ -205,7 +241,7 @@ def test_another_users_object_is_not_found(app, client, make_user, rows, method,
     else:
         headers.update(bearer(new_token(app, intruder)))
 
-    response = client.open(route.format(**ids), method=method, headers=headers, json={} if method == "POST" else None)
+    response = client.open(route.format(**ids), method=method, headers=headers, json={} if method in ("POST", "PATCH") else None)
 
     assert response.status_code == 404, response.get_data(as_text=True)[:500]
     assert "theirs" not in response.get_data(as_text=True)

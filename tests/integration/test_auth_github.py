@@ -28,6 +28,14 @@ def signup_entries(rows) -> list[LedgerEntry]:
     return list(rows.execute(select(LedgerEntry).where(LedgerEntry.reason == "signup")).scalars())
 
 
+def default_landing(app) -> str:
+    """Where sign-in lands without a `next`: the projects dashboard when it exists, else the home page."""
+    from app.web.security import default_landing_url
+
+    with app.test_request_context():
+        return default_landing_url()
+
+
 def assert_nothing_created(rows) -> None:
     assert count(rows, User) == 0
     assert count(rows, GithubAccount) == 0
@@ -72,11 +80,11 @@ def test_public_repositories_only_asks_for_public_repo(app, client, github_emula
     assert flow.params["scope"].split() == ["read:user", "user:email", "public_repo"]
 
 
-def test_first_sign_in_creates_the_account_with_the_signup_grant(client, github_emulator, rows):
+def test_first_sign_in_creates_the_account_with_the_signup_grant(app, client, github_emulator, rows):
     response = github_flow.sign_in(client, github_emulator.url)
 
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"  # no dashboard on this branch: the landing page
+    assert response.headers["Location"] == default_landing(app)
     me = client.get("/api/me").json
     assert me["login"] == "octocat"
     assert me["name"] == "The Octocat"
@@ -521,10 +529,10 @@ def test_sign_in_goes_to_a_safe_next_path(client, github_emulator):
         "",
     ],
 )
-def test_sign_in_never_goes_off_site(client, github_emulator, target):
+def test_sign_in_never_goes_off_site(app, client, github_emulator, target):
     response = github_flow.sign_in(client, github_emulator.url, next_path=target)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == default_landing(app)
 
 
 def test_pages_redirect_to_sign_in_and_come_back(client, github_emulator):
