@@ -29,7 +29,6 @@ import hmac
 import json
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -97,7 +96,9 @@ def start_emulators(chunk_delay_ms: float) -> tuple[subprocess.Popen, dict[str, 
 
 
 def app_environment(urls: dict[str, str], port: int, args: argparse.Namespace) -> dict[str, str]:
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    # GEVENT_* passes through: GEVENT_MONITOR_THREAD_ENABLE=1 reports what blocks a worker's event loop.
+    env = {key: value for key, value in os.environ.items()
+           if key in ("PATH", "HOME", "LANG") or key.startswith("GEVENT_")}
     env.update({
         "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEY": ENCRYPTION_KEY, "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL, "PUBLIC_URL": f"http://127.0.0.1:{port}",
@@ -125,11 +126,13 @@ def recreate_database() -> None:
     connection.close()
 
 
-def seed_users(env: dict[str, str], count: int) -> tuple[list[str], set[str]]:
-    """Create `count` users with plenty of credits; return a signed session cookie for each, and the
+def seed_users(env: dict[str, str], count: int) -> tuple[list[tuple[str, str]], set[str]]:
+    """Create `count` users with plenty of credits; return a signed session cookie and its CSRF token
+    for each, and the
     app's routes (what exists decides which requests the load sends)."""
     os.environ.update(env)
     from flask import session as flask_session
+    from flask_wtf.csrf import generate_csrf
 
     from app import create_app
     from app.extensions import db
@@ -138,7 +141,7 @@ def seed_users(env: dict[str, str], count: int) -> tuple[list[str], set[str]]:
     from config import Config
 
     app = create_app(Config.from_env(env=env))
-    cookies = []
+    user_ids = []
     with app.app_context():
         for n in range(count):
             user = User(login=f"load{n}", name=f"Load {n}")
@@ -146,10 +149,15 @@ def seed_users(env: dict[str, str], count: int) -> tuple[list[str], set[str]]:
             db.session.commit()
             post_ledger_entry(db.session, user_id=user.id, delta=50_000_000, reason=REASON_ADJUSTMENT,
                               idempotency_key=f"bench-load:{user.id}")
-            with app.test_request_context():
-                flask_session["_user_id"] = str(user.id)
-                flask_session["_fresh"] = True
-                cookies.append(app.session_interface.get_signing_serializer(app).dumps(dict(flask_session)))
+            user_ids.append(user.id)
+    cookies = []
+    for user_id in user_ids:
+        # A fresh request (and app) context per user: Flask-WTF caches the signed token in `g`.
+        with app.test_request_context():
+            flask_session["_user_id"] = str(user_id)
+            flask_session["_fresh"] = True
+            csrf = generate_csrf()  # stored in the session, as the first page view would
+            cookies.append((app.session_interface.get_signing_serializer(app).dumps(dict(flask_session)), csrf))
     routes = {rule.rule for rule in app.url_map.iter_rules()}
     return cookies, routes
 
@@ -300,15 +308,15 @@ class Load:
 
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as shared:
+        # unsafe=True: aiohttp's cookie jar otherwise drops every cookie for an IP address like 127.0.0.1.
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as shared:
             stream_sessions = []
-            for cookie in self.cookies[: self.args.streams]:
+            for cookie, csrf in self.cookies[: self.args.streams]:
                 session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2), timeout=timeout,
-                                                cookies={"session": cookie})
-                page = await (await session.get(f"{self.base}/")).text()
-                match = re.search(r'name="csrf-token" content="([^"]+)"', page)
-                stream_sessions.append((session, match.group(1) if match else ""))
-            cookie = {"session": self.cookies[0]}
+                                                cookie_jar=aiohttp.CookieJar(unsafe=True), cookies={"session": cookie})
+                stream_sessions.append((session, csrf))
+            cookie = {"session": self.cookies[0][0]}
             started = time.perf_counter()
             stop_at = started + self.args.duration
             webhook_count = iter(range(10**9))
@@ -333,7 +341,8 @@ class Load:
                 *(self.stream_client(session, csrf, stop_at) for session, csrf in stream_sessions),
                 self.sample_memory(stop_at),
             )
-            self.phase.elapsed_s = time.perf_counter() - started
+            # Requests started within the window, over the window (the last streams may end after it).
+            self.phase.elapsed_s = self.args.duration
             for session, _ in stream_sessions:
                 await session.close()
         return self.phase
@@ -394,6 +403,7 @@ def main() -> None:
         if gunicorn:
             gunicorn.send_signal(signal.SIGTERM)
             gunicorn.wait(60)
+            print(f"gunicorn's log: {Path(env['SORYA_INSTANCE_DIR']) / 'gunicorn.log'}", file=sys.stderr)
         emulators.terminate()
     figures, ceiling = summarize("sorya", measured), summarize("healthz", baseline)
     report = Report("load")

@@ -8,6 +8,8 @@ from flask import Flask
 
 # Each module adds its commands to a group of app.cli.groups when imported.
 COMMAND_MODULES: tuple[str, ...] = (
+    "app.cli.users",
+    "app.cli.tokens",
     "app.cli.billing",
     "app.cli.credits",
     "app.cli.jobs",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -693,3 +693,21 @@ def find_discrepancies(session: Session) -> list[Discrepancy]:
         if balance != ledger or held != active:
             found.append(Discrepancy(uid, balance, ledger, held, active))
     return found
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+def detach_ledger_entries(session: Session, user_id: int) -> int:
+    """Keep a deleted account's ledger entries for accounting, with no user attached. Does not commit.
+
+    What `ON DELETE SET NULL` does on MariaDB, done explicitly so SQLite (no foreign keys enforced)
+    keeps the same rows. Amounts and balances are untouched: the balance row goes with the account.
+    """
+    result = session.execute(
+        update(LedgerEntry)
+        .where(LedgerEntry.user_id == user_id)
+        .values(user_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,14 +56,13 @@ from app.providers.github_git import (
     RefExists,
     RemoteTree,
 )
+from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
 from app.services.crypto import DecryptionError, Keyring, decrypt_secret
 from app.services.errors import Conflict, DomainError, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
 # The sealing of `github_accounts.access_token_encrypted` (services/accounts.py seals it the same way).
-GITHUB_TOKEN_PURPOSE = "github_token"
-TOKEN_REVOKED = "revoked"
 
 REPO_NAME_MAX_CHARS = 100
 REPO_DESCRIPTION_MAX_CHARS = 350
@@ -180,14 +179,6 @@ def github_account_for(session: Session, user_id: int) -> GithubAccount:
     return account
 
 
-def mark_token_revoked(session: Session, user_id: int) -> None:
-    """Record that GitHub refused the user's token (401), so the account page offers to reconnect."""
-    session.execute(update(GithubAccount).where(GithubAccount.user_id == user_id)
-                    .values(token_status=TOKEN_REVOKED, token_checked_at=utcnow()))
-    session.commit()
-    log.info("github token marked revoked user=%s", user_id)
-
-
 def client_for(session: Session, user_id: int, settings: PublishSettings) -> GithubRepoClient:
     account = github_account_for(session, user_id)
     try:
@@ -203,7 +194,7 @@ def client_for(session: Session, user_id: int, settings: PublishSettings) -> Git
 def _guard_token(session: Session, user_id: int, exc: GithubError) -> None:
     if isinstance(exc, GithubTokenRevoked):
         session.rollback()
-        mark_token_revoked(session, user_id)
+        mark_github_token_revoked(session, user_id)
 
 
 # --- linking a repository ----------------------------------------------------------------------------

@@ -13,9 +13,12 @@ from flask import Flask
 # Page blueprints, in the order their routes should match.
 DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.pages",
+    "app.web.auth",
+    "app.web.account",
     "app.web.billing",
     "app.web.credits",
     "app.web.publish",
+    "app.web.projects",
     "app.web.observability",
     "app.web.openapi",
 )

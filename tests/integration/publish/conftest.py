@@ -53,8 +53,8 @@ def connect_github(app, user, github: GithubSandbox, *, scopes=("repo", "read:us
     from app import runtime
     from app.extensions import db
     from app.models import GithubAccount
+    from app.services.accounts import GITHUB_TOKEN_PURPOSE
     from app.services.crypto import encrypt_secret
-    from app.services.publish import GITHUB_TOKEN_PURPOSE
 
     token = github.control.issue_token(login, list(scopes))
     with app.app_context():
