@@ -237,8 +237,8 @@ def operation(summary: str, responses: dict[str, Any], *, body: dict[str, Any] |
     return op
 
 
-PROJECT_ID = path_id("id", "The project's id.")
-SNAPSHOT_ID = path_id("id", "The snapshot's id.")
+PROJECT_ID = path_id("project_id", "The project's id.")
+SNAPSHOT_ID = path_id("snapshot_id", "The snapshot's id.")
 MESSAGE_ID = path_id("message_id", "The assistant reply's id.")
 REPO_PROJECT_ID = path_id("project_id", "The project's id.")
 
@@ -257,7 +257,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": operation("Create a project", ok("Project", "201", "Created"), body=json_body("ProjectCreate"),
                           tag="projects"),
     },
-    "/api/projects/{id}": {
+    "/api/projects/{project_id}": {
         "get": operation("One project", ok("Project"), parameters=[PROJECT_ID], tag="projects"),
         "patch": operation("Rename or describe a project", ok("Project"), parameters=[PROJECT_ID],
                            body=json_body("ProjectUpdate"), tag="projects"),
@@ -293,21 +293,24 @@ PATHS: dict[str, dict[str, Any]] = {
                                      "schema": {"type": "string"}}],
         )
     },
-    "/api/projects/{id}/snapshots": {
+    "/api/projects/{project_id}/snapshots": {
         "get": operation("A project's snapshots, newest first", ok("SnapshotList"), parameters=[PROJECT_ID],
                          tag="snapshots"),
         "post": operation("Take a snapshot from a reply or from files", ok("Snapshot", "201", "Created"),
                           parameters=[PROJECT_ID], body=json_body("SnapshotCreate"), tag="snapshots"),
     },
-    "/api/projects/{id}/preview": {
+    "/api/projects/{project_id}/preview": {
         "get": operation("Files of a snapshot (the latest by default)", ok("Preview"), tag="snapshots",
                          parameters=[PROJECT_ID, query_int("snapshot_id", "Which snapshot.")]),
     },
-    "/api/snapshots/{id}/diff": {
+    "/api/snapshots/{snapshot_id}": {
+        "get": operation("One snapshot with its files", ok("Snapshot"), parameters=[SNAPSHOT_ID], tag="snapshots"),
+    },
+    "/api/snapshots/{snapshot_id}/diff": {
         "get": operation("What changed between two snapshots", ok("Diff"), tag="snapshots",
                          parameters=[SNAPSHOT_ID, query_int("against", "The snapshot to compare with.")]),
     },
-    "/api/snapshots/{id}/archive": {
+    "/api/snapshots/{snapshot_id}/archive": {
         "get": operation(
             "The snapshot's files as a zip",
             {"200": {"description": "A zip archive.",
@@ -315,7 +318,7 @@ PATHS: dict[str, dict[str, Any]] = {
             parameters=[SNAPSHOT_ID], tag="snapshots",
         )
     },
-    "/api/snapshots/{id}/restore": {
+    "/api/snapshots/{snapshot_id}/restore": {
         "post": operation("Make a snapshot's files the project's latest", ok("Snapshot", "201", "Created"),
                           parameters=[SNAPSHOT_ID], tag="snapshots"),
     },

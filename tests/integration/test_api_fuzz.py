@@ -30,15 +30,17 @@ def api_token(app, make_user) -> str | None:
     result = app.test_cli_runner().invoke(args=["tokens", "create", "fuzzer", "--name", "fuzz"])
     if result.exit_code != 0:
         return None
-    return result.output.strip().splitlines()[-1].strip()
+    return result.stdout.strip().splitlines()[0].strip()  # the token alone on stdout; a note goes to stderr
 
 
-def fuzz_operation(operation, base_url: str, session: requests.Session, headers: dict, mode) -> None:
+def fuzz_operation(operation, base_url: str, session: requests.Session, headers: dict, mode,
+                   statuses: dict[str, set[int]]) -> None:
     @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), print_blob=True)
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
+        statuses.setdefault(operation.label, set()).add(response.status_code)
         case.validate_response(response, checks=CHECKS)
 
     run()
@@ -50,6 +52,7 @@ def test_api_fuzz_finds_no_server_error_and_no_schema_violation(app, api_token, 
     headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
     failures = []
     operations = 0
+    statuses: dict[str, set[int]] = {}
     with ThreadedServer(app) as server, requests.Session() as session:
         schema = schemathesis.openapi.from_dict(build_openapi_document(server.url))
         for result in schema.get_all_operations():
@@ -57,7 +60,7 @@ def test_api_fuzz_finds_no_server_error_and_no_schema_violation(app, api_token, 
             operations += 1
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 try:
-                    fuzz_operation(operation, server.url, session, headers, mode)
+                    fuzz_operation(operation, server.url, session, headers, mode, statuses)
                 except Unsatisfiable:
                     # No parameter and no body: nothing can be made invalid for this operation.
                     assert mode is GenerationMode.NEGATIVE, operation.label
@@ -65,3 +68,7 @@ def test_api_fuzz_finds_no_server_error_and_no_schema_violation(app, api_token, 
                     failures.append(f"{operation.label} [{mode.value}]: {exc}")
     assert operations == len(build_openapi_document()["paths"]) or operations > 20
     assert not failures, "\n\n".join(failures)
+    if api_token:
+        # Signed in for real: the token opened the API (not only 401s were checked).
+        assert 200 in statuses["GET /api/me"], statuses["GET /api/me"]
+        assert any(code < 300 for label, codes in statuses.items() if label.startswith("POST ") for code in codes)
