@@ -281,9 +281,6 @@ class Config:
             SESSION_COOKIE_HTTPONLY=True,
             SESSION_COOKIE_SAMESITE="Lax",
             SESSION_COOKIE_SECURE=self.public_url_is_https,
-            # Over https the __Host- prefix makes the browser refuse the cookie unless it is Secure,
-            # host-only and path=/: a sibling subdomain cannot plant or overwrite a session.
-            SESSION_COOKIE_NAME="__Host-session" if self.public_url_is_https else "session",
             REMEMBER_COOKIE_HTTPONLY=True,
             REMEMBER_COOKIE_SAMESITE="Lax",
             REMEMBER_COOKIE_SECURE=self.public_url_is_https,

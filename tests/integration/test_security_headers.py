@@ -78,12 +78,12 @@ def https_app(app_config, tmp_path):
     return create_app(config)
 
 
-def test_https_public_url_turns_on_hsts_and_secure_host_only_cookies(https_app):
+def test_https_public_url_turns_on_hsts_and_secure_cookies(https_app):
     client = https_app.test_client()
     response = client.get("/", base_url="https://sorya.example.com")
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("__Host-session=")
+    assert cookie.startswith("session=")
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
     assert "Domain" not in cookie
 
