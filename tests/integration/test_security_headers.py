@@ -49,6 +49,7 @@ def test_every_get_route_sends_the_security_headers_signed_out(app, client):
     assert len(urls) >= 5
     for url in urls:
         response = client.get(url)
+        response.close()  # a streamed download (ledger CSV) holds its request context until closed
         assert response.status_code < 500, (url, response.status_code)
         assert_strict_headers(response, url)
 
@@ -57,6 +58,7 @@ def test_every_get_route_sends_the_security_headers_signed_in(app, client, make_
     sign_in(client, make_user("headers", balance=100))
     for url in get_routes(app):
         response = client.get(url)
+        response.close()  # a streamed download (ledger CSV) holds its request context until closed
         assert response.status_code < 500, (url, response.status_code)
         assert_strict_headers(response, url)
 
