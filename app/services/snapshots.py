@@ -73,6 +73,7 @@ from sqlalchemy.orm import Session
 from app.models import Blob, ChatMessage, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
+from app.services import jobs
 from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
 
 log = logging.getLogger(__name__)
@@ -496,7 +497,7 @@ def collect_garbage_blobs(session: Session, candidate_ids: list[int] | None = No
     waits and stores the content again after this commits.
     """
     if candidate_ids is None:
-        candidate_ids = list(session.scalars(select(Blob.id)))
+        candidate_ids = unreferenced_blob_ids(session)
     removed = 0
     for start in range(0, len(candidate_ids), IN_CHUNK):
         chunk = candidate_ids[start : start + IN_CHUNK]
@@ -513,6 +514,23 @@ def collect_garbage_blobs(session: Session, candidate_ids: list[int] | None = No
     if removed:
         log.info("collected %d unused blobs", removed)
     return removed
+
+
+def unreferenced_blob_ids(session: Session) -> list[int]:
+    """Blobs no snapshot file points at, by an anti-join on the `blob_id` index (not a scan of every id).
+
+    Only candidates: `collect_garbage_blobs` re-checks each under its lock before deleting it.
+    """
+    referenced = select(SnapshotFile.id).where(SnapshotFile.blob_id == Blob.id)
+    return list(session.scalars(select(Blob.id).where(~referenced.exists())))
+
+
+def collect_all_garbage_blobs(session: Session) -> int:
+    """The periodic job: every unreferenced blob, e.g. after a project delete that died midway."""
+    return collect_garbage_blobs(session)
+
+
+jobs.register_periodic("collect_garbage_blobs", "app.services.snapshots:collect_all_garbage_blobs", 3600)
 
 
 # -- limits ----------------------------------------------------------------------------------------
