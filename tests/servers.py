@@ -140,3 +140,28 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
+
+
+class JobsWorker:
+    """`flask jobs worker` in a subprocess, as deploy/ runs it: RQ jobs enqueued by the test app run here,
+    in another process, exactly as on a production worker host."""
+
+    def __init__(self, config: Config) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix="sorya-worker-", suffix=".log")[1])
+        self.process = subprocess.Popen(
+            flask_command("jobs", "worker", "--no-periodic"), cwd=ROOT, env=app_environment(config),
+            stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def __enter__(self) -> JobsWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text()

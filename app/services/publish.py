@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -56,6 +54,7 @@ from app.providers.github_git import (
     RefExists,
     RemoteTree,
 )
+from app.services import jobs
 from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
 from app.services.crypto import DecryptionError, Keyring, decrypt_secret
 from app.services.errors import Conflict, DomainError, InvalidRequest, NotFound
@@ -379,12 +378,11 @@ def _clear_stale_lock(session: Session, project_id: int) -> bool:
 # --- running a push --------------------------------------------------------------------------------------
 
 
-def run_push(push_id: int) -> None:
-    """Job entry point: run a recorded push to the end (needs an app context). Never raises."""
+def run_push(session: Session, push_id: int) -> None:
+    """Job entry point (`jobs.enqueue`): run a recorded push to the end. Never raises."""
     from app import runtime
-    from app.extensions import db
 
-    execute_push(db.session, push_id, settings_from_app(runtime.settings(), runtime.keyring()))
+    execute_push(session, push_id, settings_from_app(runtime.settings(), runtime.keyring()))
 
 
 def settings_from_app(config: Any, keyring: Keyring) -> PublishSettings:
@@ -393,21 +391,10 @@ def settings_from_app(config: Any, keyring: Keyring) -> PublishSettings:
                            timeout_s=float(getattr(config, "GITHUB_TIMEOUT_S", 15)))
 
 
-def start_push_in_background(app: Flask, push_id: int) -> threading.Thread:
-    """Run `run_push` in a daemon thread with its own app context and database session."""
-
-    def work() -> None:
-        from app.extensions import db
-
-        with app.app_context():
-            try:
-                run_push(push_id)
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=work, name=f"push-{push_id}", daemon=True)
-    thread.start()
-    return thread
+def start_push_in_background(push_id: int) -> jobs.EnqueuedJob:
+    """Queue the push as a background job: an RQ job when Redis is configured (any worker host may run
+    it), a thread of this process otherwise. Its progress and outcome are on the push row."""
+    return jobs.enqueue("app.services.publish:run_push", push_id)
 
 
 def execute_push(session: Session, push_id: int, settings: PublishSettings) -> PushOutcome:

@@ -7,10 +7,11 @@ back to the page it came from (or to `/projects/<id>/publish`, a page with the p
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import runtime
@@ -24,6 +25,8 @@ from app.web.api import read_json
 bp = Blueprint("publish", __name__)
 
 # How long the JSON push route waits for a background push before answering 202 with its status URL.
+# How often the API looks at a background push's row while it waits.
+PUSH_POLL_S = 0.2
 API_PUSH_WAIT_S = 25.0
 
 
@@ -82,6 +85,19 @@ def api_init_repo(project_id: int):
                    linked_existing=link.linked_existing), 201
 
 
+def _wait_for_push(push_id: int, timeout_s: float):
+    """The push row once it has finished, or as it stands after `timeout_s` (the job may run on
+    another host, so the row is the only thing to watch)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        db.session.expire_all()
+        push = db.session.get(publish_service.Push, push_id)
+        if push.status != PUSH_RUNNING or time.monotonic() >= deadline:
+            return push
+        db.session.rollback()  # end the read transaction, so the next read sees the job's commits
+        time.sleep(PUSH_POLL_S)
+
+
 @api.bp.post("/github/repo/<int:project_id>/push")
 @login_required
 def api_push(project_id: int):
@@ -95,10 +111,8 @@ def api_push(project_id: int):
         new_branch=_bool(body.get("new_branch"), "new_branch"))
     snapshot = db.session.get(publish_service.Snapshot, push.snapshot_id)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
-        thread = publish_service.start_push_in_background(current_app._get_current_object(), push.id)
-        thread.join(API_PUSH_WAIT_S)
-        db.session.expire_all()
-        push = db.session.get(publish_service.Push, push.id)
+        publish_service.start_push_in_background(push.id)
+        push = _wait_for_push(push.id, API_PUSH_WAIT_S)
         if push.status == PUSH_RUNNING:
             body = _push_json(push)
             body["status_url"] = url_for("api.api_push_status", project_id=project_id, push_id=push.id)
@@ -269,7 +283,7 @@ def push(project_id: int):
         return _render_error(project_id, exc, form_values=dict(form))
     snapshot = db.session.get(publish_service.Snapshot, started.snapshot_id)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
-        publish_service.start_push_in_background(current_app._get_current_object(), started.id)
+        publish_service.start_push_in_background(started.id)
         return _panel_response(project_id, notices=[("info", f"Pushing snapshot #{snapshot.number} in the "
                                                               "background…")])
     outcome = publish_service.execute_push(db.session, started.id, _settings())

@@ -17,6 +17,7 @@ from tests.integration.publish.conftest import (
     project_row,
     pushes_of,
 )
+from tests.servers import JobsWorker
 
 FILES_V1 = {"README.md": "# My App\n", "app/main.py": "print('hello')\n", "app/util.py": "X = 1\n",
             "docs/guide.md": "Guide\n"}
@@ -575,23 +576,25 @@ def test_a_stale_lock_from_a_dead_push_is_released(app, client, make_user, githu
         assert (row.status, row.error_code, row.running_lock) == ("failed", "interrupted", None)
 
 
-def test_large_push_runs_in_the_background_with_progress(app, client, make_user, github, monkeypatch):
-    from app.services import publish
+def test_large_push_runs_in_the_background_with_progress(app, client, make_user, github, monkeypatch, app_config):
+    # With Redis configured the push is an RQ job: a worker process runs it, as in production.
+    with JobsWorker(app_config):
+        from app.services import publish
 
-    monkeypatch.setattr(publish, "PUSH_INLINE_MAX_FILES", 5)
-    user, _ = setup_person(app, client, make_user, github)
-    client.user = user
-    project_id, _ = linked_project(app, client, github)
-    files = {f"src/file_{i:03}.py": f"N = {i}\n" for i in range(30)}
-    make_snapshot(app, project_id, files)
-    response = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
-    assert response.status_code == 200, response.get_json()
-    body = response.get_json()
-    assert body["files_changed"] == 30
-    assert body["progress"]["done"] == body["progress"]["total"] > 0
-    # An empty repository: read the branch, the first file through the Contents API, then one tree
-    # with the other 29 inline, the commit and the ref update.
-    assert body["requests_made"] == 5
-    assert github.control.repo_files("octocat", "my-app") == files
-    status = client.get(f"/api/github/repo/{project_id}/pushes/{body['push_id']}").get_json()
-    assert status["status"] == "succeeded" and status["commit_sha"] == body["commit_sha"]
+        monkeypatch.setattr(publish, "PUSH_INLINE_MAX_FILES", 5)
+        user, _ = setup_person(app, client, make_user, github)
+        client.user = user
+        project_id, _ = linked_project(app, client, github)
+        files = {f"src/file_{i:03}.py": f"N = {i}\n" for i in range(30)}
+        make_snapshot(app, project_id, files)
+        response = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["files_changed"] == 30
+        assert body["progress"]["done"] == body["progress"]["total"] > 0
+        # An empty repository: read the branch, the first file through the Contents API, then one tree
+        # with the other 29 inline, the commit and the ref update.
+        assert body["requests_made"] == 5
+        assert github.control.repo_files("octocat", "my-app") == files
+        status = client.get(f"/api/github/repo/{project_id}/pushes/{body['push_id']}").get_json()
+        assert status["status"] == "succeeded" and status["commit_sha"] == body["commit_sha"]

@@ -14,6 +14,7 @@ from tests.integration.publish.conftest import (
     project_row,
     pushes_of,
 )
+from tests.servers import JobsWorker
 
 HX = {"HX-Request": "true"}
 
@@ -129,25 +130,27 @@ def test_flagged_files_are_listed_and_need_the_checkbox(app, client, make_user, 
     assert pushes_of(app, project_id)[-1].status == "succeeded"
 
 
-def test_background_push_polls_until_done(app, client, make_user, github, monkeypatch):
-    from app.services import publish
+def test_background_push_polls_until_done(app, client, make_user, github, monkeypatch, app_config):
+    # With Redis configured the push is an RQ job: a worker process runs it, as in production.
+    with JobsWorker(app_config):
+        from app.services import publish
 
-    monkeypatch.setattr(publish, "PUSH_INLINE_MAX_FILES", 3)
-    user = person(app, client, make_user, github)
-    project_id = make_project(app, user, "Big")
-    headers = {**HX, "X-CSRFToken": csrf_token_for(client)}
-    client.post(f"/projects/{project_id}/publish/repo", headers=headers, data={"name": "big"})
-    github.control.configure(request_latency_ms=20)
-    make_snapshot(app, project_id, {f"f{i}.txt": str(i) for i in range(12)})
-    started = client.post(f"/projects/{project_id}/publish/push", headers=headers, data={}).get_data(as_text=True)
-    assert "in the background" in started
-    assert 'hx-trigger="every 1s"' in started and "publish-progress" in started
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        panel = client.get(f"/projects/{project_id}/publish/panel", headers=HX).get_data(as_text=True)
-        if "publish-progress" not in panel:
-            break
-        time.sleep(0.2)
-    assert 'hx-trigger="every 1s"' not in panel
-    assert pushes_of(app, project_id)[-1].status == "succeeded"
-    assert len(github.control.repo_files("octocat", "big")) == 12
+        monkeypatch.setattr(publish, "PUSH_INLINE_MAX_FILES", 3)
+        user = person(app, client, make_user, github)
+        project_id = make_project(app, user, "Big")
+        headers = {**HX, "X-CSRFToken": csrf_token_for(client)}
+        client.post(f"/projects/{project_id}/publish/repo", headers=headers, data={"name": "big"})
+        github.control.configure(request_latency_ms=20)
+        make_snapshot(app, project_id, {f"f{i}.txt": str(i) for i in range(12)})
+        started = client.post(f"/projects/{project_id}/publish/push", headers=headers, data={}).get_data(as_text=True)
+        assert "in the background" in started
+        assert 'hx-trigger="every 1s"' in started and "publish-progress" in started
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            panel = client.get(f"/projects/{project_id}/publish/panel", headers=HX).get_data(as_text=True)
+            if "publish-progress" not in panel:
+                break
+            time.sleep(0.2)
+        assert 'hx-trigger="every 1s"' not in panel
+        assert pushes_of(app, project_id)[-1].status == "succeeded"
+        assert len(github.control.repo_files("octocat", "big")) == 12
