@@ -43,6 +43,7 @@ from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import bp as api
 from app.web.api import int_arg, read_json
+from app.web.security import framable_preview
 
 bp = Blueprint("projects", __name__)
 
@@ -50,25 +51,6 @@ PREVIEW_TOKEN_SALT = "sorya.snapshot-preview"
 PREVIEW_TOKEN_TTL_S = 3600
 RECENT_REPLIES_SHOWN = 10
 HTML_EXTENSIONS = (".html", ".htm")
-# The rendered HTML preview: its own origin (sandbox without allow-same-origin), nothing fetched from
-# anywhere but the snapshot itself, no forms, no network calls, framable only by Sorya's own pages.
-PREVIEW_CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self' 'unsafe-inline'",
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self' data:",
-        "media-src 'self' data:",
-        "connect-src 'none'",
-        "form-action 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'self'",
-        "sandbox allow-scripts",
-    ]
-)
-
-
 def limits() -> SnapshotLimits:
     return SnapshotLimits.from_settings(runtime.settings())
 
@@ -327,6 +309,7 @@ def snapshot(project_id: int, snapshot_id: int):
 
 
 @bp.get("/snapshot-preview/<token>/<path:path>")
+@framable_preview(allow_scripts=True)
 def rendered_file(token: str, path: str):
     """A snapshot's file served for the sandboxed iframe: authorised by a signed, expiring token in the
     URL (the frame's opaque origin sends no cookies), so relative links to sibling files also work."""
@@ -342,8 +325,6 @@ def rendered_file(token: str, path: str):
         content = snapshot_service.redact_secrets(entry.path, content.decode("utf-8", errors="replace")).text.encode()
         mimetype += "; charset=utf-8"
     response = Response(content, headers={"Content-Type": mimetype})
-    response.headers["Content-Security-Policy"] = PREVIEW_CSP
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     return response

@@ -58,11 +58,14 @@ PAGE_CSP = (
 # A preview of generated HTML (see `framable_preview`): framed by the app only, in a sandbox with an
 # opaque origin (no cookies, no access to the app's pages or storage), no network access at all, so
 # whatever the model wrote can neither read a user's data nor send it anywhere.
+# 'self' lets a page load its sibling files (CSS, images, scripts) from the same preview route; the
+# opaque origin means those requests carry no cookie.
 PREVIEW_CSP = (
     "default-src 'none'",
-    "img-src data:",
-    "style-src 'unsafe-inline'",
-    "font-src data:",
+    "img-src 'self' data:",
+    "style-src 'self' 'unsafe-inline'",
+    "font-src 'self' data:",
+    "media-src 'self' data:",
     "connect-src 'none'",
     "form-action 'none'",
     "base-uri 'none'",
@@ -81,7 +84,7 @@ def preview_content_security_policy(*, allow_scripts: bool) -> str:
     directives = list(PREVIEW_CSP)
     if allow_scripts:
         # Inline scripts only: the sandbox still denies same-origin, network, forms and top navigation.
-        directives.insert(1, "script-src 'unsafe-inline'")
+        directives.insert(1, "script-src 'self' 'unsafe-inline'")
     directives.append(PREVIEW_SANDBOX_WITH_SCRIPTS if allow_scripts else PREVIEW_SANDBOX)
     return "; ".join(directives)
 

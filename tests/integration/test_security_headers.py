@@ -110,7 +110,7 @@ def test_a_framable_preview_is_sandboxed_and_framed_only_by_the_app(app_config, 
     assert "script-src" not in csp and "default-src 'none'" in csp and "connect-src 'none'" in csp
 
     scripted = client.get("/preview-scripts").headers["Content-Security-Policy"]
-    assert "script-src 'unsafe-inline'" in scripted and scripted.endswith("; sandbox allow-scripts")
+    assert "script-src 'self' 'unsafe-inline'" in scripted and scripted.endswith("; sandbox allow-scripts")
     assert "allow-same-origin" not in scripted
 
     # Every other response of the same app stays unframable.
