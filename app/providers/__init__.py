@@ -1,0 +1,1 @@
+"""Thin adapters over one provider SDK each; services see small typed results and UpstreamError."""
