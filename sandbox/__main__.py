@@ -25,6 +25,9 @@ PROVIDER_KEYS = ("OPENAI_API_KEY", "GITHUB_CLIENT_ID", "STRIPE_SECRET_KEY")
 # Fixed ports, so links the sandbox GitHub hands out (repository pages) survive a restart of the page.
 DEFAULT_EMULATOR_PORTS = {"openai": 5101, "github": 5102, "stripe": 5103}
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_only"
+SANDBOX_GITHUB_CLIENT_ID = "sorya-sandbox"
+SANDBOX_GITHUB_CLIENT_SECRET = "sorya-sandbox-secret"
+SANDBOX_MODELS = "gpt-5,gpt-5-mini"
 
 
 def start_emulators(app_port: int, latency_ms: int) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -40,6 +43,10 @@ def start_emulators(app_port: int, latency_ms: int) -> tuple[subprocess.Popen, d
         "--stripe-webhook-url", f"http://127.0.0.1:{app_port}/api/webhooks/stripe",
         "--stripe-webhook-secret", SANDBOX_WEBHOOK_SECRET,
         "--latency-ms", str(latency_ms),
+        "--openai-models", os.environ.get("OPENAI_MODELS", SANDBOX_MODELS),
+        "--github-client-id", SANDBOX_GITHUB_CLIENT_ID,
+        "--github-client-secret", SANDBOX_GITHUB_CLIENT_SECRET,
+        "--github-callback-url", f"http://localhost:{app_port}/auth/github/callback",
         "--ready-file", str(ready_file),
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -63,9 +70,9 @@ def sandbox_environment(urls: dict[str, str]) -> dict[str, str]:
         "OPENAI_API_KEY": "sk-sandbox-local-only",
         "OPENAI_BASE_URL": urls["openai"],
         "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "gpt-5"),
-        "OPENAI_MODELS": os.environ.get("OPENAI_MODELS", "gpt-5,gpt-5-mini"),
-        "GITHUB_CLIENT_ID": "sandbox-client-id",
-        "GITHUB_CLIENT_SECRET": "sandbox-client-secret",
+        "OPENAI_MODELS": os.environ.get("OPENAI_MODELS", SANDBOX_MODELS),
+        "GITHUB_CLIENT_ID": SANDBOX_GITHUB_CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": SANDBOX_GITHUB_CLIENT_SECRET,
         "GITHUB_URL": urls["github"],
         "STRIPE_SECRET_KEY": "sk_test_sandbox_local_only",
         "STRIPE_WEBHOOK_SECRET": SANDBOX_WEBHOOK_SECRET,

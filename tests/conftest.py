@@ -13,6 +13,7 @@ import base64
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -89,10 +90,86 @@ def build_config(instance_dir: str, **overrides: Any) -> Config:
     return Config.from_env(env={}, **values)
 
 
+# -- provider emulators -----------------------------------------------------------------------------
+# One server per session (per xdist worker) for the three providers; state is reset after each test
+# that used the app, never restarted. The app under test sees ordinary settings pointing at them.
+
+TEST_OPENAI_KEY = "sk-test-sorya"
+TEST_STRIPE_KEY = "sk_test_sorya"
+TEST_WEBHOOK_SECRET = "whsec_test_sorya"
+TEST_GITHUB_CLIENT_ID = "sorya-test-client"
+TEST_GITHUB_CLIENT_SECRET = "sorya-test-secret"
+
+
+@dataclass
+class Emulator:
+    """One emulator as a test sees it: the base URL the app is configured with, and its control client."""
+
+    url: str
+    control: Any
+    emulator: Any
+
+
 @pytest.fixture(scope="session")
-def provider_settings() -> dict[str, Any]:
-    """Provider base URLs and keys for the app under test. Suites with emulators override this."""
-    return {}
+def emulator_server() -> Iterator[Any]:
+    from sandbox.emulators import EmulatorServer, GitHubEmulator, OpenAIEmulator, StripeEmulator
+
+    server = EmulatorServer(
+        OpenAIEmulator(models=("gpt-5", "gpt-5-mini")),
+        GitHubEmulator(client_id=TEST_GITHUB_CLIENT_ID, client_secret=TEST_GITHUB_CLIENT_SECRET),
+        StripeEmulator(webhook_secret=TEST_WEBHOOK_SECRET),
+    ).start()
+    yield server
+    server.stop()
+
+
+def _emulator(server: Any, name: str) -> Emulator:
+    from sandbox.emulators.control import EmulatorControl
+
+    found = next(e for e in server.emulators if e.name == name)
+    return Emulator(url=server.sdk_urls[name], control=EmulatorControl(server.urls[name]), emulator=found)
+
+
+@pytest.fixture(scope="session")
+def openai_emulator(emulator_server) -> Emulator:
+    return _emulator(emulator_server, "openai")
+
+
+@pytest.fixture(scope="session")
+def github_emulator(emulator_server) -> Emulator:
+    return _emulator(emulator_server, "github")
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator(emulator_server) -> Emulator:
+    return _emulator(emulator_server, "stripe")
+
+
+@pytest.fixture(scope="session")
+def provider_settings(emulator_server) -> dict[str, Any]:
+    """Provider base URLs and keys for the app under test: the emulators, as ordinary settings."""
+    urls = emulator_server.sdk_urls
+    return {
+        "OPENAI_API_KEY": TEST_OPENAI_KEY,
+        "OPENAI_BASE_URL": urls["openai"],
+        "OPENAI_MODEL": "gpt-5",
+        "OPENAI_MODELS": ["gpt-5", "gpt-5-mini"],
+        "GITHUB_CLIENT_ID": TEST_GITHUB_CLIENT_ID,
+        "GITHUB_CLIENT_SECRET": TEST_GITHUB_CLIENT_SECRET,
+        "GITHUB_URL": urls["github"],
+        "STRIPE_SECRET_KEY": TEST_STRIPE_KEY,
+        "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+        "STRIPE_API_BASE": urls["stripe"],
+        "STRIPE_PRICE_BASIC": "price_basic",
+        "STRIPE_PRICE_PRO": "price_pro",
+    }
+
+
+def reset_emulators(server: Any) -> None:
+    from sandbox.emulators.control import EmulatorControl
+
+    for url in server.urls.values():
+        EmulatorControl(url).reset()
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +204,7 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     application = request.getfixturevalue("app")
     empty_database(application)
+    reset_emulators(request.getfixturevalue("emulator_server"))
 
 
 def empty_database(application) -> None:
