@@ -750,6 +750,8 @@ def terminal_events_from_message(message: ChatMessage, after_id: int, balance: i
 
 
 class _CollectingStreams(ReplyStreams):
+    """Collects what `_publish_end` would publish, to rebuild a stream's end from the database."""
+
     def __init__(self) -> None:
         self.events: list[StreamEvent] = []
 
@@ -790,6 +792,10 @@ def follow_reply(
             last_event = now
             continue
         if not checked_once or now - last_check >= STATUS_CHECK_S:
+            if not checked_once:
+                last = streams.last_event(message_id)
+                if last is not None and last.is_terminal and last.id <= last_id:
+                    return  # attached after the end: there is nothing more to send
             checked_once = True
             last_check = now
             rebuilt = load_finished(last_id)

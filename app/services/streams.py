@@ -78,6 +78,10 @@ class ReplyStreams:
         """The events after `after_id`, waiting up to `timeout_s` for at least one (may return [])."""
         raise NotImplementedError
 
+    def last_event(self, message_id: int) -> StreamEvent | None:
+        """The stream's latest event, or None when it has none (or has expired)."""
+        raise NotImplementedError
+
     def finish(self, message_id: int) -> None:
         """The reply has ended: keep its events for `FINISHED_STREAM_TTL_S`, then forget them."""
         raise NotImplementedError
@@ -118,14 +122,18 @@ class RedisReplyStreams(ReplyStreams):
     def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
         block_ms = max(1, int(min(timeout_s, MAX_BLOCK_S) * 1000))
         answer = self.client.xread({self.key(message_id): f"{after_id}-0"}, block=block_ms)
-        events: list[StreamEvent] = []
-        for _key, entries in answer or []:
-            for entry_id, fields in entries:
-                raw_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                name = fields[b"e"].decode() if b"e" in fields else fields["e"]
-                data = fields[b"d"] if b"d" in fields else fields["d"]
-                events.append(StreamEvent(int(raw_id.split("-", 1)[0]), name, json.loads(data)))
-        return events
+        return [self._event(entry_id, fields) for _key, entries in answer or [] for entry_id, fields in entries]
+
+    def last_event(self, message_id: int) -> StreamEvent | None:
+        entries = self.client.xrevrange(self.key(message_id), count=1)
+        return self._event(*entries[0]) if entries else None
+
+    @staticmethod
+    def _event(entry_id: bytes | str, fields: dict) -> StreamEvent:
+        raw_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        name = fields[b"e"].decode() if b"e" in fields else fields["e"]
+        data = fields[b"d"] if b"d" in fields else fields["d"]
+        return StreamEvent(int(raw_id.split("-", 1)[0]), name, json.loads(data))
 
     def finish(self, message_id: int) -> None:
         self.client.expire(self.key(message_id), FINISHED_STREAM_TTL_S)
@@ -178,6 +186,11 @@ class LocalReplyStreams(ReplyStreams):
                 if remaining <= 0:
                     return []
                 self._changed.wait(remaining)
+
+    def last_event(self, message_id: int) -> StreamEvent | None:
+        with self._changed:
+            stream = self._streams.get(message_id)
+            return stream.events[-1] if stream is not None and stream.events else None
 
     def finish(self, message_id: int) -> None:
         with self._changed:
