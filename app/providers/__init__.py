@@ -1,1 +1,1 @@
-"""Thin adapters over one provider SDK each; services see small typed results and UpstreamError."""
+"""Thin adapters over one SDK each: base URLs, timeouts, retries and SDK errors stay inside them."""

@@ -1,0 +1,191 @@
+"""Plans, checkout, the billing portal and the Stripe webhook.
+
+Pages (blueprint `billing`): `/plans`, the checkout form and its success and cancel pages, the portal
+form. JSON (on `api.bp`): `POST /api/billing/subscribe`, `POST /api/billing/portal`, and the CSRF-exempt
+`POST /api/webhooks/stripe`. Nothing here grants credits: only a verified webhook does, in the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app import runtime
+from app.extensions import db, limiter
+from app.services import billing
+from app.services.errors import DomainError, TooLarge
+from app.web import api
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("billing", __name__)
+
+# Stripe events are a few kilobytes; anything near this is not Stripe.
+WEBHOOK_MAX_BYTES = 1_000_000
+# The success page polls every POLL_INTERVAL_S for this many times (three minutes), then says so.
+POLL_INTERVAL_S = 2
+POLL_MAX_ATTEMPTS = 90
+CHECKOUT_RATE_LIMIT = "20 per minute"
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr or "-"
+
+
+def _public_url(endpoint: str, **values: object) -> str:
+    """An absolute URL under PUBLIC_URL (what Stripe sends the person back to), not the request's host."""
+    return runtime.settings().PUBLIC_URL.rstrip("/") + url_for(endpoint, **values)
+
+
+def _return_urls() -> tuple[str, str]:
+    # {CHECKOUT_SESSION_ID} is filled in by Stripe, so it must reach Stripe unescaped.
+    success = _public_url("billing.checkout_success") + "?session_id={CHECKOUT_SESSION_ID}"
+    return success, _public_url("billing.checkout_canceled")
+
+
+def _gateway():
+    return billing.stripe_gateway(runtime.settings())
+
+
+def _checkout(plan: str, request_key: str | None):
+    success_url, cancel_url = _return_urls()
+    return billing.start_checkout(
+        db.session, _gateway(), runtime.settings(), current_user, plan,
+        success_url=success_url, cancel_url=cancel_url, request_key=request_key,
+    )
+
+
+def _portal():
+    return billing.open_portal(db.session, _gateway(), current_user, return_url=_public_url("billing.plans"))
+
+
+# -- pages ----------------------------------------------------------------------------------------
+
+
+@bp.app_context_processor
+def billing_template_helpers():
+    """`current_billing_status()` lets any page include partials/_billing_status.html for the signed-in user."""
+
+    def current_billing_status():
+        if not current_user.is_authenticated:
+            return None
+        return billing.billing_status(db.session, current_user.id)
+
+    return {"current_billing_status": current_billing_status}
+
+
+@bp.get("/plans")
+@login_required
+def plans():
+    settings = runtime.settings()
+    return render_template(
+        "billing/plans.html",
+        offers=billing.list_plans(settings, _gateway()),
+        status=billing.billing_status(db.session, current_user.id),
+        signup_grant=settings.CREDITS_SIGNUP_GRANT,
+        checkout_token=secrets.token_urlsafe(18),
+    )
+
+
+@bp.post("/billing/checkout")
+@login_required
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+def checkout():
+    try:
+        hosted = _checkout(request.form.get("plan", ""), request.form.get("checkout_token"))
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("billing.plans"), code=303)
+    return redirect(hosted.url, code=303)
+
+
+@bp.post("/billing/portal")
+@login_required
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+def portal():
+    try:
+        hosted = _portal()
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("billing.plans"), code=303)
+    return redirect(hosted.url, code=303)
+
+
+def _progress(session_id: str, invoice_id: str | None):
+    return billing.checkout_progress(db.session, _gateway(), current_user.id, session_id, invoice_id=invoice_id)
+
+
+@bp.get("/billing/success")
+@login_required
+def checkout_success():
+    session_id = request.args.get("session_id", "")
+    progress = _progress(session_id, None)
+    return render_template(
+        "billing/success.html", progress=progress, session_id=session_id, attempt=0,
+        poll_interval_s=POLL_INTERVAL_S, poll_max=POLL_MAX_ATTEMPTS,
+    )
+
+
+@bp.get("/billing/success/status")
+@login_required
+def checkout_status():
+    """The progress partial, polled by the success page until the webhook's grant lands."""
+    session_id = request.args.get("session_id", "")
+    attempt = api.int_arg("attempt", default=0, minimum=0, maximum=POLL_MAX_ATTEMPTS) or 0
+    progress = _progress(session_id, request.args.get("invoice") or None)
+    return render_template(
+        "partials/_checkout_progress.html", progress=progress, session_id=session_id, attempt=attempt,
+        poll_interval_s=POLL_INTERVAL_S, poll_max=POLL_MAX_ATTEMPTS, fragment=True,
+    )
+
+
+@bp.get("/billing/cancel")
+@login_required
+def checkout_canceled():
+    return render_template("billing/canceled.html")
+
+
+# -- JSON API -------------------------------------------------------------------------------------
+
+
+@api.bp.post("/billing/subscribe")
+@login_required
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+def api_subscribe():
+    body = api.read_json()
+    hosted = _checkout(body.get("plan"), request.headers.get("Idempotency-Key"))
+    return jsonify(url=hosted.url, session_id=hosted.id)
+
+
+@api.bp.post("/billing/portal")
+@login_required
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+def api_portal():
+    api.read_json()  # an empty body is fine; a malformed one is a 400
+    hosted = _portal()
+    return jsonify(url=hosted.url)
+
+
+@api.bp.post("/webhooks/stripe")
+def stripe_webhook():
+    """Stripe's signed events. 400 (nothing stored) unless genuine; 200 once processed or already known;
+    500 when processing failed, so Stripe retries (the transaction left nothing behind)."""
+    if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
+        raise TooLarge("A Stripe event is never this large.")
+    payload = request.get_data(cache=False)
+    if len(payload) > WEBHOOK_MAX_BYTES:
+        raise TooLarge("A Stripe event is never this large.")
+    settings = runtime.settings()
+    event = billing.verify_webhook(settings, payload, request.headers.get("Stripe-Signature"))
+    try:
+        outcome = billing.process_event(db.session, _gateway(), settings, event)
+    except Exception:  # noqa: BLE001 - every failure must answer 500 so Stripe retries the event
+        log.exception("billing: webhook %s (%s) failed; Stripe will retry", event.get("id"), event.get("type"))
+        response = jsonify(error={"code": "internal_error",
+                                  "message": "The event could not be processed; it will be retried."})
+        response.status_code = 500
+        return response
+    return jsonify(received=True, id=outcome.event_id, status=outcome.status)
