@@ -76,7 +76,7 @@ USAGE_ESTIMATE = "estimate"
 MIN_COMPLETION_TOKENS = 256
 HISTORY_LOAD_LIMIT = 200
 MAX_REFERENCED_FILES = 20
-COALESCE_WINDOW_S = 0.05
+COALESCE_WINDOW_S = 0.1
 COALESCE_MAX_CHARS = 4096
 SAVE_INTERVAL_S = 3.0
 HEARTBEAT_INTERVAL_S = 10.0
@@ -307,10 +307,11 @@ def send_message(
         message_id=reply_id,
     )
     hold_id = hold.id
-    session.execute(update(ChatMessage).where(ChatMessage.id == reply_id).values(hold_id=hold_id))
+    # The reply's hold_id is stored by the generation's first save, off the path to the first token;
+    # until then the hold is found by its key (`_reply_hold_id`).
     if project is not None:
         session.execute(update(Project).where(Project.id == project.id).values(updated_at=now))
-    session.commit()
+        session.commit()
     streams.publish(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
     log.info(
         "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
@@ -361,10 +362,12 @@ class Generation:
             if now - self.last_flush >= COALESCE_WINDOW_S or buffered >= COALESCE_MAX_CHARS:
                 self._flush_locked(now)
 
-    def flush(self) -> None:
+    def flush_if_due(self) -> None:
+        """Publish text buffered longer than the window (the provider paused after sending it)."""
         with self.lock:
-            if not self.finished:
-                self._flush_locked(time.monotonic())
+            now = time.monotonic()
+            if not self.finished and self.pending and now - self.last_flush >= COALESCE_WINDOW_S:
+                self._flush_locked(now)
 
     def _flush_locked(self, now: float) -> None:
         if not self.pending:
@@ -379,8 +382,9 @@ class Generation:
 class GenerationRegistry:
     """The replies this process is generating, and the supervisor thread that serves them.
 
-    Every `STOP_POLL_INTERVAL_S` the supervisor reads the stop flags of the active replies (one Redis
-    round trip for all of them) and cancels the flagged ones, ending any whose provider stays silent for
+    Every `STOP_POLL_INTERVAL_S` the supervisor publishes text a reply has buffered past the coalescing
+    window (its provider paused), reads the stop flags of the active replies (one Redis round trip for
+    all of them) and cancels the flagged ones, ending any whose provider stays silent for
     `STOP_GRACE_S`; every `HEARTBEAT_INTERVAL_S` it touches their heartbeats in one UPDATE, so a
     slow-thinking model is never mistaken for a dead process.
     """
@@ -436,6 +440,8 @@ class GenerationRegistry:
             if not generations:
                 continue
             try:
+                for generation in generations:
+                    generation.flush_if_due()
                 self._poll_stops(generations)
                 if time.monotonic() - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                     last_heartbeat = time.monotonic()
@@ -542,7 +548,10 @@ def generate_reply(session: Session, generation: Generation) -> None:
                 generation.add_text(event.text)
                 if first:
                     first = False
-                    _save_progress(session, job.message_id, generation.text, status=STATUS_STREAMING)
+                    # The first token went out at once; from now on tokens travel in windows.
+                    reply_stream.pace_reads(COALESCE_WINDOW_S)
+                    _save_progress(session, job.message_id, generation.text, status=STATUS_STREAMING,
+                                   hold_id=job.hold_id)
                     last_save = time.monotonic()
             elif isinstance(event, Usage):
                 usage = event
@@ -564,10 +573,14 @@ def generate_reply(session: Session, generation: Generation) -> None:
     finish_generation(session, generation, failure=failure, usage=usage)
 
 
-def _save_progress(session: Session, message_id: int, text: str, *, status: str | None = None) -> None:
+def _save_progress(
+    session: Session, message_id: int, text: str, *, status: str | None = None, hold_id: int | None = None
+) -> None:
     values: dict[str, Any] = {"content": text, "heartbeat_at": utcnow()}
     if status:
         values["status"] = status
+    if hold_id is not None:
+        values["hold_id"] = hold_id
     session.execute(
         update(ChatMessage)
         .where(ChatMessage.id == message_id, ChatMessage.status.in_((STATUS_PENDING, STATUS_STREAMING)))
@@ -645,7 +658,7 @@ def _finish_reply(
     message = _lock_unfinished_reply(session, message_id)
     if message is None:
         return None
-    user_id, hold_id, model = message.user_id, message.hold_id, message.model
+    user_id, hold_id, model = message.user_id, _reply_hold_id(session, message), message.model
     if text:
         if usage is not None:
             tokens_in, tokens_out, source = usage.prompt_tokens, usage.completion_tokens, USAGE_PROVIDER
@@ -657,6 +670,7 @@ def _finish_reply(
         source = None
     values = {
         "content": text, "status": status, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
+        "hold_id": hold_id,
         "usage_source": source, "finished_at": utcnow(), "heartbeat_at": None,
         "error_code": _error_code(failure) if status == STATUS_FAILED else None,
         "error_message": failure.message[:500] if failure is not None and status == STATUS_FAILED else None,
@@ -699,6 +713,13 @@ def _finish_reply(
         f" reason={failure.reason}" if failure is not None else "",
     )
     return outcome
+
+
+def _reply_hold_id(session: Session, message: ChatMessage) -> int | None:
+    if message.hold_id is not None:
+        return message.hold_id
+    hold = credits.find_hold(session, f"chat-reply:{message.id}")
+    return hold.id if hold is not None else None
 
 
 def _error_code(failure: OpenAIFailure | None) -> str:
