@@ -388,3 +388,20 @@ def test_project_chat_sends_the_file_list_and_the_files_the_message_names(
     history = client_for.get(f"/api/chat/history?project_id={project.id}").get_json()["messages"]
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert client_for.get("/api/chat/history").get_json()["messages"] == []
+
+
+def test_sweep_releases_the_hold_of_a_reply_that_died_before_its_first_token(app, user, db_session):
+    long_ago = utcnow() - timedelta(seconds=chat_service.STALE_AFTER_S + 30)
+    reply = ChatMessage(user_id=user.id, role="assistant", content="", model="gpt-5", status="pending",
+                        tokens_in=50, heartbeat_at=long_ago, created_at=long_ago)
+    db_session.add(reply)
+    db_session.commit()
+    # The hold is linked only by its key: the process died before the first save stored hold_id.
+    hold = credits.place_hold(db_session, user_id=user.id, amount=300, idempotency_key=f"chat-reply:{reply.id}")
+    result = app.test_cli_runner().invoke(args=["credits", "sweep"])
+    assert "1 abandoned replies marked failed" in result.output
+    swept = row(db_session, reply.id)
+    assert (swept.status, swept.cost, swept.hold_id) == ("failed", 0, hold.id)
+    db_session.expire_all()
+    assert db_session.get(CreditHold, hold.id).status == "released"
+    assert (db_session.get(CreditBalance, user.id).balance, db_session.get(CreditBalance, user.id).held) == (5000, 0)
