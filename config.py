@@ -96,6 +96,8 @@ class Config:
     GITHUB_URL: str = GITHUB_DOTCOM
     # Operators who only allow public repositories ask for the narrower public_repo scope.
     GITHUB_ALLOW_PRIVATE_REPOS: bool = True
+    # Seconds to wait for one GitHub API answer before retrying (idempotent steps) or giving up.
+    GITHUB_TIMEOUT_S: int = 15
 
     OPENAI_API_KEY: str = ""
     OPENAI_BASE_URL: str = "https://api.openai.com/v1"
@@ -142,6 +144,7 @@ class Config:
             GITHUB_CLIENT_SECRET=env.get("GITHUB_CLIENT_SECRET", ""),
             GITHUB_URL=env.get("GITHUB_URL", "").rstrip("/") or GITHUB_DOTCOM,
             GITHUB_ALLOW_PRIVATE_REPOS=_env_bool(env, "GITHUB_ALLOW_PRIVATE_REPOS", True),
+            GITHUB_TIMEOUT_S=_env_int(env, "GITHUB_TIMEOUT_S", cls.GITHUB_TIMEOUT_S),
             OPENAI_API_KEY=env.get("OPENAI_API_KEY", ""),
             OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").rstrip("/") or cls.OPENAI_BASE_URL,
             OPENAI_MODEL=env.get("OPENAI_MODEL", "") or cls.OPENAI_MODEL,

@@ -244,6 +244,21 @@ def db_session(app):
 
 
 @pytest.fixture
+def rows(app):
+    """A session of its own for reading and arranging rows. Unlike `db_session` it keeps no app context
+    pushed, so each test-client request gets a fresh one (and a fresh `g`, where Flask-Login caches
+    the signed-in user): a request cannot inherit the previous request's user."""
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

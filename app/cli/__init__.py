@@ -7,7 +7,12 @@ import importlib
 from flask import Flask
 
 # Each module adds its commands to a group of app.cli.groups when imported.
-COMMAND_MODULES: tuple[str, ...] = ("app.cli.billing", "app.cli.credits")
+COMMAND_MODULES: tuple[str, ...] = (
+    "app.cli.users",
+    "app.cli.tokens",
+    "app.cli.billing",
+    "app.cli.credits",
+)
 
 
 def register_cli(app: Flask) -> None:

@@ -1,40 +1,113 @@
-"""`flask credits ...` commands (minimal form: the credits domain adds grant, balance and reconcile)."""
+"""`flask credits ...`: grant, balance, reconcile, sweep. Thin: find the user, call the ledger, print."""
 
 from __future__ import annotations
 
+import sys
+import uuid
 from collections.abc import Callable
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app import runtime
 from app.cli.groups import credits as credits_group
 from app.extensions import db
+from app.models import User
+from app.services import credits
+from app.services.errors import DomainError
 
-
-def sweep_stale_generations() -> str:
-    from app.services.chat import ChatSettings
-    from app.services.chat import sweep_stale_generations as sweep
+def sweep_abandoned_replies(session: Session) -> int:
+    """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
+    from app import runtime
+    from app.services.chat import ChatSettings, sweep_stale_generations
     from app.services.streams import streams_for
 
-    ended = sweep(
-        db.session, settings=ChatSettings.from_config(runtime.settings()), streams=streams_for(runtime.redis_client())
+    return sweep_stale_generations(
+        session, settings=ChatSettings.from_config(runtime.settings()), streams=streams_for(runtime.redis_client())
     )
-    return f"{ended} abandoned replies marked failed"
 
 
-def sweep_expired_holds() -> str:
-    from app.services.credits import sweep_expired_holds as sweep
+# What `flask credits sweep` runs, in order: (what it reports, a function of the session returning how
+# many leftovers of a crashed process it repaired). A feature with its own leftovers adds one line here.
+# Abandoned replies go first: each settles its hold for the text it produced before the hold sweep
+# could release that hold unpaid.
+SWEEPS: list[tuple[str, Callable[[Session], int]]] = [
+    ("abandoned replies marked failed", sweep_abandoned_replies),
+    ("expired holds released", credits.sweep_expired_holds),
+]
 
-    return f"{sweep(db.session)} expired holds released"
+
+def user_by_login(login: str) -> User:
+    user = db.session.execute(select(User).where(User.login == login)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user with the login {login!r}.")
+    return user
 
 
-# Run in this order: an abandoned reply settles its hold for the text it produced before the hold
-# sweep could release that hold unpaid.
-SWEEPS: list[Callable[[], str]] = [sweep_stale_generations, sweep_expired_holds]
+# ignore_unknown_options: `grant alice -100` must read -100 as the amount, not as an unknown option.
+@credits_group.command("grant", context_settings={"ignore_unknown_options": True})
+@click.argument("login")
+@click.argument("amount", type=int)
+@click.option("--reason", "note", required=True, help="Why: shown to the user on their ledger.")
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Reuse a key to make a retried grant a no-op (default: a fresh key for each invocation).",
+)
+def grant(login: str, amount: int, note: str, idempotency_key: str | None) -> None:
+    """Add AMOUNT credits to LOGIN (negative to take credits back; the balance never goes below zero)."""
+    user = user_by_login(login)
+    key = idempotency_key or f"admin:{uuid.uuid4()}"
+    try:
+        posting = credits.grant_credits(
+            db.session, user_id=user.id, amount=amount, note=note, idempotency_key=key
+        )
+    except (ValueError, TypeError, DomainError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    entry = posting.entry
+    if not posting.created:
+        click.echo(f"Already posted under {key}: entry {entry.id}, {entry.delta:+,} credits. Nothing changed.")
+        return
+    clamped = "" if entry.delta == amount else f" (asked {amount:+,}; stopped at a zero balance)"
+    click.echo(
+        f"{login}: {entry.delta:+,} credits{clamped}, balance now {entry.balance_after:,} "
+        f"(entry {entry.id}, key {key})."
+    )
+
+
+@credits_group.command("balance")
+@click.argument("login")
+def balance(login: str) -> None:
+    """Print LOGIN's balance as a bare integer."""
+    user = user_by_login(login)
+    click.echo(credits.credit_summary(db.session, user.id).balance)
+
+
+@credits_group.command("reconcile")
+def reconcile() -> None:
+    """Check every balance against the sum of its ledger, and held credits against active holds.
+
+    Exits 1 and lists the users that differ.
+    """
+    found = credits.find_discrepancies(db.session)
+    if not found:
+        click.echo("All balances match their ledgers, and held credits match active holds.")
+        return
+    ids = [item.user_id for item in found]
+    logins = dict(db.session.execute(select(User.id, User.login).where(User.id.in_(ids))).all())
+    for item in found:
+        problems = []
+        if item.balance != item.ledger_sum:
+            problems.append(f"balance {item.balance} but ledger sums to {item.ledger_sum}")
+        if item.held != item.active_holds:
+            problems.append(f"held {item.held} but active holds sum to {item.active_holds}")
+        click.echo(f"{item.user_id}\t{logins.get(item.user_id, '(no account)')}\t" + "; ".join(problems))
+    click.echo(f"{len(found)} user(s) differ.", err=True)
+    sys.exit(1)
 
 
 @credits_group.command("sweep")
-def sweep_command() -> None:
-    """Release expired holds and mark abandoned generations failed."""
-    for run in SWEEPS:
-        click.echo(run())
+def sweep() -> None:
+    """Release expired holds and repair what crashed processes left behind."""
+    for label, run in SWEEPS:
+        click.echo(f"{label}: {run(db.session)}")

@@ -11,7 +11,16 @@ import importlib
 from flask import Flask
 
 # Page blueprints, in the order their routes should match.
-DOMAIN_MODULES: tuple[str, ...] = ("app.web.pages", "app.web.billing", "app.web.chat")
+DOMAIN_MODULES: tuple[str, ...] = (
+    "app.web.pages",
+    "app.web.auth",
+    "app.web.account",
+    "app.web.billing",
+    "app.web.credits",
+    "app.web.publish",
+    "app.web.projects",
+    "app.web.chat",
+)
 
 
 def register_blueprints(app: Flask) -> None:

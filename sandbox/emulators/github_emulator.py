@@ -1172,7 +1172,7 @@ class GitHubEmulator(Emulator):
             f"<fieldset><legend>Sign in as</legend>{users}"
             '<label for=new_login>…or a new sandbox user</label>'
             '<input type=text id=new_login name=new_login placeholder="new-login" autocomplete=off '
-            'pattern="[A-Za-z0-9][A-Za-z0-9-]{0,38}">'
+            'pattern="[A-Za-z0-9][A-Za-z0-9\\-]{0,38}">'
             f"{error_html}</fieldset>"
             "<div class=actions><button class=primary type=submit name=action value=authorize>Authorize</button>"
             "<button type=submit name=action value=cancel>Cancel</button></div></form>"

@@ -12,6 +12,24 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
+  // The header's credit counter. Server fragments update it with an out-of-band swap
+  // (app.web.credits.render_credit_counter_oob); anything else dispatches `sorya:balance` with
+  // {balance}: a script reading the JSON chat stream, or an htmx response carrying
+  // `HX-Trigger: {"sorya:balance": {"balance": N}}` (app.web.credits.balance_trigger_header).
+  function setCreditBalance(balance) {
+    var counter = document.getElementById("credit-counter");
+    var value = Number(balance);
+    if (!counter || !isFinite(value)) return;
+    counter.setAttribute("data-balance", String(value));
+    var amount = counter.querySelector(".credit-amount");
+    if (amount) amount.textContent = value.toLocaleString("en-US");
+  }
+  document.addEventListener("sorya:balance", function (event) {
+    if (event.detail && "balance" in event.detail) setCreditBalance(event.detail.balance);
+  });
+  window.Sorya = window.Sorya || {};
+  window.Sorya.setCreditBalance = setCreditBalance;
+
   // Buttons marked data-copy-target copy the text of the element they name.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy-target]");

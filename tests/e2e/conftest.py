@@ -84,7 +84,9 @@ def page(browser, live_server) -> Iterator:
 def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    # caret="initial": Playwright's default caret hiding injects a style the page's CSP then reports
+    # (as a violation on the next input), failing journeys that type after a screenshot.
+    page.screenshot(path=str(path), full_page=full_page, caret="initial")
     return path
 
 

@@ -298,7 +298,7 @@ def test_sweep_fails_a_reply_whose_process_died_and_charges_what_it_streamed(app
 
     result = app.test_cli_runner().invoke(args=["credits", "sweep"])
     assert result.exit_code == 0, result.output
-    assert "1 abandoned replies marked failed" in result.output
+    assert "abandoned replies marked failed: 1" in result.output
 
     swept = row(db_session, reply.id)
     assert swept.status == "failed" and swept.content == "partial text, streamed further"
@@ -311,7 +311,7 @@ def test_sweep_fails_a_reply_whose_process_died_and_charges_what_it_streamed(app
     assert [(e.id, e.name) for e in ending] == [(3, "error")]
     # A second sweep finds nothing and charges nothing more.
     again = app.test_cli_runner().invoke(args=["credits", "sweep"])
-    assert "0 abandoned replies" in again.output
+    assert "abandoned replies marked failed: 0" in again.output
     entries = db_session.execute(select(LedgerEntry).where(LedgerEntry.reason == "chat")).scalars().all()
     assert [e.delta for e in entries] == [-expected]
 
@@ -399,7 +399,7 @@ def test_sweep_releases_the_hold_of_a_reply_that_died_before_its_first_token(app
     # The hold is linked only by its key: the process died before the first save stored hold_id.
     hold = credits.place_hold(db_session, user_id=user.id, amount=300, idempotency_key=f"chat-reply:{reply.id}")
     result = app.test_cli_runner().invoke(args=["credits", "sweep"])
-    assert "1 abandoned replies marked failed" in result.output
+    assert "abandoned replies marked failed: 1" in result.output
     swept = row(db_session, reply.id)
     assert (swept.status, swept.cost, swept.hold_id) == ("failed", 0, hold.id)
     db_session.expire_all()

@@ -1,0 +1,152 @@
+"""The account page (who you are, GitHub, plan and balance, API tokens, your data) and `GET /api/me`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
+
+from app import runtime
+from app.extensions import db
+from app.providers import github
+from app.services import accounts, api_tokens
+from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
+from app.web import api
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("account", __name__)
+
+# How often viewing the account page asks GitHub whether the stored token still works.
+TOKEN_CHECK_INTERVAL_S = 15 * 60
+
+
+def is_htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+def refresh_github_status(user_id: int, overview: accounts.AccountOverview) -> accounts.AccountOverview:
+    """Ask GitHub about the stored token when the last answer is old, so a revoked grant shows here."""
+    if overview.github is None or not accounts.token_check_due(overview.github, max_age_s=TOKEN_CHECK_INTERVAL_S):
+        return overview
+    try:
+        token = accounts.github_access_token(db.session, runtime.keyring(), user_id)
+        github.check_token(token)
+    except github.GithubTokenRevoked:
+        accounts.record_token_check(db.session, user_id, revoked=True)
+    except (UpstreamError, Conflict) as exc:
+        # GitHub down or slow: say nothing new, try again at the next view.
+        log.info("account: github check for user=%s skipped: %s", user_id, exc.message)
+        return overview
+    else:
+        accounts.record_token_check(db.session, user_id, revoked=False)
+    return accounts.account_overview(db.session, user_id)
+
+
+def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,
+                   token_name: str = "", delete_error: str | None = None, status: int = 200):
+    overview = accounts.account_overview(db.session, current_user.id)
+    overview = refresh_github_status(current_user.id, overview)
+    return render_template(
+        "account/show.html",
+        overview=overview,
+        new_token=new_token,
+        token_error=token_error,
+        token_name=token_name,
+        delete_error=delete_error,
+        reconnect_url=url_for("auth.start", next=url_for("account.show")),
+    ), status
+
+
+def render_tokens(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,
+                  token_name: str = "", status: int = 200):
+    return render_template(
+        "partials/_api_tokens.html",
+        tokens=api_tokens.list_tokens(db.session, current_user.id),
+        new_token=new_token,
+        token_error=token_error,
+        token_name=token_name,
+    ), status
+
+
+@bp.get("/account")
+@login_required
+def show():
+    return render_account()
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token():
+    name = request.form.get("name", "")
+    try:
+        created = api_tokens.create_token(db.session, user_id=current_user.id, name=name)
+    except (InvalidRequest, Conflict) as exc:
+        render = render_tokens if is_htmx() else render_account
+        # 200 for htmx so the form and its error are swapped in place; a full page says 400.
+        return render(token_error=exc.message, token_name=name[:200], status=200 if is_htmx() else 400)
+    if is_htmx():
+        return render_tokens(new_token=created)
+    # Without JavaScript the new token is shown on the page this POST answers: it is never stored.
+    return render_account(new_token=created, status=201)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    token = api_tokens.revoke_token(db.session, user_id=current_user.id, token_id=token_id)
+    if is_htmx():
+        return render_tokens()
+    flash(f"The token “{token.name}” is revoked; scripts using it now get 401.", "success")
+    return redirect(url_for("account.show") + "#api-tokens")
+
+
+@bp.get("/account/export")
+@login_required
+def export():
+    document = accounts.export_account(db.session, current_user.id)
+    body = json.dumps(document, ensure_ascii=False, indent=2)
+    filename = f"sorya-{current_user.login}-data.json"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@bp.post("/account/delete")
+@login_required
+def delete():
+    confirmation = request.form.get("confirm_login", "").strip()
+    if confirmation != current_user.login:
+        return render_account(
+            delete_error=f"Type your login, {current_user.login}, exactly to confirm.", status=400
+        )
+    user_id = current_user.id
+    try:
+        accounts.delete_account(db.session, user_id)
+    except DomainError as exc:
+        return render_account(delete_error=exc.message, status=exc.status)
+    logout_user()
+    session.clear()
+    flash("Your account and its data are deleted. Thank you for trying Sorya.", "info")
+    return redirect(url_for("pages.landing"))
+
+
+@api.bp.get("/me")
+@login_required
+def api_me():
+    overview = accounts.account_overview(db.session, current_user.id)
+    user = overview.user
+    return jsonify(
+        id=user.id,
+        login=user.login,
+        name=user.name,
+        email=user.email,
+        plan=user.plan,
+        credits={"balance": overview.balance, "held": overview.held},
+        github={"login": overview.github.login, "scopes": overview.scopes,
+                "token_status": overview.github.token_status} if overview.github else None,
+    )

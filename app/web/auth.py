@@ -1,0 +1,124 @@
+"""Signing in with GitHub (the only way in), and signing out.
+
+`/auth/login` explains what Sorya asks GitHub for and starts the flow; GitHub sends the person back to
+`{PUBLIC_URL}/auth/github/callback`. Every way the flow can fail ends on the sign-in page with a
+sentence saying what happened, and nothing half-created.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from app import runtime
+from app.extensions import db
+from app.models import User
+from app.providers import github
+from app.services import accounts
+from app.services.errors import DomainError, Forbidden, UpstreamError
+from app.web.security import default_landing_url, safe_next_path
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+CALLBACK_PATH = "/auth/github/callback"
+# "Keep me signed in" lasts this long; without it the session ends with the browser.
+REMEMBER_DURATION = timedelta(days=30)
+
+
+def callback_url() -> str:
+    return runtime.settings().PUBLIC_URL.rstrip("/") + CALLBACK_PATH
+
+
+def render_sign_in(*, next_path: str | None, error: str | None = None, status: int = 200, reconnect: bool = False):
+    settings = runtime.settings()
+    return render_template(
+        "auth/sign_in.html",
+        next_path=next_path,
+        error=error,
+        reconnect=reconnect,
+        configured=bool(settings.GITHUB_CLIENT_ID),
+        repo_scope=github.requested_scopes(settings.GITHUB_ALLOW_PRIVATE_REPOS)[-1],
+    ), status
+
+
+@bp.get("/auth/login")
+def login():
+    next_path = safe_next_path(request.args.get("next"))
+    if current_user.is_authenticated:
+        # Signed-in people come here on purpose, from a "Reconnect GitHub" link: offer exactly that,
+        # and bring them back to the page they came from.
+        return render_sign_in(next_path=next_path or same_site_referrer(), reconnect=True)
+    return render_sign_in(next_path=next_path)
+
+
+def same_site_referrer() -> str | None:
+    """The path of the referring page when it is on this site, else None."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host:
+        return None
+    return safe_next_path(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
+
+
+@bp.get("/auth/github")
+def start():
+    next_path = safe_next_path(request.args.get("next"))
+    if not runtime.settings().GITHUB_CLIENT_ID:
+        return render_sign_in(
+            next_path=next_path, status=503,
+            error="Sign-in is not set up on this server yet: its operator must set GITHUB_CLIENT_ID and "
+                  "GITHUB_CLIENT_SECRET.",
+        )
+    flow = github.SignInFlow(next_path=next_path, remember=request.args.get("remember") == "1")
+    return github.start_sign_in(callback_url(), flow)
+
+
+@bp.get(CALLBACK_PATH)
+def callback():
+    try:
+        grant, flow = github.finish_sign_in()
+        identity = github.fetch_identity(grant.access_token)
+        result = accounts.sign_in_with_github(
+            db.session,
+            identity=identity,
+            grant=grant,
+            keyring=runtime.keyring(),
+            signup_credits=runtime.settings().CREDITS_SIGNUP_GRANT,
+            secret_key=runtime.settings().SECRET_KEY,
+        )
+    except github.SignInRefused as exc:
+        log.info("sign-in refused: %s", exc.reason)
+        return render_sign_in(next_path=safe_next_path(exc.next_path), error=exc.message, status=400)
+    except Forbidden as exc:
+        return render_sign_in(next_path=None, error=exc.message, status=403)
+    except UpstreamError as exc:
+        return render_sign_in(next_path=None, error=exc.message, status=502)
+    except DomainError as exc:
+        return render_sign_in(next_path=None, error=exc.message, status=exc.status)
+
+    user = db.session.get(User, result.user_id)
+    # A fresh session at sign-in: nothing from before (a fixated id, other pending flows) carries over.
+    session.clear()
+    login_user(user, remember=flow.remember, duration=REMEMBER_DURATION)
+    if result.created and result.signup_credits:
+        flash(f"Welcome to Sorya, {user.login}! Your account starts with {result.signup_credits:,} free credits.",
+              "success")
+    elif result.created:
+        flash(f"Welcome to Sorya, {user.login}! This GitHub account already received its free credits "
+              "on an earlier Sorya account.", "info")
+    else:
+        flash(f"Signed in as {user.login}.", "success")
+    return redirect(flow.next_path or default_landing_url())
+
+
+@bp.post("/auth/logout")
+def logout():
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("pages.landing"))

@@ -1,0 +1,287 @@
+"""Publishing to GitHub: the JSON routes of the contract and the project page's publish panel.
+
+The panel (`partials/_publish_panel.html`, variable `project`) is included by the project page and is
+also what every form here returns to an HTMX request; without JavaScript each form posts, then redirects
+back to the page it came from (or to `/projects/<id>/publish`, a page with the panel alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app import runtime
+from app.extensions import db
+from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
+from app.services import publish as publish_service
+from app.services.errors import DomainError, InvalidRequest
+from app.web import api
+from app.web.api import read_json
+
+bp = Blueprint("publish", __name__)
+
+# How long the JSON push route waits for a background push before answering 202 with its status URL.
+API_PUSH_WAIT_S = 25.0
+
+
+def _settings() -> publish_service.PublishSettings:
+    return publish_service.settings_from_app(runtime.settings(), runtime.keyring())
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    raise InvalidRequest(f"{name} must be true or false.", fields={name: "must be true or false"})
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidRequest(f"{name} must be a string.", fields={name: "must be a string"})
+
+
+def _push_json(outcome_or_push: Any, flagged: list[str] | None = None, compare_url: str | None = None) -> dict:
+    push = outcome_or_push
+    up_to_date = push.status == PUSH_UP_TO_DATE
+    body = {
+        "push_id": push.id,
+        "status": push.status,
+        "commit_sha": push.commit_sha,
+        "html_url": push.html_url,
+        "files_changed": push.files_changed,
+        "branch": push.branch,
+        "requests_made": push.requests_made,
+        "progress": {"done": push.progress_done, "total": push.progress_total},
+        "message": "Already up to date: GitHub has this snapshot's files." if up_to_date else None,
+        "flagged_paths": flagged or [],
+    }
+    if compare_url:
+        body["compare_url"] = compare_url
+    if push.error_code:
+        body["error"] = {"code": push.error_code, "message": push.error_message}
+    return body
+
+
+# --- JSON API ----------------------------------------------------------------------------------------
+
+
+@api.bp.post("/github/repo/<int:project_id>/init")
+@login_required
+def api_init_repo(project_id: int):
+    body = read_json()
+    link = publish_service.create_repository(
+        db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
+        name=_optional_str(body, "name"), description=_optional_str(body, "description"),
+        private=None if body.get("private") is None else _bool(body.get("private"), "private"),
+        link_existing=_bool(body.get("link_existing"), "link_existing"))
+    return jsonify(repo_full_name=link.full_name, html_url=link.html_url, private=link.private,
+                   linked_existing=link.linked_existing), 201
+
+
+@api.bp.post("/github/repo/<int:project_id>/push")
+@login_required
+def api_push(project_id: int):
+    body = read_json()
+    snapshot_id = body.get("snapshot_id")
+    if snapshot_id is not None and (isinstance(snapshot_id, bool) or not isinstance(snapshot_id, int)):
+        raise InvalidRequest("snapshot_id must be a whole number.", fields={"snapshot_id": "not a whole number"})
+    push = publish_service.start_push(
+        db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
+        confirm_flagged=_bool(body.get("confirm_flagged"), "confirm_flagged"),
+        new_branch=_bool(body.get("new_branch"), "new_branch"))
+    snapshot = db.session.get(publish_service.Snapshot, push.snapshot_id)
+    if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
+        thread = publish_service.start_push_in_background(current_app._get_current_object(), push.id)
+        thread.join(API_PUSH_WAIT_S)
+        db.session.expire_all()
+        push = db.session.get(publish_service.Push, push.id)
+        if push.status == PUSH_RUNNING:
+            body = _push_json(push)
+            body["status_url"] = url_for("api.api_push_status", project_id=project_id, push_id=push.id)
+            return jsonify(body), 202
+        if push.error_code:
+            raise _stored_error(push)
+        return jsonify(_push_json(push, list(snapshot.flagged_paths or []), _compare_url(push)))
+    outcome = publish_service.execute_push(db.session, push.id, _settings())
+    if outcome.error is not None:
+        raise outcome.error
+    return jsonify(_push_json(outcome.push, outcome.flagged_paths, outcome.compare_url))
+
+
+@api.bp.get("/github/repo/<int:project_id>/pushes/<int:push_id>")
+@login_required
+def api_push_status(project_id: int, push_id: int):
+    push = publish_service.get_push(db.session, project_id=project_id, user_id=current_user.id, push_id=push_id)
+    return jsonify(_push_json(push, compare_url=_compare_url(push)))
+
+
+def _compare_url(push) -> str | None:
+    project = db.session.get(publish_service.Project, push.project_id)
+    if project is None or not project.repo_branch or push.branch == project.repo_branch or not push.commit_sha:
+        return None
+    base = runtime.settings().GITHUB_URL.rstrip("/")
+    return f"{base}/{push.repo_full_name}/compare/{project.repo_branch}...{push.branch}?expand=1"
+
+
+def _stored_error(push) -> DomainError:
+    from app.services.errors import Conflict, UpstreamError
+
+    if push.error_code and push.error_code.startswith(("push_", "repo_", "branch_")):
+        return Conflict(push.error_message or "The push failed.", reason=push.error_code)
+    return UpstreamError("GitHub", push.error_message or "The push failed.", reason=push.error_code)
+
+
+# --- pages -------------------------------------------------------------------------------------------
+
+
+@bp.app_context_processor
+def publish_helpers() -> dict[str, Any]:
+    return {"publish_panel_state": _panel_state}
+
+
+def _panel_state(project) -> dict[str, Any]:
+    """Everything the panel shows, read fresh for the signed-in owner of `project`."""
+    from sqlalchemy import select
+
+    from app.models import GithubAccount, Snapshot
+
+    settings = runtime.settings()
+    account = db.session.execute(
+        select(GithubAccount).where(GithubAccount.user_id == project.user_id)).scalar_one_or_none()
+    snapshots = db.session.execute(
+        select(Snapshot).where(Snapshot.project_id == project.id).order_by(Snapshot.number.desc()).limit(50)
+    ).scalars().all()
+    history = publish_service.push_history(db.session, project, github_url=settings.GITHUB_URL)
+    latest = history[0] if history else None
+    return {
+        "account": account,
+        "token_revoked": account is not None and account.token_status == publish_service.TOKEN_REVOKED,
+        "snapshots": snapshots,
+        "history": history,
+        "running": latest if latest and latest.status == PUSH_RUNNING else None,
+        "latest": latest,
+        "allow_private": settings.GITHUB_ALLOW_PRIVATE_REPOS,
+        "default_name": publish_service.repo_name_for(project.name),
+        "github_url": settings.GITHUB_URL,
+        "back": _page_path(project.id),
+    }
+
+
+def _page_path(project_id: int) -> str:
+    """The page the panel sits on, for forms posted without JavaScript to return to."""
+    if request.headers.get("HX-Request"):
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if current.netloc == request.host and current.path.startswith("/"):
+            return current.path
+        return url_for("publish.page", project_id=project_id)
+    if request.method == "GET":
+        return request.path
+    return url_for("publish.page", project_id=project_id)
+
+
+def _safe_next(project_id: int) -> str:
+    """Where a form without JavaScript returns: a path on this site, else the publish page."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
+        return target
+    return url_for("publish.page", project_id=project_id)
+
+
+def _panel_response(project_id: int, **extra: Any):
+    """The panel for HTMX; a redirect back for a plain form post (flashes carry the news)."""
+    if request.headers.get("HX-Request"):
+        project = publish_service.owned_project(db.session, project_id, current_user.id)
+        return render_template("partials/_publish_panel.html", project=project, **extra)
+    for category, message in extra.get("notices", []):
+        flash(message, category)
+    return redirect(_safe_next(project_id))
+
+
+# Errors the panel explains in a callout of its own, with the offer that goes with them.
+EXPLAINED_IN_PANEL = {"push_conflict", "repo_missing", "repo_exists", "confirmation_required",
+                      "github_token_revoked", "github_missing_scope", "github_not_connected"}
+
+
+def _render_error(project_id: int, exc: DomainError, **extra: Any):
+    notices = [] if exc.extra.get("reason") in EXPLAINED_IN_PANEL else [("error", exc.message)]
+    if request.headers.get("HX-Request"):
+        return _panel_response(project_id, notices=notices, error=exc, **extra)
+    # Without JavaScript the offer must survive the redirect: render the panel page directly.
+    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    return render_template("publish/page.html", project=project, notices=notices, error=exc, **extra), exc.status
+
+
+@bp.get("/projects/<int:project_id>/publish")
+@login_required
+def page(project_id: int):
+    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    return render_template("publish/page.html", project=project)
+
+
+@bp.get("/projects/<int:project_id>/publish/panel")
+@login_required
+def panel(project_id: int):
+    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    return render_template("partials/_publish_panel.html", project=project)
+
+
+@bp.post("/projects/<int:project_id>/publish/repo")
+@login_required
+def create_repo(project_id: int):
+    form = request.form
+    private = form.get("visibility", "private" if runtime.settings().GITHUB_ALLOW_PRIVATE_REPOS else "public")
+    try:
+        link = publish_service.create_repository(
+            db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
+            name=form.get("name") or None, description=form.get("description"),
+            private=private == "private", link_existing=form.get("link_existing") == "1")
+    except DomainError as exc:
+        return _render_error(project_id, exc, form_values=dict(form))
+    verb = "Linked" if link.linked_existing else "Created"
+    return _panel_response(project_id, notices=[("success", f"{verb} {link.full_name} on GitHub.")])
+
+
+@bp.post("/projects/<int:project_id>/publish/unlink")
+@login_required
+def unlink(project_id: int):
+    try:
+        publish_service.unlink_repository(db.session, project_id=project_id, user_id=current_user.id)
+    except DomainError as exc:
+        return _render_error(project_id, exc)
+    return _panel_response(project_id, notices=[("info", "The repository is no longer linked to this project.")])
+
+
+@bp.post("/projects/<int:project_id>/publish/push")
+@login_required
+def push(project_id: int):
+    form = request.form
+    raw_snapshot = form.get("snapshot_id", "")
+    snapshot_id = int(raw_snapshot) if raw_snapshot.isdigit() else None
+    try:
+        started = publish_service.start_push(
+            db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
+            confirm_flagged=form.get("confirm_flagged") == "1", new_branch=form.get("new_branch") == "1")
+    except DomainError as exc:
+        return _render_error(project_id, exc, form_values=dict(form))
+    snapshot = db.session.get(publish_service.Snapshot, started.snapshot_id)
+    if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
+        publish_service.start_push_in_background(current_app._get_current_object(), started.id)
+        return _panel_response(project_id, notices=[("info", f"Pushing snapshot #{snapshot.number} in the "
+                                                              "background…")])
+    outcome = publish_service.execute_push(db.session, started.id, _settings())
+    if outcome.error is not None:
+        return _render_error(project_id, outcome.error)
+    done = outcome.push
+    project = db.session.get(publish_service.Project, project_id)
+    if done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
+        notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
+    elif done.status == PUSH_UP_TO_DATE:
+        notice = ("info", "Already up to date: GitHub has this snapshot's files.")
+    else:
+        notice = ("success", f"Pushed {done.files_changed} changed file{'s' if done.files_changed != 1 else ''} "
+                             f"as commit {(done.commit_sha or '')[:7]}.")
+    return _panel_response(project_id, notices=[notice])

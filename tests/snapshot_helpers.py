@@ -1,0 +1,55 @@
+"""Helpers shared by the snapshot tests: replies with fenced files, messages and snapshots made directly."""
+
+from __future__ import annotations
+
+from app.extensions import db
+from app.models import ChatMessage, Project
+from app.services.snapshots import IncomingFile, SnapshotLimits, render_reply_file, take_snapshot_from_files
+
+GENEROUS_LIMITS = SnapshotLimits(max_files=5000, max_file_bytes=5_000_000, max_total_bytes=200_000_000)
+
+
+def reply_with(files: dict[str, str], *, intro: str = "Here are the files.") -> str:
+    blocks = [render_reply_file(path, content, "text") for path, content in files.items()]
+    return intro + "\n\n" + "\n".join(blocks) + "\nThat's all."
+
+
+def make_project(app, user, name: str = "Demo app") -> int:
+    with app.app_context():
+        project = Project(user_id=user.id, name=name, description="A test project")
+        db.session.add(project)
+        db.session.commit()
+        return project.id
+
+
+def make_reply(app, user, project_id: int | None, content: str, *, status: str = "complete") -> int:
+    with app.app_context():
+        question = ChatMessage(user_id=user.id, project_id=project_id, role="user", content="Write it")
+        db.session.add(question)
+        db.session.flush()
+        reply = ChatMessage(
+            user_id=user.id, project_id=project_id, role="assistant", content=content, status=status,
+            model="gpt-5", reply_to_id=question.id,
+        )
+        db.session.add(reply)
+        db.session.commit()
+        return reply.id
+
+
+def make_snapshot(app, user, project_id: int, files: dict[str, str | bytes], **kwargs) -> int:
+    with app.app_context():
+        incoming = [
+            IncomingFile(path, content if isinstance(content, bytes) else content.encode(), "upload")
+            for path, content in files.items()
+        ]
+        result = take_snapshot_from_files(
+            db.session, user_id=user.id, project_id=project_id, files=incoming, limits=GENEROUS_LIMITS, **kwargs
+        )
+        return result.snapshot.id
+
+
+def assert_not_found_and_nothing_leaked(responses, secret: bytes) -> None:
+    """Every response is a 404 that does not contain `secret` (another user's data)."""
+    for response in responses:
+        assert response.status_code == 404, (response.request.path, response.status_code)
+        assert secret not in response.data
