@@ -16,6 +16,7 @@ from app.models import User
 from app.services import credits
 from app.services.errors import DomainError
 
+
 def sweep_abandoned_replies(session: Session) -> int:
     """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
     from app import runtime
