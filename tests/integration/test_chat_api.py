@@ -357,3 +357,22 @@ def test_unicode_and_html_round_trip_unchanged_in_the_api(client_for, openai_emu
     assert user_message.content == text
     assert openai_emulator.control.chat_requests()[-1]["messages"][-1]["content"] == text
 
+
+
+def test_a_script_chats_with_a_bearer_token_and_no_csrf(app, user, openai_emulator):
+    from app.extensions import db
+    from app.services import api_tokens
+
+    with app.app_context():
+        token = api_tokens.create_token(db.session, user_id=user.id, name="script").plaintext
+    script = app.test_client()
+    openai_emulator.control.script_reply("Hello, script.")
+    auth = {"Authorization": f"Bearer {token}"}
+    response = script.post("/api/chat", json={"message": "hi"}, headers={**auth, "Accept": "text/event-stream"},
+                           buffered=False)
+    events = SSEReader(response).read_all()
+    assert response.status_code == 200 and reply_text(events) == "Hello, script."
+    message_id = events[0].data["message_id"]
+    assert script.post(f"/api/chat/{message_id}/stop", headers=auth).get_json()["status"] == "complete"
+    assert [m["role"] for m in script.get("/api/chat/history", headers=auth).get_json()["messages"]] == [
+        "user", "assistant"]
