@@ -1,5 +1,6 @@
 """Chat on the embedded default: SQLite, no Redis (the in-process broker), through the OpenAI emulator."""
 
+import pytest
 from flask_migrate import upgrade
 
 from app import create_app
@@ -11,7 +12,15 @@ from tests.chat_helpers import SSEReader, api_headers, post_chat, reply_text
 from tests.conftest import build_config
 
 
-def test_chat_streams_resumes_and_charges_on_sqlite_without_redis(tmp_path, openai_emulator, provider_settings):
+@pytest.fixture
+def emulator_reset_after(openai_emulator):
+    """This test has no `app` fixture, so the harness would not reset the emulator's log after it."""
+    yield openai_emulator
+    openai_emulator.control.reset()
+
+
+def test_chat_streams_resumes_and_charges_on_sqlite_without_redis(tmp_path, emulator_reset_after, provider_settings):
+    openai_emulator = emulator_reset_after
     config = build_config(str(tmp_path), **provider_settings)
     assert not config.REDIS_URL and config.DATABASE_URL.startswith("sqlite")
     application = create_app(config)
