@@ -24,6 +24,7 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app import runtime
 from app.extensions import db, limiter
@@ -35,6 +36,7 @@ from app.services.errors import (
     InsufficientCredits,
     InvalidRequest,
     Unauthenticated,
+    Unavailable,
     UpstreamError,
 )
 from app.services.streams import ReplyStreams, StreamEvent, streams_for
@@ -82,10 +84,15 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
     streams = reply_streams()
-    sent = chat.send_message(
-        db.session, user_id=user_id, text=text, project_id=project_id, model=model,
-        settings=chat_settings(), streams=streams,
-    )
+    try:
+        sent = chat.send_message(
+            db.session, user_id=user_id, text=text, project_id=project_id, model=model,
+            settings=chat_settings(), streams=streams,
+        )
+    except SQLAlchemyTimeoutError:
+        # Every database connection of this process is busy (a burst of sends): a retryable 503, not a 500.
+        db.session.rollback()
+        raise Unavailable("Sorya is very busy right now; please send your message again in a moment.") from None
     chat.start_generation(current_app._get_current_object(), sent.job, streams)
     return sent
 

@@ -376,3 +376,15 @@ def test_a_script_chats_with_a_bearer_token_and_no_csrf(app, user, openai_emulat
     assert script.post(f"/api/chat/{message_id}/stop", headers=auth).get_json()["status"] == "complete"
     assert [m["role"] for m in script.get("/api/chat/history", headers=auth).get_json()["messages"]] == [
         "user", "assistant"]
+
+
+def test_an_exhausted_database_pool_is_a_retryable_503_not_a_500(client_for, monkeypatch, openai_emulator):
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    def busy(*args, **kwargs):
+        raise PoolTimeout("QueuePool limit reached")
+
+    monkeypatch.setattr(chat_service, "send_message", busy)
+    response = post_chat(client_for, {"message": "hi"})
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
+    assert chat_calls(openai_emulator) == []
