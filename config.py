@@ -125,6 +125,19 @@ class Config:
     SNAPSHOT_MAX_FILE_BYTES: int = 1_000_000
     SNAPSHOT_MAX_TOTAL_BYTES: int = 20_000_000
 
+    # Operations (deploy/README.md). Proxies in front of the app that set X-Forwarded-*: trusted only
+    # when counted here, since a client could send those headers itself.
+    TRUSTED_PROXY_HOPS: int = 0
+    # Bearer token that /metrics demands; unset, /metrics answers only direct loopback callers.
+    METRICS_TOKEN: str = ""
+    # "json" (one object per line) or "text"; default json, text in the sandbox.
+    LOG_FORMAT: str = ""
+    LOG_LEVEL: str = "INFO"
+    # Flask-Limiter limit applied to every /api call per user (or per address before sign-in); empty = none.
+    API_RATE_LIMIT: str = "600 per minute"
+    # On SIGTERM, how long running generations get to finish before they are marked failed.
+    SHUTDOWN_GRACE_S: int = 20
+
     # Set by the sandbox launcher (`python -m sandbox`): every page then says no real provider is used.
     SORYA_SANDBOX: bool = False
     INSTANCE_DIR: str = str(DEFAULT_INSTANCE_DIR)
@@ -168,6 +181,12 @@ class Config:
             SNAPSHOT_MAX_FILES=_env_int(env, "SNAPSHOT_MAX_FILES", cls.SNAPSHOT_MAX_FILES),
             SNAPSHOT_MAX_FILE_BYTES=_env_int(env, "SNAPSHOT_MAX_FILE_BYTES", cls.SNAPSHOT_MAX_FILE_BYTES),
             SNAPSHOT_MAX_TOTAL_BYTES=_env_int(env, "SNAPSHOT_MAX_TOTAL_BYTES", cls.SNAPSHOT_MAX_TOTAL_BYTES),
+            TRUSTED_PROXY_HOPS=_env_int(env, "TRUSTED_PROXY_HOPS", cls.TRUSTED_PROXY_HOPS),
+            METRICS_TOKEN=env.get("METRICS_TOKEN", ""),
+            LOG_FORMAT=env.get("LOG_FORMAT", "").strip().lower(),
+            LOG_LEVEL=env.get("LOG_LEVEL", "").strip().upper() or cls.LOG_LEVEL,
+            API_RATE_LIMIT=env.get("API_RATE_LIMIT", cls.API_RATE_LIMIT).strip(),
+            SHUTDOWN_GRACE_S=_env_int(env, "SHUTDOWN_GRACE_S", cls.SHUTDOWN_GRACE_S),
             SORYA_SANDBOX=_env_bool(env, "SORYA_SANDBOX", False),
             INSTANCE_DIR=env.get("SORYA_INSTANCE_DIR", "") or str(DEFAULT_INSTANCE_DIR),
         )
@@ -205,6 +224,10 @@ class Config:
         if not self.DATABASE_URL:
             instance.mkdir(parents=True, exist_ok=True)
             self.DATABASE_URL = f"sqlite:///{instance / 'sorya.db'}"
+        if not self.LOG_FORMAT:
+            self.LOG_FORMAT = "text" if self.SORYA_SANDBOX else "json"
+        if self.LOG_FORMAT not in ("json", "text"):
+            raise ConfigError(f"LOG_FORMAT must be json or text, not {self.LOG_FORMAT!r}.")
         if not self.OPENAI_MODELS:
             self.OPENAI_MODELS = [self.OPENAI_MODEL]
         elif self.OPENAI_MODEL not in self.OPENAI_MODELS:
@@ -218,6 +241,13 @@ class Config:
                 self.ENCRYPTION_KEY = _read_or_create_secret(
                     instance / "encryption_key", lambda: base64.b64encode(os.urandom(32)).decode()
                 )
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so the log formatter can blank them out wherever they appear."""
+        return [
+            self.SECRET_KEY, self.ENCRYPTION_KEY, *self.ENCRYPTION_OLD_KEYS, self.GITHUB_CLIENT_SECRET,
+            self.OPENAI_API_KEY, self.STRIPE_SECRET_KEY, self.STRIPE_WEBHOOK_SECRET, self.METRICS_TOKEN,
+        ]
 
     def check_production_settings(self) -> None:
         """Refuse to start outside the sandbox without the secrets that protect users."""

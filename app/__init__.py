@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
+from app.logs import configure_logging
 from config import BASE_DIR, Config
 
 
@@ -21,12 +20,13 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.config.from_mapping(config.to_flask())
     app.extensions["sorya.config"] = config
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(config.LOG_FORMAT, config.LOG_LEVEL, config.secret_values())
 
     from app import extensions, runtime
     from app.cli import register_cli
     from app.web import register_blueprints
     from app.web.errors import register_error_handlers
+    from app.web.observability import register_observability
     from app.web.security import register_security
 
     extensions.db.init_app(app)
@@ -37,6 +37,7 @@ def create_app(config: Config | None = None) -> Flask:
     extensions.oauth.init_app(app)
     runtime.init_app(app)
 
+    register_observability(app)
     register_security(app)
     register_blueprints(app)
     register_error_handlers(app)

@@ -11,7 +11,10 @@ from alembic import context
 from flask import current_app
 
 config = context.config
-if config.config_file_name and not getattr(config, "sorya_quiet", False):
+# Inside the app (create_app installed Sorya's log handler: app/logs.py) keep its logging as it is:
+# fileConfig would replace the root handler and level, silencing the app's own lines afterwards.
+if (config.config_file_name and not getattr(config, "sorya_quiet", False)
+        and not any(getattr(h, "_sorya_handler", False) for h in logging.getLogger().handlers)):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 

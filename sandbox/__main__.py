@@ -98,14 +98,20 @@ def run(port: int, host: str, latency_ms: int) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
+    from app.services import jobs, lifecycle
 
     app = create_app()
     with app.app_context():
         upgrade()
+    if not app.extensions["sorya.config"].REDIS_URL:
+        # One process, no worker: the sweeps (expired holds, stale replies, unused blobs) run here.
+        jobs.start_periodic_thread(app)
     print(f" * Sorya is running on http://localhost:{port}  (Ctrl+C to stop)", flush=True)
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=False)
     finally:
+        # Ctrl+C or SIGTERM: replies still generating end cleanly (holds released) before the exit.
+        lifecycle.begin_shutdown(app, app.extensions["sorya.config"].SHUTDOWN_GRACE_S)
         if emulators is not None:
             emulators.terminate()
 

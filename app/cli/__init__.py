@@ -12,6 +12,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.cli.tokens",
     "app.cli.billing",
     "app.cli.credits",
+    "app.cli.jobs",
+    "app.cli.keys",
 )
 
 

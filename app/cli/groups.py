@@ -9,5 +9,6 @@ credits = AppGroup("credits", help="Grant, inspect and reconcile credits.")
 tokens = AppGroup("tokens", help="Personal API tokens.")
 keys = AppGroup("keys", help="Encryption keys for stored secrets.")
 billing = AppGroup("billing", help="Stripe customers and events.")
+jobs = AppGroup("jobs", help="The background worker and the periodic sweeps.")
 
-ALL = (users, credits, tokens, keys, billing)
+ALL = (users, credits, tokens, keys, billing, jobs)

@@ -75,6 +75,10 @@ class UpstreamError(DomainError):
         super().__init__(message, **extra)
         self.provider = provider
         self.retryable = retryable
+        # Counted here, where every provider failure becomes one UpstreamError, so no adapter forgets.
+        from app.metrics import PROVIDER_ERRORS
+
+        PROVIDER_ERRORS.labels(provider=provider).inc()
 
 
 class Unavailable(DomainError):

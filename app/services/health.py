@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.services import lifecycle
+
 log = logging.getLogger(__name__)
 
 
@@ -35,12 +37,16 @@ def migration_head(migrations_dir: Path) -> str | None:
 
 
 def check_readiness(session: Session, redis_client: Any, migrations_dir: Path) -> Readiness:
-    """Check the database answers and is migrated to head, and Redis answers when configured.
+    """Check the database answers and is migrated to head, Redis answers when configured, and the
+    process is not shutting down.
 
     Never raises: each failure is reported by name (without connection details) so a load balancer
     takes the process out and an operator sees why.
     """
     report = Readiness()
+    if lifecycle.is_draining():
+        # Shutting down: the load balancer must stop sending requests here before the process goes.
+        report.checks["process"] = "draining"
     try:
         current = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         head = migration_head(migrations_dir)

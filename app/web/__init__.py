@@ -19,6 +19,8 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.credits",
     "app.web.publish",
     "app.web.projects",
+    "app.web.observability",
+    "app.web.openapi",
     "app.web.chat",
 )
 

@@ -6,9 +6,15 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from app.extensions import limiter
 from app.services.errors import InvalidRequest
+from app.web.security import api_rate_limit, api_rate_limit_exempt, api_rate_limit_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+# One budget per caller across the whole API (API_RATE_LIMIT), kept in Redis when REDIS_URL is set so
+# every web process counts the same calls. A route adding a stricter limit of its own passes
+# `override_defaults=False` to `limiter.limit`, else Flask-Limiter drops this budget for that route.
+limiter.shared_limit(api_rate_limit, scope="api", key_func=api_rate_limit_key, exempt_when=api_rate_limit_exempt)(bp)
 
 
 def read_json() -> dict[str, Any]:

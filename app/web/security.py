@@ -1,11 +1,22 @@
-"""Request-wide guards: CSRF for browser sessions, security headers, and Flask-Login's hooks."""
+"""Request-wide guards: CSRF for browser sessions, security headers, the API rate limit, the proxy
+hops to trust, and Flask-Login's hooks.
+
+Headers on every response: a strict CSP (`PAGE_CSP`: no inline script or style, never framed),
+`X-Content-Type-Options`, `Referrer-Policy`, `X-Frame-Options`, `Cross-Origin-Opener-Policy`,
+`Permissions-Policy`, and HSTS when `PUBLIC_URL` is https. One route may opt in to being framed by the
+app itself, with a sandboxed CSP: see `framable_preview`.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, redirect, request, url_for
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, login_manager
 from app.models import User
@@ -30,31 +41,127 @@ def enforce_csrf() -> None:
     csrf.protect()
 
 
+# The app's own pages: scripts, styles and connections from this origin only (no inline code: scripts
+# live in static/js, styles in static/css), never framed by anyone.
+PAGE_CSP = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "frame-src 'self'",
+    "frame-ancestors 'none'",
+)
+# A preview of generated HTML (see `framable_preview`): framed by the app only, in a sandbox with an
+# opaque origin (no cookies, no access to the app's pages or storage), no network access at all, so
+# whatever the model wrote can neither read a user's data nor send it anywhere.
+PREVIEW_CSP = (
+    "default-src 'none'",
+    "img-src data:",
+    "style-src 'unsafe-inline'",
+    "font-src data:",
+    "connect-src 'none'",
+    "form-action 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'self'",
+)
+PREVIEW_SANDBOX = "sandbox"
+PREVIEW_SANDBOX_WITH_SCRIPTS = "sandbox allow-scripts"
+HSTS_VALUE = "max-age=31536000; includeSubDomains"
+
+
 def content_security_policy() -> str:
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "connect-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
+    return "; ".join(PAGE_CSP)
+
+
+def preview_content_security_policy(*, allow_scripts: bool) -> str:
+    directives = list(PREVIEW_CSP)
+    if allow_scripts:
+        # Inline scripts only: the sandbox still denies same-origin, network, forms and top navigation.
+        directives.insert(1, "script-src 'unsafe-inline'")
+    directives.append(PREVIEW_SANDBOX_WITH_SCRIPTS if allow_scripts else PREVIEW_SANDBOX)
+    return "; ".join(directives)
+
+
+def framable_preview(view: Callable[..., Any] | None = None, *, allow_scripts: bool = False):
+    """Mark a route as a preview of generated HTML that the app itself may show in an <iframe>.
+
+    Its responses get `frame-ancestors 'self'` (instead of 'none'), `X-Frame-Options: SAMEORIGIN` and
+    the sandboxed `PREVIEW_CSP`; every other response stays unframable. Use it on the one route that
+    serves a snapshot's HTML:
+
+        @bp.get("/projects/<int:project_id>/preview/<path:path>")
+        @framable_preview(allow_scripts=True)
+        def preview_file(project_id, path): ...
+
+    and frame it with `<iframe sandbox="allow-scripts" src="...">` (never add allow-same-origin).
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.frame_policy = "preview-scripts" if allow_scripts else "preview"
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def add_security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", content_security_policy())
+    frame_policy = g.get("frame_policy")
+    if frame_policy:
+        response.headers["Content-Security-Policy"] = preview_content_security_policy(
+            allow_scripts=frame_policy == "preview-scripts"
+        )
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    else:
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
     from app import runtime
 
     if runtime.settings().public_url_is_https:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
     return response
+
+
+def api_rate_limit() -> str:
+    """The per-caller limit on every /api call (API_RATE_LIMIT), read per request."""
+    from app import runtime
+
+    return runtime.settings().API_RATE_LIMIT
+
+
+def api_rate_limit_key() -> str:
+    """Per user when the request is authenticated (session or API token), else per address."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"addr:{request.remote_addr}"
+
+
+def api_rate_limit_exempt() -> bool:
+    from app import runtime
+
+    # Stripe retries webhooks on its own schedule; a 429 there only delays money. The webhook is
+    # authenticated by its signature, not by a caller we could throttle fairly.
+    return not runtime.settings().API_RATE_LIMIT or request.path in CSRF_EXEMPT_PATHS
+
+
+def trust_proxy_headers(app: Flask, hops: int) -> None:
+    """Believe X-Forwarded-For/-Proto/-Host/-Port from `hops` proxies in front (TRUSTED_PROXY_HOPS).
+
+    Only when a proxy is really there: otherwise any client could claim another address (and escape
+    its rate limit) or claim https.
+    """
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
 @login_manager.user_loader
@@ -135,6 +242,7 @@ def register_security(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.before_request(enforce_csrf)
     app.after_request(add_security_headers)
+    trust_proxy_headers(app, app.extensions["sorya.config"].TRUSTED_PROXY_HOPS)
 
     @app.context_processor
     def layout_context():
