@@ -50,7 +50,7 @@ from app.models.chat import (
 )
 from app.providers import openai_client
 from app.providers.openai_client import ClientSettings, OpenAIFailure, TextDelta, Usage
-from app.services import credits
+from app.services import credits, lifecycle
 from app.services.chat_context import (
     HistoryMessage,
     ProjectContext,
@@ -60,7 +60,7 @@ from app.services.chat_context import (
     recent_texts,
     referenced_files,
 )
-from app.services.errors import InsufficientCredits, InvalidRequest, NotFound, TooLarge
+from app.services.errors import InsufficientCredits, InvalidRequest, NotFound, TooLarge, Unavailable
 from app.services.streams import ReplyStreams, StreamEvent
 
 if TYPE_CHECKING:
@@ -255,6 +255,9 @@ def send_message(
     balance cannot cover `max_completion_tokens`, the reply's room shrinks to what it covers, down to
     `MIN_COMPLETION_TOKENS`. Publishes the stream's `start` event (id 1).
     """
+    if lifecycle.is_draining():
+        # This process is shutting down: the client retries, and the load balancer sends it elsewhere.
+        raise Unavailable("This server is restarting; please send your message again.")
     message = clean_message_text(text, settings.max_message_chars)
     model_name = choose_model(model, settings)
     project = owned_project(session, user_id=user_id, project_id=project_id) if project_id is not None else None
@@ -472,6 +475,15 @@ class GenerationRegistry:
 
 
 GENERATIONS = GenerationRegistry()
+
+
+@lifecycle.on_shutdown("chat generations")
+def finish_or_stop_generations(deadline: float) -> None:
+    """On shutdown: let this process's replies finish until `deadline`, then stop the rest (each is
+    charged for the text it wrote, its hold settled or released, its stream ended)."""
+    if not GENERATIONS.wait_idle(max(0.0, deadline - time.monotonic())):
+        GENERATIONS.cancel_all()
+        GENERATIONS.wait_idle(lifecycle.ABORT_ALLOWANCE_S)
 
 
 def _touch_heartbeats(generations: list[Generation]) -> None:

@@ -346,8 +346,8 @@ def _send(project_id: int | None):
         messages = db.session.query(ChatMessage).filter(
             ChatMessage.id.in_((sent.user_message_id, sent.reply_id))).order_by(ChatMessage.id).all()
         return render_template("partials/_chat_sent.html", messages=messages, project=project)
-    # JavaScript off: wait for the whole reply, then show the page with it.
-    db.session.remove()
+    # JavaScript off: wait for the whole reply, then show the page with it. (send_message committed, so
+    # this request holds no database connection while it waits.)
     wait_for_end(sent.reply_id, NO_JS_WAIT_S)
     return redirect(_page_url(project) + f"#message-{sent.reply_id}", code=303)
 

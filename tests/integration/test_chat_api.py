@@ -388,3 +388,19 @@ def test_an_exhausted_database_pool_is_a_retryable_503_not_a_500(client_for, mon
     response = post_chat(client_for, {"message": "hi"})
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "unavailable"
     assert chat_calls(openai_emulator) == []
+
+
+def test_a_process_shutting_down_starts_no_new_reply(client_for, monkeypatch, openai_emulator, db_session):
+    from app.services import lifecycle
+
+    monkeypatch.setattr(lifecycle, "is_draining", lambda: True)
+    response = post_chat(client_for, {"message": "hi"})
+    assert response.status_code == 503 and "restarting" in response.get_json()["error"]["message"]
+    assert chat_calls(openai_emulator) == []
+    assert db_session.execute(select(ChatMessage)).scalars().all() == []
+
+
+def test_chat_registers_its_shutdown_hook():
+    from app.services import lifecycle
+
+    assert "chat generations" in lifecycle.registered_hooks()
