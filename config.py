@@ -119,6 +119,8 @@ class Config:
     MODEL_PRICES: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     MAX_MESSAGE_CHARS: int = 20000
+    # Flask-Limiter syntax; one budget per user shared by the chat page and POST /api/chat.
+    CHAT_RATE_LIMIT: str = "20 per minute;300 per hour"
     SNAPSHOT_MAX_FILES: int = 500
     SNAPSHOT_MAX_FILE_BYTES: int = 1_000_000
     SNAPSHOT_MAX_TOTAL_BYTES: int = 20_000_000
@@ -175,6 +177,7 @@ class Config:
             CREDITS_PER_1K_TOKENS=_env_int(env, "CREDITS_PER_1K_TOKENS", cls.CREDITS_PER_1K_TOKENS),
             MODEL_PRICES=parse_model_prices(env.get("MODEL_PRICES", "")),
             MAX_MESSAGE_CHARS=_env_int(env, "MAX_MESSAGE_CHARS", cls.MAX_MESSAGE_CHARS),
+            CHAT_RATE_LIMIT=env.get("CHAT_RATE_LIMIT", "").strip() or cls.CHAT_RATE_LIMIT,
             SNAPSHOT_MAX_FILES=_env_int(env, "SNAPSHOT_MAX_FILES", cls.SNAPSHOT_MAX_FILES),
             SNAPSHOT_MAX_FILE_BYTES=_env_int(env, "SNAPSHOT_MAX_FILE_BYTES", cls.SNAPSHOT_MAX_FILE_BYTES),
             SNAPSHOT_MAX_TOTAL_BYTES=_env_int(env, "SNAPSHOT_MAX_TOTAL_BYTES", cls.SNAPSHOT_MAX_TOTAL_BYTES),

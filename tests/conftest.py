@@ -193,6 +193,12 @@ def app(app_config: Config):
     application = create_app(app_config)
     with application.app_context():
         upgrade()
+        # A fresh database restarts its ids: forget what an earlier session left in Redis (reply streams).
+        from app import runtime
+
+        client = runtime.redis_client()
+        if client is not None:
+            client.flushdb()
     return application
 
 

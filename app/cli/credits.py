@@ -16,9 +16,24 @@ from app.models import User
 from app.services import credits
 from app.services.errors import DomainError
 
+
+def sweep_abandoned_replies(session: Session) -> int:
+    """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
+    from app import runtime
+    from app.services.chat import ChatSettings, sweep_stale_generations
+    from app.services.streams import streams_for
+
+    return sweep_stale_generations(
+        session, settings=ChatSettings.from_config(runtime.settings()), streams=streams_for(runtime.redis_client())
+    )
+
+
 # What `flask credits sweep` runs, in order: (what it reports, a function of the session returning how
 # many leftovers of a crashed process it repaired). A feature with its own leftovers adds one line here.
+# Abandoned replies go first: each settles its hold for the text it produced before the hold sweep
+# could release that hold unpaid.
 SWEEPS: list[tuple[str, Callable[[Session], int]]] = [
+    ("abandoned replies marked failed", sweep_abandoned_replies),
     ("expired holds released", credits.sweep_expired_holds),
 ]
 

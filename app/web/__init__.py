@@ -21,6 +21,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.projects",
     "app.web.observability",
     "app.web.openapi",
+    "app.web.chat",
 )
 
 

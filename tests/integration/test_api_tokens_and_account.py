@@ -212,6 +212,12 @@ PROJECT_ROUTES = [
     ("GET", "/projects/{project_id}/snapshots/{snapshot_id}/download"),
     ("POST", "/projects/{project_id}/snapshots/{snapshot_id}/restore"),
     ("POST", "/projects/{project_id}/unarchive"),
+    ("GET", "/projects/{project_id}/chat"),
+    ("POST", "/projects/{project_id}/chat"),
+    ("GET", "/chat/messages/{message_id}"),
+    ("POST", "/chat/messages/{message_id}/stop"),
+    ("GET", "/api/chat/{message_id}/stream"),
+    ("POST", "/api/chat/{message_id}/stop"),
 ]
 OBJECT_ROUTES = [
     ("POST", "/account/tokens/{token_id}/revoke", token_of, token_untouched),

@@ -1,0 +1,208 @@
+"""What the model is sent with each message: the system prompt, the project's files, the recent history.
+
+Everything is measured with `estimate_tokens`, Sorya's offline token estimate (no tokenizer download):
+a run of word characters counts one token per started 4 characters, every other visible character one
+token. On English prose and code it lands at or a little above what BPE tokenizers count, which is the
+safe side for a budget and for a charge made without the provider's usage. It is also what a reply is
+charged by when the provider reports no usage (the message then records `usage_source="estimate"`).
+
+The budget, in order of priority:
+1. the system prompt and the new message: always sent (the message length is capped upstream);
+2. the list of the project's files (names only, capped at `MAX_LISTED_FILES`);
+3. the content of files the conversation refers to (by path or file name), newest reference first,
+   within `FILE_CONTENT_BUDGET_TOKENS` and at most a third of what is left;
+4. the history, newest first, until the context window (minus the reply's room) is full; older
+   messages are dropped whole, never cut in the middle.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+SYSTEM_PROMPT = """You are Sorya, an expert software engineer who writes code for the person you talk with.
+
+When you create or change a file, put the whole file in one fenced code block whose info string is the \
+language followed by the file's path, for example:
+
+```python path=app/main.py
+print("hello")
+```
+
+Rules for paths: relative to the project root, with / as the separator, never starting with /, never \
+containing .. or a .git directory. Write each file in full (no "rest unchanged" placeholders), and only \
+the files you create or change. Outside code blocks, explain briefly what you did and how to run it. \
+Use Markdown."""
+
+# Per-message overhead of the chat format, and the priming of the reply (OpenAI's counting recipe).
+MESSAGE_OVERHEAD_TOKENS = 4
+REPLY_PRIMING_TOKENS = 3
+MAX_LISTED_FILES = 300
+FILE_CONTENT_BUDGET_TOKENS = 12_000
+RECENT_MESSAGES_FOR_FILES = 6
+# Context windows in tokens of the models Sorya knows; any other model gets the conservative default.
+MODEL_CONTEXT_WINDOWS = {
+    "gpt-5": 400_000,
+    "gpt-5-mini": 400_000,
+    "gpt-5-nano": 400_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4.1-mini": 1_047_576,
+    "gpt-4o": 128_000,
+    "gpt-4o-mini": 128_000,
+}
+DEFAULT_CONTEXT_WINDOW = 128_000
+# Room kept free for the difference between our estimate and the provider's count.
+SAFETY_MARGIN_RATIO = 0.05
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_WORD_CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Sorya's offline token estimate of `text` (see the module docstring)."""
+    total = 0
+    for match in _TOKEN_RE.finditer(text):
+        piece = match.group()
+        total += math.ceil(len(piece) / _WORD_CHARS_PER_TOKEN) if piece[0].isalnum() or piece[0] == "_" else 1
+    return total
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    return REPLY_PRIMING_TOKENS + sum(
+        MESSAGE_OVERHEAD_TOKENS + estimate_tokens(m.get("content", "")) for m in messages
+    )
+
+
+def context_window_for(model: str) -> int:
+    return MODEL_CONTEXT_WINDOWS.get(model, DEFAULT_CONTEXT_WINDOW)
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    role: str  # "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    path: str
+    content: str | None  # None: binary or not loaded
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    name: str
+    files: list[ProjectFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    prompt_tokens: int
+    history_kept: int
+    history_dropped: int
+    files_included: list[str]
+
+
+def recent_texts(new_message: str, history: list[HistoryMessage]) -> list[str]:
+    """The texts whose file references count, newest first: the new message and the last few."""
+    return [new_message] + [m.content for m in reversed(history[-RECENT_MESSAGES_FOR_FILES:])]
+
+
+def referenced_files(files: list[ProjectFile], texts: list[str]) -> list[ProjectFile]:
+    """The files named in `texts` (newest text first) by full path or by a distinctive file name."""
+    by_name: dict[str, list[ProjectFile]] = {}
+    for project_file in files:
+        by_name.setdefault(project_file.path.rsplit("/", 1)[-1], []).append(project_file)
+    found: list[ProjectFile] = []
+    seen: set[str] = set()
+    for text in texts:
+        for project_file in files:
+            name = project_file.path.rsplit("/", 1)[-1]
+            # A bare file name counts only when it names one file and looks like a file ("main.py").
+            named = project_file.path in text or (
+                "." in name and len(by_name[name]) == 1 and re.search(rf"(?<![\w/.-]){re.escape(name)}\b", text)
+            )
+            if named and project_file.path not in seen:
+                seen.add(project_file.path)
+                found.append(project_file)
+    return found
+
+
+def _project_message(project: ProjectContext, budget_tokens: int, texts: list[str]) -> tuple[str, list[str]]:
+    """The system message describing the project's latest snapshot, and the paths whose content it holds."""
+    lines = [f"The project is called {project.name!r}."]
+    if not project.files:
+        lines.append("It has no files yet.")
+        return "\n".join(lines), []
+    listed = project.files[:MAX_LISTED_FILES]
+    lines.append(f"Its latest snapshot has {len(project.files)} files:")
+    lines.extend(f"- {f.path}" for f in listed)
+    if len(project.files) > len(listed):
+        lines.append(f"- ... and {len(project.files) - len(listed)} more")
+    included: list[str] = []
+    spent = estimate_tokens("\n".join(lines))
+    for project_file in referenced_files(project.files, texts):
+        if project_file.content is None:
+            continue
+        block = f"\nCurrent content of {project_file.path}:\n```\n{project_file.content}\n```"
+        cost = estimate_tokens(block)
+        if spent + cost > budget_tokens:
+            continue  # a smaller referenced file may still fit
+        lines.append(block)
+        spent += cost
+        included.append(project_file.path)
+    return "\n".join(lines), included
+
+
+def build_prompt(
+    *,
+    model: str,
+    new_message: str,
+    history: list[HistoryMessage],
+    max_completion_tokens: int,
+    project: ProjectContext | None = None,
+    context_window: int | None = None,
+) -> Prompt:
+    """The messages to send for `new_message`, fitted to the model's context window.
+
+    `history` is oldest first and excludes `new_message`. Pure: no I/O.
+    """
+    window = context_window or context_window_for(model)
+    available = int(window * (1 - SAFETY_MARGIN_RATIO)) - max_completion_tokens
+    head = [{"role": "system", "content": SYSTEM_PROMPT}]
+    tail = [{"role": "user", "content": new_message}]
+    used = estimate_prompt_tokens(head + tail)
+
+    files_included: list[str] = []
+    if project is not None:
+        file_budget = max(0, min(FILE_CONTENT_BUDGET_TOKENS, (available - used) // 3))
+        text, files_included = _project_message(project, file_budget, recent_texts(new_message, history))
+        project_message = {"role": "system", "content": text}
+        cost = estimate_prompt_tokens([project_message]) - REPLY_PRIMING_TOKENS
+        if used + cost <= available:
+            head.append(project_message)
+            used += cost
+        else:
+            files_included = []
+
+    kept: list[dict[str, str]] = []
+    for message in reversed(history):
+        if not message.content:
+            continue
+        entry = {"role": message.role, "content": message.content}
+        cost = MESSAGE_OVERHEAD_TOKENS + estimate_tokens(message.content)
+        if used + cost > available:
+            break
+        kept.append(entry)
+        used += cost
+    kept.reverse()
+    usable = sum(1 for m in history if m.content)
+    return Prompt(
+        messages=head + kept + tail,
+        prompt_tokens=used,
+        history_kept=len(kept),
+        history_dropped=usable - len(kept),
+        files_included=files_included,
+    )

@@ -1,0 +1,391 @@
+"""The chat pages (general and per project) and the chat JSON API with its event stream.
+
+Routes only parse, call `services/chat.py` and render. Sending starts the reply's generation in the
+background and answers at once (HTMX and the API's event stream) or once the reply has ended (a form
+posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-stream`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+
+from app import runtime
+from app.extensions import db, limiter
+from app.models import ChatMessage, Project
+from app.models.chat import FINAL_STATUSES
+from app.services import chat, credits
+from app.services.errors import (
+    DomainError,
+    InsufficientCredits,
+    InvalidRequest,
+    Unauthenticated,
+    Unavailable,
+    UpstreamError,
+)
+from app.services.streams import ReplyStreams, StreamEvent, streams_for
+from app.web import api
+from app.web.reply_markdown import render_reply_html
+
+bp = Blueprint("chat", __name__)
+
+PAGE_HISTORY_LIMIT = 30
+# A form posted with JavaScript off waits this long for the reply before showing the page anyway.
+NO_JS_WAIT_S = 600.0
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+
+
+def chat_settings() -> chat.ChatSettings:
+    return chat.ChatSettings.from_config(runtime.settings())
+
+
+def reply_streams() -> ReplyStreams:
+    return streams_for(runtime.redis_client())
+
+
+def current_user_id() -> int:
+    if not current_user.is_authenticated:
+        raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
+    return int(current_user.id)
+
+
+def send_rate_limit() -> str:
+    return runtime.settings().CHAT_RATE_LIMIT
+
+
+def sender_key() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"ip:{get_remote_address()}"
+
+
+# One budget per user for both ways of sending.
+limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_func=sender_key)
+
+
+def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
+    """Store the message, hold the credits and start generating; the request's session is closed after."""
+    streams = reply_streams()
+    try:
+        sent = chat.send_message(
+            db.session, user_id=user_id, text=text, project_id=project_id, model=model,
+            settings=chat_settings(), streams=streams,
+        )
+    except SQLAlchemyTimeoutError:
+        # Every database connection of this process is busy (a burst of sends): a retryable 503, not a 500.
+        db.session.rollback()
+        raise Unavailable("Sorya is very busy right now; please send your message again in a moment.") from None
+    chat.start_generation(current_app._get_current_object(), sent.job, streams)
+    return sent
+
+
+def follow(message_id: int, after_id: int) -> Iterator[StreamEvent | None]:
+    """The reply's events after `after_id`, usable after the request has ended (own app context)."""
+    app: Flask = current_app._get_current_object()
+    streams = reply_streams()
+
+    def load_finished(last_id: int) -> list[StreamEvent] | None:
+        with app.app_context():
+            try:
+                message = db.session.get(ChatMessage, message_id)
+                if message is None or message.status not in FINAL_STATUSES:
+                    return None
+                balance = credits.read_balance(db.session, message.user_id)
+                return chat.terminal_events_from_message(message, last_id, balance.balance if balance else 0)
+            finally:
+                db.session.remove()
+
+    return chat.follow_reply(streams, message_id, after_id, load_finished=load_finished)
+
+
+def event_stream_response(message_id: int, after_id: int) -> Response:
+    events = follow(message_id, after_id)
+
+    def body() -> Iterator[str]:
+        yield "retry: 1500\n\n"
+        for event in events:
+            yield ": keepalive\n\n" if event is None else event.to_sse()
+
+    response = Response(body(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    # nginx and similar proxies must pass each event on at once.
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def wait_for_end(message_id: int, timeout_s: float) -> StreamEvent | None:
+    deadline = time.monotonic() + timeout_s
+    for event in follow(message_id, 0):
+        if event is not None and event.is_terminal:
+            return event
+        if time.monotonic() > deadline:
+            return None
+    return None
+
+
+def last_event_id() -> int:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest("Last-Event-ID must be a whole number.", fields={"Last-Event-ID": "not a number"}) from None
+    if value < 0:
+        raise InvalidRequest("Last-Event-ID cannot be negative.", fields={"Last-Event-ID": "negative"})
+    return value
+
+
+def plans_url() -> str | None:
+    return url_for("billing.plans") if "billing.plans" in current_app.view_functions else None
+
+
+def message_json(message: ChatMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": message.id, "role": message.role, "content": message.content, "project_id": message.project_id,
+        "model": message.model, "tokens_in": message.tokens_in, "tokens_out": message.tokens_out,
+        "cost": message.cost, "status": message.status, "usage_source": message.usage_source,
+        "reply_to_id": message.reply_to_id, "created_at": message.created_at.isoformat(),
+    }
+    if message.error_code:
+        body["error"] = {"code": message.error_code, "message": message.error_message}
+    return body
+
+
+# -- JSON API ------------------------------------------------------------------------------------
+
+
+def _project_id_from(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise InvalidRequest("project_id must be a project's id.", fields={"project_id": "not an id"})
+    return int(value)
+
+
+@api.bp.post("/chat")
+@limit_sending
+def api_send():
+    user_id = current_user_id()
+    body = api.read_json()
+    try:
+        sent = start_reply(user_id, body.get("message"), _project_id_from(body.get("project_id")), body.get("model"))
+    except InsufficientCredits as exc:
+        if plans_url():
+            exc.extra["plans_url"] = plans_url()
+        raise
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return event_stream_response(sent.reply_id, 0)
+    end = wait_for_end(sent.reply_id, NO_JS_WAIT_S)
+    message = db.session.get(ChatMessage, sent.reply_id)
+    db.session.refresh(message)
+    if end is not None and end.name == "error":
+        raise UpstreamError("OpenAI", end.data.get("message", "The reply failed."), message_id=sent.reply_id,
+                            user_message_id=sent.user_message_id)
+    balance = credits.read_balance(db.session, user_id)
+    return jsonify(
+        message={key: message_json(message)[key] for key in (
+            "id", "role", "content", "model", "tokens_in", "tokens_out", "cost", "status", "usage_source")},
+        user_message_id=sent.user_message_id,
+        balance=balance.balance if balance else 0,
+    )
+
+
+@api.bp.get("/chat/<int:message_id>/stream")
+def api_stream(message_id: int):
+    user_id = current_user_id()
+    after_id = last_event_id()
+    chat.owned_reply(db.session, user_id=user_id, message_id=message_id)
+    return event_stream_response(message_id, after_id)
+
+
+@api.bp.post("/chat/<int:message_id>/stop")
+def api_stop(message_id: int):
+    user_id = current_user_id()
+    status = chat.request_stop(
+        db.session, user_id=user_id, message_id=message_id, streams=reply_streams(), settings=chat_settings()
+    )
+    return jsonify(message_id=message_id, status=status)
+
+
+@api.bp.get("/chat/history")
+def api_history():
+    user_id = current_user_id()
+    page = chat.list_history(
+        db.session,
+        user_id=user_id,
+        project_id=api.int_arg("project_id"),
+        limit=api.int_arg("limit", default=chat.HISTORY_MAX_LIMIT, maximum=chat.HISTORY_MAX_LIMIT),
+        before=api.int_arg("before"),
+    )
+    return jsonify(messages=[message_json(m) for m in page.messages], next_before=page.next_before)
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+@bp.app_template_global()
+def reply_html(message: ChatMessage) -> Any:
+    return render_reply_html(message.content, id_prefix=f"code-{message.id}")
+
+
+SNIPPET_CHARS = 160
+
+
+@bp.app_template_global()
+def search_snippet(text: str, query: str) -> str:
+    """About `SNIPPET_CHARS` characters of `text` around the first match of `query` (escaped by Jinja)."""
+    flat = " ".join(text.split())
+    at = flat.lower().find(query.lower())
+    start = max(0, at - SNIPPET_CHARS // 3) if at >= 0 else 0
+    snippet = flat[start:start + SNIPPET_CHARS]
+    return ("…" if start else "") + snippet + ("…" if start + SNIPPET_CHARS < len(flat) else "")
+
+
+def _page_project(project_id: int | None) -> Project | None:
+    if project_id is None:
+        return None
+    return chat.owned_project(db.session, user_id=current_user_id(), project_id=project_id)
+
+
+def _page_url(project: Project | None, **params: Any) -> str:
+    if project is None:
+        return url_for("chat.general", **params)
+    return url_for("chat.project", project_id=project.id, **params)
+
+
+def _render_page(project: Project | None, *, status: int = 200, draft: str = "", error: str | None = None,
+                 error_links_plans: bool = False) -> tuple[str, int]:
+    user_id = current_user_id()
+    project_id = project.id if project else None
+    before = api.int_arg("before")
+    query = (request.args.get("q") or "").strip()
+    history = chat.list_history(db.session, user_id=user_id, project_id=project_id, limit=PAGE_HISTORY_LIMIT,
+                                before=before)
+    results = chat.search_messages(db.session, user_id=user_id, project_id=project_id, query=query) if query else None
+    settings = chat_settings()
+    last_model = next((m.model for m in reversed(history.messages) if m.model in settings.models), None)
+    return render_template(
+        "chat/page.html",
+        project=project,
+        history=history,
+        before=before,
+        query=query,
+        results=results,
+        models=settings.models,
+        selected_model=request.form.get("model") or last_model or settings.default_model,
+        max_chars=settings.max_message_chars,
+        draft=draft,
+        error=error,
+        error_links_plans=error_links_plans and plans_url() is not None,
+        send_url=_page_url(project),
+        page_url=_page_url(project),
+    ), status
+
+
+def _show(project_id: int | None):
+    project = _page_project(project_id)
+    if request.headers.get("HX-Request") and request.args.get("before"):
+        # "Load earlier": the older page of messages, replacing the link that asked for it.
+        history = chat.list_history(db.session, user_id=current_user_id(), project_id=project_id,
+                                    limit=PAGE_HISTORY_LIMIT, before=api.int_arg("before"))
+        return render_template("partials/_chat_earlier.html", history=history, project=project,
+                               page_url=_page_url(project))
+    return _render_page(project)
+
+
+@bp.get("/chat")
+@login_required
+def general():
+    return _show(None)
+
+
+@bp.get("/projects/<int:project_id>/chat")
+@login_required
+def project(project_id: int):
+    return _show(project_id)
+
+
+def _send(project_id: int | None):
+    project = _page_project(project_id)
+    user_id = current_user_id()
+    text = request.form.get("message", "")
+    htmx = bool(request.headers.get("HX-Request"))
+    try:
+        sent = start_reply(user_id, text, project_id, request.form.get("model"))
+    except DomainError as exc:
+        if not isinstance(exc, InvalidRequest | InsufficientCredits) and exc.status != 413:
+            raise
+        if htmx:
+            response = Response(render_template(
+                "partials/_chat_composer_error.html", error=exc.message,
+                error_links_plans=isinstance(exc, InsufficientCredits) and plans_url() is not None,
+            ), status=exc.status, mimetype="text/html")
+            response.headers["HX-Retarget"] = "#composer-error"
+            response.headers["HX-Reswap"] = "outerHTML"
+            return response
+        return _render_page(project, status=exc.status, draft=text, error=exc.message,
+                            error_links_plans=isinstance(exc, InsufficientCredits))
+    if htmx:
+        messages = db.session.query(ChatMessage).filter(
+            ChatMessage.id.in_((sent.user_message_id, sent.reply_id))).order_by(ChatMessage.id).all()
+        return render_template("partials/_chat_sent.html", messages=messages, project=project)
+    # JavaScript off: wait for the whole reply, then show the page with it. (send_message committed, so
+    # this request holds no database connection while it waits.)
+    wait_for_end(sent.reply_id, NO_JS_WAIT_S)
+    return redirect(_page_url(project) + f"#message-{sent.reply_id}", code=303)
+
+
+@bp.post("/chat")
+@login_required
+@limit_sending
+def send_general():
+    return _send(None)
+
+
+@bp.post("/projects/<int:project_id>/chat")
+@login_required
+@limit_sending
+def send_project(project_id: int):
+    return _send(project_id)
+
+
+@bp.get("/chat/messages/<int:message_id>")
+@login_required
+def message_fragment(message_id: int):
+    """One message's partial (a finished reply replaces its live version with it), and the counter."""
+    message = chat.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
+    project = db.session.get(Project, message.project_id) if message.project_id else None
+    balance = credits.read_balance(db.session, message.user_id)
+    return render_template("partials/_chat_message_swap.html", message=message, project=project,
+                           credit_balance=balance.balance if balance else 0)
+
+
+@bp.post("/chat/messages/<int:message_id>/stop")
+@login_required
+def stop(message_id: int):
+    message = chat.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
+    project_id = message.project_id
+    chat.request_stop(db.session, user_id=current_user_id(), message_id=message_id, streams=reply_streams(),
+                      settings=chat_settings())
+    if request.headers.get("HX-Request"):
+        return Response(status=204)  # the reply's stream ends it on the page
+    target = url_for("chat.project", project_id=project_id) if project_id else url_for("chat.general")
+    return redirect(f"{target}#message-{message_id}", code=303)
+

@@ -1,0 +1,107 @@
+"""Model replies as safe HTML: Markdown rendered on the server, code highlighted, then sanitised.
+
+Three layers, so model text can never run in the page:
+1. markdown-it with raw HTML off: `<script>`, `<img onerror=...>` in a reply become text;
+2. its link check refuses `javascript:`/`data:` URLs;
+3. nh3 (an allow-list sanitiser) keeps only the tags and attributes listed here.
+
+Each fenced block whose info string carries `path=...` (the contract's file form) is shown as a file:
+its path, and a *Copy* button wired by `static/js/app.js` (`data-copy-target`).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+from pygments.lexers.special import TextLexer
+from pygments.util import ClassNotFound
+
+# Larger blocks are shown plain: highlighting them would cost more than it helps.
+MAX_HIGHLIGHT_CHARS = 200_000
+_PATH_RE = re.compile(r"""(?:^|\s)path=(?:"([^"]+)"|'([^']+)'|(\S+))""")
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td", "figure",
+    "figcaption", "span", "button", "div",
+}
+ALLOWED_ATTRIBUTES = {
+    "*": {"class"},
+    "a": {"href", "title"},
+    "pre": {"id"},
+    "ol": {"start"},
+    "button": {"type", "data-copy-target"},
+}
+ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+
+_formatter = HtmlFormatter(nowrap=True)
+
+
+def parse_fence_info(info: str) -> tuple[str, str | None]:
+    """(language, path) from a fence's info string such as `python path=app/main.py`."""
+    info = info.strip()
+    match = _PATH_RE.search(info)
+    path = next((group for group in match.groups() if group), None) if match else None
+    first = info.split(None, 1)[0] if info else ""
+    language = "" if first.startswith("path=") else first
+    return language, path
+
+
+def _lexer_for(language: str, path: str | None) -> Any:
+    for finder in (lambda: get_lexer_by_name(language), lambda: get_lexer_for_filename(path or "")):
+        try:
+            return finder()
+        except ClassNotFound:
+            continue
+    return TextLexer()
+
+
+def highlight_code(code: str, language: str, path: str | None) -> str:
+    if len(code) > MAX_HIGHLIGHT_CHARS:
+        return html.escape(code)
+    return highlight(code, _lexer_for(language, path), _formatter)
+
+
+def _render_fence(renderer: Any, tokens: list, idx: int, options: Any, env: dict) -> str:
+    token = tokens[idx]
+    language, path = parse_fence_info(token.info)
+    block_id = f"{env.get('id_prefix', 'code')}-{next(env.setdefault('counter', itertools.count(1)))}"
+    code_html = highlight_code(token.content, language, path)
+    label = html.escape(path) if path else html.escape(language or "code")
+    label_class = "code-path" if path else "code-language"
+    return (
+        f'<figure class="code-file"><figcaption><span class="{label_class}">{label}</span>'
+        f'<button type="button" class="code-copy" data-copy-target="{block_id}">Copy</button></figcaption>'
+        f'<pre class="highlight" id="{block_id}"><code>{code_html}</code></pre></figure>\n'
+    )
+
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+_markdown.add_render_rule("fence", _render_fence)
+
+
+def render_reply_html(text: str, *, id_prefix: str) -> Markup:
+    """The reply as sanitised HTML; `id_prefix` keeps element ids unique on a page of many replies."""
+    raw = _markdown.render(text or "", {"id_prefix": id_prefix})
+    clean = nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    )
+    return Markup(clean)  # noqa: S704 - sanitised by nh3 just above
+
+
+def pygments_css() -> str:
+    """The highlighter's stylesheet (static/css/pygments.css is generated from it)."""
+    return HtmlFormatter(style="friendly").get_style_defs(".highlight")

@@ -1,0 +1,104 @@
+// The chat page: follows each reply that is still being written and grows it in place.
+// A reply's element carries data-stream-url (GET /api/chat/<id>/stream, the contract's event stream).
+// EventSource re-attaches on its own after a dropped connection, sending Last-Event-ID, so the server
+// replays exactly what was missed. On the final event the server-rendered reply replaces the live text.
+(function () {
+  "use strict";
+
+  var followed = new WeakSet();
+
+  function formatCredits(value) {
+    return Number(value).toLocaleString("en-US");
+  }
+
+  function updateCounter(balance) {
+    if (balance === undefined || balance === null) return;
+    var counter = document.getElementById("credit-counter");
+    if (!counter) return;
+    counter.setAttribute("data-balance", String(balance));
+    var amount = counter.querySelector(".credit-amount");
+    if (amount) amount.textContent = formatCredits(balance);
+  }
+
+  function replaceWithFinished(article) {
+    var url = article.getAttribute("data-fragment-url");
+    if (!url) return;
+    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html || !window.htmx) return;
+        // htmx.swap applies the out-of-band counter in the fragment and wires any hx-* inside.
+        window.htmx.swap(article, html, { swapStyle: "outerHTML" });
+      });
+  }
+
+  function follow(article) {
+    if (followed.has(article)) return;
+    followed.add(article);
+    var url = article.getAttribute("data-stream-url");
+    var live = article.querySelector("[data-live-text]");
+    var status = article.querySelector("[data-live-status]");
+    var source = new EventSource(url);
+    var ended = false;
+
+    source.addEventListener("start", function () {
+      // A fresh attachment replays the reply from its first event: start from empty text.
+      if (live) live.textContent = "";
+    });
+    source.addEventListener("delta", function (event) {
+      var data = JSON.parse(event.data);
+      if (live) live.appendChild(document.createTextNode(data.text));
+      if (status) status.textContent = "Writing…";
+      article.setAttribute("data-streaming", "true");
+    });
+    function finish(event) {
+      ended = true;
+      source.close();
+      var data = {};
+      try { data = JSON.parse(event.data); } catch (ignored) { data = {}; }
+      updateCounter(data.balance);
+      replaceWithFinished(article);
+    }
+    source.addEventListener("done", finish);
+    source.addEventListener("error", function (event) {
+      if (event.data) { finish(event); return; }  // the reply's own error event
+      // A network error: EventSource retries by itself; say so while it does.
+      if (!ended && status) status.textContent = "Reconnecting…";
+    });
+  }
+
+  function followAll(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches("[data-stream-url]")) follow(scope);
+    scope.querySelectorAll("[data-stream-url]").forEach(follow);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    followAll(document);
+    var messages = document.getElementById("messages");
+    if (messages && !window.location.hash && !new URLSearchParams(window.location.search).get("q")) {
+      var last = messages.lastElementChild;
+      if (last) last.scrollIntoView({ block: "end" });
+    }
+  });
+  document.addEventListener("htmx:load", function (event) { followAll(event.detail.elt); });
+
+  // After a message is sent: empty the box, and bring the new reply into view.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (!form || form.id !== "composer" || !event.detail.successful) return;
+    var box = form.querySelector("textarea");
+    if (box) { box.value = ""; box.focus(); }
+    var messages = document.getElementById("messages");
+    if (messages && messages.lastElementChild) messages.lastElementChild.scrollIntoView({ block: "end", behavior: "smooth" });
+  });
+
+  // Ctrl+Enter (Cmd+Enter on a Mac) sends.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    var box = event.target;
+    if (!box || box.id !== "message") return;
+    event.preventDefault();
+    if (box.form.requestSubmit) box.form.requestSubmit(); else box.form.submit();
+  });
+})();
