@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Blob, ChatMessage, Project, Snapshot, SnapshotFile
@@ -309,7 +309,7 @@ def send_message(
         idempotency_key=f"chat-reply:{reply_id}",
         message_id=reply_id,
     )
-    hold_id = hold.id
+    hold_id = inspect(hold).identity[0]  # the committed hold is expired: `hold.id` would reload it
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;
     # until then the hold is found by its key (`_reply_hold_id`).
     if project is not None:

@@ -405,6 +405,8 @@ def place_hold(
     balance.held += amount
     session.add(hold)
     try:
+        session.flush()
+        hold_id = hold.id  # read before the commit expires it (reading it after costs a SELECT)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -412,7 +414,7 @@ def place_hold(
         if winner is None:
             raise
         return winner
-    log.info("ledger: hold=%s user=%s amount=%s", hold.id, user_id, amount)
+    log.info("ledger: hold=%s user=%s amount=%s", hold_id, user_id, amount)
     return hold
 
 
@@ -501,10 +503,11 @@ def settle_hold(
             session, balance, delta=-charged, reason=reason, idempotency_key=idempotency_key,
             meta=entry_meta, model=model,
         )
+    hold_id, hold_user_id = hold.id, hold.user_id  # before the commit expires them
     winner = _commit_or_winner(session, idempotency_key)
     if winner is not None:
         return winner
-    log.info("ledger: settled hold=%s user=%s charge=%s of %s", hold.id, hold.user_id, charged, charge)
+    log.info("ledger: settled hold=%s user=%s charge=%s of %s", hold_id, hold_user_id, charged, charge)
     return entry
 
 

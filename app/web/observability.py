@@ -20,6 +20,7 @@ import time
 import uuid
 
 from flask import Blueprint, Flask, Response, g, request
+from sqlalchemy import inspect as sa_inspect
 
 from app import metrics, runtime
 from app.logs import REQUEST_ID
@@ -62,7 +63,7 @@ def finish_request(response: Response) -> Response:
         "endpoint": endpoint,
         "status": response.status_code,
         "duration_ms": round(elapsed_s * 1000, 2),
-        "user_id": getattr(user, "id", None),
+        "user_id": loaded_user_id(user),
         "remote_addr": request.remote_addr,
     }
     level = logging.DEBUG if endpoint == "static" else logging.INFO
@@ -70,6 +71,17 @@ def finish_request(response: Response) -> Response:
     if response.mimetype == "text/event-stream" and response.is_streamed:
         track_stream(response, request_id)
     return response
+
+
+def loaded_user_id(user: object) -> int | None:
+    """The user's id without a query: after a commit the ORM object is expired, and reading `user.id`
+    would reload the whole row just for this log line."""
+    if user is None:
+        return None
+    state = sa_inspect(user, raiseerr=False)
+    if state is not None and state.identity:
+        return state.identity[0]
+    return getattr(user, "id", None)
 
 
 def track_stream(response: Response, request_id: str) -> None:
