@@ -823,6 +823,10 @@ def follow_reply(
                 if event.is_terminal:
                     return
             last_event = now
+            if not checked_once:
+                # The stream is alive: the database is asked only every STATUS_CHECK_S from now on (not
+                # by every reader whose first token is late, as under a burst of sends).
+                checked_once, last_check = True, now
             continue
         if not checked_once or now - last_check >= STATUS_CHECK_S:
             if not checked_once:
