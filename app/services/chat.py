@@ -34,8 +34,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, inspect, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.metrics import TOKENS
 from app.models import Blob, ChatMessage, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import (
@@ -494,10 +496,14 @@ def _touch_heartbeats(generations: list[Generation]) -> None:
         with group[0].app.app_context():
             from app.extensions import db
 
+            # By primary key only, in id order: a filter on `status` would let MariaDB walk the
+            # (status, heartbeat_at) index and lock its entries before the rows, the opposite order of a
+            # reply being finished (row, then index), and the two deadlock. An unfinished reply is
+            # exactly one with a heartbeat (its end clears it).
             db.session.execute(
                 update(ChatMessage)
-                .where(ChatMessage.id.in_([g.job.message_id for g in group]), ChatMessage.status.in_(
-                    (STATUS_PENDING, STATUS_STREAMING)))
+                .where(ChatMessage.id.in_(sorted(g.job.message_id for g in group)),
+                       ChatMessage.heartbeat_at.is_not(None))
                 .values(heartbeat_at=utcnow())
             )
             db.session.commit()
@@ -619,12 +625,34 @@ def finish_generation(
     else:
         status = STATUS_COMPLETE
     job = generation.job
-    outcome = _finish_reply(
-        session, message_id=job.message_id, text=generation.text, status=status, failure=failure, usage=usage,
-        prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
-    )
+    for attempt in range(1, FINISH_ATTEMPTS + 1):
+        try:
+            outcome = _finish_reply(
+                session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
+                usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
+            )
+            break
+        except OperationalError as exc:
+            # A deadlock or lock wait timeout rolled the whole transaction back: nothing was stored or
+            # charged, so ending the reply again is safe (and _finish_reply is idempotent anyway).
+            session.rollback()
+            if attempt == FINISH_ATTEMPTS or not _is_lock_conflict(exc):
+                raise
+            log.warning("chat: reply %s hit a lock conflict while ending (attempt %s); retrying",
+                        job.message_id, attempt)
+            time.sleep(0.05 * attempt)
     if outcome is not None:
         _publish_end(generation.streams, job.message_id, event_id, outcome)
+
+
+# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout; both roll the transaction back and are retryable.
+LOCK_CONFLICT_CODES = frozenset({1205, 1213})
+FINISH_ATTEMPTS = 4
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    args = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] in LOCK_CONFLICT_CODES
 
 
 @dataclass(frozen=True)
@@ -719,6 +747,11 @@ def _finish_reply(
         error_code=values["error_code"], error_message=values["error_message"],
     )
     session.commit()
+    metered_model = model or "unknown"
+    if tokens_in:
+        TOKENS.labels(model=metered_model, direction="in").inc(tokens_in)
+    if tokens_out:
+        TOKENS.labels(model=metered_model, direction="out").inc(tokens_out)
     log.info(
         "chat: reply=%s ended status=%s tokens=%s/%s cost=%s usage=%s%s",
         message_id, status, tokens_in, tokens_out, cost, source,

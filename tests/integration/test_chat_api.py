@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.models import ChatMessage, CreditBalance, CreditHold, LedgerEntry, Project
 from app.providers import openai_client
@@ -98,6 +100,41 @@ def test_streamed_reply_has_the_contract_events_and_is_charged_by_provider_usage
     assert entry.delta == -expected_cost and entry.model == "gpt-5"
     hold = db_session.get(CreditHold, row.hold_id)
     assert hold.status == "settled"
+
+
+def test_a_settled_reply_meters_its_tokens_by_model_and_direction(client_for, openai_emulator, db_session):
+    def metered(direction):
+        return REGISTRY.get_sample_value("sorya_tokens_total", {"model": "gpt-5-mini", "direction": direction}) or 0
+
+    before_in, before_out = metered("in"), metered("out")
+    openai_emulator.control.script_reply("Counted reply.", chunk_delay_ms=1)
+    events = SSEReader(post_chat(client_for, {"message": "count me", "model": "gpt-5-mini"}, stream=True)).read_all()
+    row = reply_row(db_session, events[-1].data["message_id"])
+    assert row.tokens_in > 0 and row.tokens_out > 0
+    assert (metered("in") - before_in, metered("out") - before_out) == (row.tokens_in, row.tokens_out)
+
+
+def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
+    client_for, user, openai_emulator, db_session, monkeypatch
+):
+    real_finish = chat_service._finish_reply
+    calls = []
+
+    def deadlocks_once(session, **kwargs):
+        calls.append(kwargs["message_id"])
+        if len(calls) == 1:
+            session.execute(select(ChatMessage.id).where(ChatMessage.id == kwargs["message_id"]).with_for_update())
+            raise OperationalError("UPDATE chat_messages ...", {}, Exception(1213, "Deadlock found"))
+        return real_finish(session, **kwargs)
+
+    monkeypatch.setattr(chat_service, "_finish_reply", deadlocks_once)
+    openai_emulator.control.script_reply("Survives a deadlock.", chunk_delay_ms=1)
+    events = SSEReader(post_chat(client_for, {"message": "hi"}, stream=True)).read_all()
+    assert events[-1].name == "done" and reply_text(events) == "Survives a deadlock."
+    assert len(calls) == 2
+    row = reply_row(db_session, events[-1].data["message_id"])
+    assert row.status == "complete" and row.cost == events[-1].data["cost"] > 0
+    assert balance(db_session, user.id) == (5000 - row.cost, 0)
 
 
 def test_reply_without_streaming_answers_json_as_the_contract(client_for, user, openai_emulator, db_session):
