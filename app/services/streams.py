@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,9 +121,14 @@ class RedisReplyStreams(ReplyStreams):
         return True
 
     def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
-        block_ms = max(1, int(min(timeout_s, MAX_BLOCK_S) * 1000))
-        answer = self.client.xread({self.key(message_id): f"{after_id}-0"}, block=block_ms)
-        return [self._event(entry_id, fields) for _key, entries in answer or [] for entry_id, fields in entries]
+        if timeout_s < FANOUT_MIN_TIMEOUT_S:
+            return self.read_now(message_id, after_id)  # a one-off look (the sweep): no subscription
+        return _fanout_for(self.client).read(message_id, after_id, timeout_s)
+
+    def read_now(self, message_id: int, after_id: int) -> list[StreamEvent]:
+        """The events after `after_id`, straight from Redis, without waiting."""
+        entries = self.client.xrange(self.key(message_id), min=f"{after_id + 1}-0")
+        return [self._event(entry_id, fields) for entry_id, fields in entries]
 
     def last_event(self, message_id: int) -> StreamEvent | None:
         entries = self.client.xrevrange(self.key(message_id), count=1)
@@ -146,6 +152,168 @@ class RedisReplyStreams(ReplyStreams):
             return set()
         values = self.client.mget([f"{STOP_KEY_PREFIX}{mid}" for mid in message_ids])
         return {mid for mid, value in zip(message_ids, values, strict=True) if value}
+
+
+# -- one Redis reader per process, for every reply followed in it ------------------------------------
+
+# Reads shorter than this go straight to Redis (a look, not a follow).
+FANOUT_MIN_TIMEOUT_S = 0.05
+# A reply nobody has read for this long is dropped from the fan-out (readers come back every few seconds).
+FANOUT_LINGER_S = 10.0
+WAKE_KEY_PREFIX = "sorya:fanout-wake:"
+
+
+class _Subscription:
+    """The events of one reply after `base`, as fetched so far (contiguous: ids base+1 .. cursor)."""
+
+    def __init__(self, base: int, lock: threading.Lock) -> None:
+        self.base = base
+        self.cursor = base
+        self.events: list[StreamEvent] = []
+        self.changed = threading.Condition(lock)
+        self.last_used = time.monotonic()
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1].is_terminal
+
+    def after(self, after_id: int) -> list[StreamEvent]:
+        if not self.events or self.events[-1].id <= after_id:
+            return []
+        return [e for e in self.events if e.id > after_id]
+
+
+class RedisFanout:
+    """Follows every reply read in this process with one blocking `XREAD` over all their streams.
+
+    A reader per SSE connection issuing its own `XREAD` costs a Redis round trip per reader per
+    delta; here one loop (a thread, a greenlet under gevent) reads all the streams followed in the
+    process at once and hands each reader its events from memory. A new subscription wakes the loop
+    through a per-process wake stream, so it is included at once rather than after the current block.
+    Ids and order are Redis's own, so `Last-Event-ID` resumes stay exact.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._subs: dict[int, _Subscription] = {}
+        self._blocking = False
+        self._has_work = threading.Condition(self._lock)
+        self._wake_key = f"{WAKE_KEY_PREFIX}{uuid.uuid4().hex}"
+        self._wake_cursor = "0-0"
+        self._thread: threading.Thread | None = None
+
+    def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
+        deadline = time.monotonic() + timeout_s
+        sub = self._subscription(message_id, after_id)
+        with self._lock:
+            while True:
+                sub.last_used = time.monotonic()
+                events = sub.after(after_id)
+                remaining = deadline - time.monotonic()
+                if events or remaining <= 0 or self._subs.get(message_id) is not sub:
+                    return events
+                sub.changed.wait(remaining)
+
+    def _subscription(self, message_id: int, after_id: int) -> _Subscription:
+        """The reply's subscription, covering the events after `after_id` (earlier ones fetched now)."""
+        wake = False
+        with self._lock:
+            self._ensure_loop()
+            sub = self._subs.get(message_id)
+            if sub is None:
+                sub = self._subs[message_id] = _Subscription(after_id, self._lock)
+                wake = self._blocking
+                self._has_work.notify_all()
+            covered = sub.base <= after_id
+            base = sub.base
+        if wake:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(self._wake_key, {"w": b"1"}, maxlen=16, approximate=True)
+            pipe.expire(self._wake_key, LIVE_STREAM_TTL_S)
+            pipe.execute()
+        if covered:
+            return sub
+        # A reader resuming from before what the subscription holds: fetch the gap, then prepend it.
+        entries = self.client.xrange(RedisReplyStreams.key(message_id), min=f"{after_id + 1}-0", max=f"{base}-0")
+        gap = [RedisReplyStreams._event(entry_id, fields) for entry_id, fields in entries]
+        with self._lock:
+            if sub.base > after_id:
+                sub.events = [e for e in gap if after_id < e.id <= sub.base] + sub.events
+                sub.base = after_id
+        return sub
+
+    def _ensure_loop(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="reply-fanout", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if not self._pass():
+                    return
+            except Exception:  # noqa: BLE001 - the loop must outlive a Redis hiccup; readers retry
+                log.exception("streams: fan-out read failed")
+                time.sleep(0.2)
+
+    def _pass(self) -> bool:
+        """One blocking read over every followed stream; False when the loop has been idle and ended."""
+        with self._lock:
+            now = time.monotonic()
+            for message_id, sub in list(self._subs.items()):
+                if now - sub.last_used > FANOUT_LINGER_S:
+                    del self._subs[message_id]
+                    sub.changed.notify_all()
+            wanted = {RedisReplyStreams.key(mid): f"{sub.cursor}-0" for mid, sub in self._subs.items()
+                      if not sub.ended}
+            if not wanted:
+                if not self._has_work.wait(FANOUT_LINGER_S) and not self._subs:
+                    self._thread = None  # idle: the next subscription starts a new loop
+                    return False
+                return True
+            wanted[self._wake_key] = self._wake_cursor
+            self._blocking = True
+        try:
+            answer = self.client.xread(wanted, block=int(MAX_BLOCK_S * 1000))
+        finally:
+            with self._lock:
+                self._blocking = False
+        with self._lock:
+            for raw_key, entries in answer or []:
+                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                if key == self._wake_key:
+                    last = entries[-1][0]
+                    self._wake_cursor = last.decode() if isinstance(last, bytes) else last
+                    continue
+                sub_id = int(key[len(STREAM_KEY_PREFIX):])
+                sub = self._subs.get(sub_id)
+                if sub is None:
+                    continue
+                for entry_id, fields in entries:
+                    event = RedisReplyStreams._event(entry_id, fields)
+                    if event.id > sub.cursor:
+                        sub.events.append(event)
+                        sub.cursor = event.id
+                sub.changed.notify_all()
+                if sub.ended:
+                    # The readers waiting now take their events from the object they hold; a later
+                    # read goes to Redis again, which stays the one truth for an ended reply's events.
+                    del self._subs[sub_id]
+        return True
+
+
+_fanouts: dict[int, RedisFanout] = {}
+_fanouts_lock = threading.Lock()
+
+
+def _fanout_for(client: redis.Redis) -> RedisFanout:
+    """One fan-out per Redis client (per process and configuration)."""
+    with _fanouts_lock:
+        fanout = _fanouts.get(id(client))
+        if fanout is None or fanout.client is not client:
+            fanout = _fanouts[id(client)] = RedisFanout(client)
+        return fanout
 
 
 @dataclass
