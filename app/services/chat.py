@@ -7,7 +7,8 @@ The life of a reply:
    stored and no provider is called.
 2. `start_generation` runs `generate_reply` in a background thread (a greenlet under gevent) of this
    web process. It streams from OpenAI and writes `delta` events to the reply's stream
-   (`services/streams.py`), coalesced to at most one every `COALESCE_WINDOW_S`, and saves the text
+   (`services/streams.py`), coalesced to at most one per window (`coalesce_window_s`: 0.1 s, longer
+   when this process generates many replies at once), and saves the text
    and a heartbeat to the database every `SAVE_INTERVAL_S`. No HTTP connection is involved: readers
    follow the stream, so a reply keeps generating (and is saved and charged) when its tab closes.
 3. The reply ends exactly once (`_finish_reply`, under a row lock on the message): `complete`,
@@ -79,6 +80,11 @@ MIN_COMPLETION_TOKENS = 256
 HISTORY_LOAD_LIMIT = 200
 MAX_REFERENCED_FILES = 20
 COALESCE_WINDOW_S = 0.1
+# Under load the window grows (up to COALESCE_WINDOW_MAX_S): each delta costs a provider read, a Redis
+# write and a write to every reader, so fewer, larger deltas keep a busy process keeping up with its
+# providers instead of falling behind them. Up to WINDOW_BASE_GENERATIONS replies keep the base window.
+COALESCE_WINDOW_MAX_S = 0.3
+WINDOW_BASE_GENERATIONS = 40
 COALESCE_MAX_CHARS = 4096
 SAVE_INTERVAL_S = 3.0
 HEARTBEAT_INTERVAL_S = 10.0
@@ -348,6 +354,7 @@ class Generation:
     next_event_id: int = 2
     last_flush: float = 0.0
     finished: bool = False
+    window_s: float = COALESCE_WINDOW_S
     stop_requested_at: float | None = None
     provider_stream: openai_client.ReplyStream | None = None
 
@@ -364,14 +371,14 @@ class Generation:
             self.pending.append(text)
             now = time.monotonic()
             buffered = sum(len(p) for p in self.pending)
-            if now - self.last_flush >= COALESCE_WINDOW_S or buffered >= COALESCE_MAX_CHARS:
+            if now - self.last_flush >= self.window_s or buffered >= COALESCE_MAX_CHARS:
                 self._flush_locked(now)
 
     def flush_if_due(self) -> None:
         """Publish text buffered longer than the window (the provider paused after sending it)."""
         with self.lock:
             now = time.monotonic()
-            if not self.finished and self.pending and now - self.last_flush >= COALESCE_WINDOW_S:
+            if not self.finished and self.pending and now - self.last_flush >= self.window_s:
                 self._flush_locked(now)
 
     def _flush_locked(self, now: float) -> None:
@@ -415,6 +422,9 @@ class GenerationRegistry:
     def active(self) -> list[Generation]:
         with self._lock:
             return list(self._active.values())
+
+    def count(self) -> int:
+        return len(self._active)
 
     def active_ids(self) -> list[int]:
         with self._lock:
@@ -477,6 +487,11 @@ class GenerationRegistry:
 
 
 GENERATIONS = GenerationRegistry()
+
+
+def coalesce_window_s(generating: int) -> float:
+    """The coalescing window for a process generating `generating` replies at once."""
+    return min(COALESCE_WINDOW_MAX_S, COALESCE_WINDOW_S * max(1.0, generating / WINDOW_BASE_GENERATIONS))
 
 
 @lifecycle.on_shutdown("chat generations")
@@ -564,10 +579,13 @@ def generate_reply(session: Session, generation: Generation) -> None:
         for event in reply_stream:
             if isinstance(event, TextDelta):
                 generation.add_text(event.text)
+                window_s = coalesce_window_s(GENERATIONS.count())
+                if first or window_s != generation.window_s:
+                    # The first token went out at once; from now on tokens travel in windows.
+                    generation.window_s = window_s
+                    reply_stream.pace_reads(window_s)
                 if first:
                     first = False
-                    # The first token went out at once; from now on tokens travel in windows.
-                    reply_stream.pace_reads(COALESCE_WINDOW_S)
                     _save_progress(session, job.message_id, generation.text, status=STATUS_STREAMING,
                                    hold_id=job.hold_id)
                     last_save = time.monotonic()
