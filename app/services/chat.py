@@ -388,7 +388,7 @@ class Generation:
         self.next_event_id += 1
         self.pending.clear()
         self.last_flush = now
-        self.streams.publish(self.job.message_id, event)
+        self.streams.publish_soon(self.job.message_id, event)
 
 
 class GenerationRegistry:
@@ -798,6 +798,7 @@ def _publish_end(streams: ReplyStreams, message_id: int, event_id: int, outcome:
         "cost": outcome.cost, "balance": outcome.balance, "status": outcome.status,
         "usage_source": outcome.usage_source,
     }
+    streams.flush()  # the reply's deltas are written before its last event
     if outcome.status == STATUS_FAILED:
         data.update(code="upstream_error", message=outcome.error_message or "The reply failed.",
                     reason=outcome.error_code)

@@ -75,6 +75,13 @@ class ReplyStreams:
         """Append `event`; returns False (and writes nothing) when its id is not after the last one."""
         raise NotImplementedError
 
+    def publish_soon(self, message_id: int, event: StreamEvent) -> None:
+        """Append `event` without waiting for the store (deltas); `flush` before the reply's last event."""
+        self.publish(message_id, event)
+
+    def flush(self) -> None:
+        """Wait until every `publish_soon` of this process so far has been written."""
+
     def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
         """The events after `after_id`, waiting up to `timeout_s` for at least one (may return [])."""
         raise NotImplementedError
@@ -119,6 +126,12 @@ class RedisReplyStreams(ReplyStreams):
             log.info("streams: event %s of reply %s not written: %s", event.id, message_id, exc)
             return False
         return True
+
+    def publish_soon(self, message_id: int, event: StreamEvent) -> None:
+        _publisher_for(self.client).enqueue(message_id, event)
+
+    def flush(self) -> None:
+        _publisher_for(self.client).flush()
 
     def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
         if timeout_s < FANOUT_MIN_TIMEOUT_S:
@@ -301,6 +314,93 @@ class RedisFanout:
                     # read goes to Redis again, which stays the one truth for an ended reply's events.
                     del self._subs[sub_id]
         return True
+
+
+class RedisPublisher:
+    """Writes this process's deltas to Redis in batches: one pipelined round trip carries every event
+    queued while the previous one was in flight (alone, an event goes out at once, so a lightly loaded
+    process adds no delay). Events of one reply keep their order; `flush` is the barrier before a
+    reply's terminal event, which is written directly."""
+
+    MAX_ATTEMPTS = 3
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._queued = threading.Condition(self._lock)
+        self._written = threading.Condition(self._lock)
+        self._queue: list[tuple[int, StreamEvent]] = []
+        self._enqueued = 0  # events ever queued
+        self._done = 0  # events ever written (or given up on)
+        self._thread: threading.Thread | None = None
+
+    def enqueue(self, message_id: int, event: StreamEvent) -> None:
+        with self._lock:
+            self._queue.append((message_id, event))
+            self._enqueued += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="reply-publisher", daemon=True)
+                self._thread.start()
+            self._queued.notify()
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            target = self._enqueued
+            while self._done < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("streams: events still unwritten after %.1fs", timeout_s)
+                    return
+                self._written.wait(remaining)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue and not self._queued.wait(FANOUT_LINGER_S) and not self._queue:
+                    self._thread = None  # idle: the next event starts a new loop
+                    return
+                batch, self._queue = self._queue, []
+            self._write(batch)
+            with self._lock:
+                self._done += len(batch)
+                self._written.notify_all()
+
+    def _write(self, batch: list[tuple[int, StreamEvent]]) -> None:
+        import redis
+
+        for attempt in range(1, self.MAX_ATTEMPTS + 1):
+            pipe = self.client.pipeline(transaction=False)
+            for message_id, event in batch:
+                key = RedisReplyStreams.key(message_id)
+                pipe.xadd(key, {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))},
+                          id=f"{event.id}-0")
+                if event.id == 1:
+                    pipe.expire(key, LIVE_STREAM_TTL_S)
+            try:
+                results = pipe.execute(raise_on_error=False)
+            except redis.RedisError:
+                if attempt == self.MAX_ATTEMPTS:
+                    log.exception("streams: %s events could not be written", len(batch))
+                    return
+                time.sleep(0.1 * attempt)
+                continue
+            for result in results:
+                if isinstance(result, Exception):
+                    # An id already written (see `publish`): the first writer wins.
+                    log.info("streams: an event was not written: %s", result)
+            return
+
+
+_publishers: dict[int, RedisPublisher] = {}
+
+
+def _publisher_for(client: redis.Redis) -> RedisPublisher:
+    with _fanouts_lock:
+        publisher = _publishers.get(id(client))
+        if publisher is None or publisher.client is not client:
+            publisher = _publishers[id(client)] = RedisPublisher(client)
+        return publisher
 
 
 _fanouts: dict[int, RedisFanout] = {}
