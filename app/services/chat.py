@@ -316,6 +316,7 @@ def send_message(
         amount=credits.reply_cost(prompt.prompt_tokens, room, price),
         idempotency_key=f"chat-reply:{reply_id}",
         message_id=reply_id,
+        new_key=True,  # the reply was created just above, in this very transaction
     )
     hold_id = inspect(hold).identity[0]  # the committed hold is expired: `hold.id` would reload it
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;

@@ -363,8 +363,13 @@ def place_hold(
     idempotency_key: str,
     message_id: int | None = None,
     ttl_s: int = HOLD_TTL_S,
+    new_key: bool = False,
 ) -> CreditHold:
     """Reserve `amount` credits before a provider call. Commits; idempotent per key.
+
+    `new_key=True` says no hold can have this key yet (it names a row the caller's own uncommitted
+    transaction just created), which skips the two look-ups of an earlier hold; the unique index on the
+    key still refuses a duplicate.
 
     Raises `InsufficientCredits` (402) when the available balance (balance minus active holds) cannot
     cover it. Under the balance row lock, so concurrent holds can never together exceed the balance.
@@ -375,14 +380,16 @@ def place_hold(
     if amount < 0:
         raise ValueError("A hold cannot be negative.")
     _check_key(idempotency_key)
-    existing = find_hold(session, idempotency_key)
-    if existing is not None:
-        return existing
+    if not new_key:
+        existing = find_hold(session, idempotency_key)
+        if existing is not None:
+            return existing
     balance = lock_balance(session, user_id)
-    existing = find_hold(session, idempotency_key)
-    if existing is not None:
-        session.rollback()
-        return existing
+    if not new_key:
+        existing = find_hold(session, idempotency_key)
+        if existing is not None:
+            session.rollback()
+            return existing
     now = utcnow()
     _expire_user_holds_locked(session, balance, now, OPPORTUNISTIC_SWEEP_LIMIT)
     available = balance.balance - balance.held

@@ -243,3 +243,13 @@ def test_reconcile_finds_a_balance_or_held_that_drifted_from_the_ledger(db_sessi
     assert (found[drifted.id].balance, found[drifted.id].ledger_sum) == (130, 100)
     assert (found[held_wrong.id].held, found[held_wrong.id].active_holds) == (0, 10)
     assert honest.id not in found
+
+
+def test_a_hold_placed_as_new_key_still_cannot_duplicate_its_key(db_session, make_user):
+    user = make_user("newkey", balance=1000)
+    first = credits.place_hold(db_session, user_id=user.id, amount=100, idempotency_key="hold:fresh", new_key=True)
+    # A caller wrongly claiming a new key gets the existing hold (the unique index), never a second one.
+    again = credits.place_hold(db_session, user_id=user.id, amount=100, idempotency_key="hold:fresh", new_key=True)
+    assert again.id == first.id
+    assert db_session.scalar(select(func.count()).select_from(CreditHold).where(CreditHold.user_id == user.id)) == 1
+    assert balance_of(db_session, user.id) == (1000, 100)
