@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable
 
 import click
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from app.cli.groups import credits as credits_group
 from app.extensions import db
 from app.models import User
-from app.services import credits
+from app.services import credits, sweeps
 from app.services.errors import DomainError
-
-
-def sweep_abandoned_replies(session: Session) -> int:
-    """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
-    from app import runtime
-    from app.services.chat import ChatSettings, sweep_stale_generations
-    from app.services.streams import streams_for
-
-    return sweep_stale_generations(
-        session, settings=ChatSettings.from_config(runtime.settings()), streams=streams_for(runtime.redis_client())
-    )
-
-
-# What `flask credits sweep` runs, in order: (what it reports, a function of the session returning how
-# many leftovers of a crashed process it repaired). A feature with its own leftovers adds one line here.
-# Abandoned replies go first: each settles its hold for the text it produced before the hold sweep
-# could release that hold unpaid.
-SWEEPS: list[tuple[str, Callable[[Session], int]]] = [
-    ("abandoned replies marked failed", sweep_abandoned_replies),
-    ("expired holds released", credits.sweep_expired_holds),
-]
 
 
 def user_by_login(login: str) -> User:
@@ -110,5 +87,5 @@ def reconcile() -> None:
 @credits_group.command("sweep")
 def sweep() -> None:
     """Release expired holds and repair what crashed processes left behind."""
-    for label, run in SWEEPS:
-        click.echo(f"{label}: {run(db.session)}")
+    for label, count in sweeps.run_sweeps(db.session).items():
+        click.echo(f"{label}: {count}")

@@ -929,16 +929,7 @@ def _grant_for_invoice(ctx: _EventContext, invoice: dict[str, Any]) -> int:
     invoice_id = str(invoice["id"])
     if invoice.get("status") not in (None, "paid"):
         raise _Ignored(f"invoice {invoice_id} is {invoice.get('status')}, not paid")
-    subscription_id = _invoice_subscription_id(invoice)
-    if subscription_id is None:
-        raise _Ignored(f"invoice {invoice_id} is not for a subscription")
-    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
-    user_id = _resolve_user(
-        ctx, customer_id=_object_id(invoice.get("customer")), subscription_id=subscription_id,
-        metadata=(details.get("metadata"), invoice.get("metadata")),
-    )
-    credits.lock_balance(ctx.session, user_id)
-    row = _lock_subscription(ctx.session, subscription_id)
+    subscription_id, user_id, row = _lock_invoice_owner(ctx, invoice)
     if credits.find_entry(ctx.session, invoice_grant_key(invoice_id)) is not None:
         ctx.notes.append(f"invoice {invoice_id} already granted")
         _clear_past_due(ctx, row, user_id)
@@ -962,6 +953,21 @@ def _grant_for_invoice(ctx: _EventContext, invoice: dict[str, Any]) -> int:
     return amount
 
 
+def _lock_invoice_owner(ctx: _EventContext, invoice: dict[str, Any]) -> tuple[str, int, Subscription | None]:
+    """The invoice's subscription id and user, with the user's balance and the subscription row locked
+    (in the module's lock order). Raises `_Ignored` for an invoice that is not for a subscription."""
+    subscription_id = _invoice_subscription_id(invoice)
+    if subscription_id is None:
+        raise _Ignored(f"invoice {invoice.get('id')} is not for a subscription")
+    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    user_id = _resolve_user(
+        ctx, customer_id=_object_id(invoice.get("customer")), subscription_id=subscription_id,
+        metadata=(details.get("metadata"), invoice.get("metadata")),
+    )
+    credits.lock_balance(ctx.session, user_id)
+    return subscription_id, user_id, _lock_subscription(ctx.session, subscription_id)
+
+
 def _clear_past_due(ctx: _EventContext, row: Subscription | None, user_id: int) -> None:
     """A newer paid invoice settles a past-due subscription, even before its own update event lands."""
     if row is None or row.status not in ("past_due", "unpaid") or ctx.created <= row.last_event_created:
@@ -977,16 +983,7 @@ def _on_invoice_paid(ctx: _EventContext, invoice: dict[str, Any]) -> None:
 
 def _on_invoice_payment_failed(ctx: _EventContext, invoice: dict[str, Any]) -> None:
     """Mark the subscription past due (the banner asks to fix payment). Never grants."""
-    subscription_id = _invoice_subscription_id(invoice)
-    if subscription_id is None:
-        raise _Ignored(f"invoice {invoice.get('id')} is not for a subscription")
-    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
-    user_id = _resolve_user(
-        ctx, customer_id=_object_id(invoice.get("customer")), subscription_id=subscription_id,
-        metadata=(details.get("metadata"), invoice.get("metadata")),
-    )
-    credits.lock_balance(ctx.session, user_id)
-    row = _lock_subscription(ctx.session, subscription_id)
+    subscription_id, user_id, row = _lock_invoice_owner(ctx, invoice)
     if row is None or ctx.created == row.last_event_created:
         _sync_subscription(ctx, subscription_id, user_id, None)
     elif ctx.created < row.last_event_created:

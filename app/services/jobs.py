@@ -16,8 +16,8 @@ A job function lives in a service module and takes the database session first, t
   does), and `flask jobs run-periodic` runs them once from cron or a systemd timer
   (deploy/sorya-sweep.timer). Every periodic job must be safe to run twice at once.
 
-Periodic jobs registered here: the hold sweep `credits.sweep_expired_holds`; the stale-generation sweep
-(chat) and blob garbage collection (snapshots) register themselves from their modules.
+Periodic jobs register themselves from their modules: `sweeps.run_sweeps` (abandoned replies, then
+expired holds, in that order) and blob garbage collection (`snapshots`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ def register_periodic(name: str, func_path: str, every_s: int) -> None:
     PERIODIC_JOBS[name] = PeriodicJob(name, func_path, every_s)
 
 
-register_periodic("sweep_expired_holds", "app.services.credits:sweep_expired_holds", 60)
 
 
 def resolve(func_path: str) -> Callable[..., Any]:

@@ -2,7 +2,9 @@
 
 `python -m sandbox run` (what ./scripts/run execs) starts the three emulators and the app; in Chromium the
 newcomer sees the Sandbox badge, signs in through the sandbox GitHub consent page and lands on the
-dashboard with the signup credits.
+dashboard with the signup credits, then does everything the product offers without any real account:
+chats in a project, takes a snapshot of the reply, publishes it to (sandbox) GitHub and subscribes to a
+plan through the (sandbox) Stripe checkout, watching the credits arrive.
 """
 
 from __future__ import annotations
@@ -86,5 +88,39 @@ def test_a_newcomer_signs_in_through_the_sandbox(browser, sandbox_app):
     expect(page.locator("#credit-counter")).to_contain_text("5,000")
     expect(page.locator("#sandbox-banner")).to_be_visible()
     screenshot(page, "sandbox-dashboard")
+
+    # A project, and a reply with files in its chat, streamed by the sandbox model.
+    page.locator("#project-name").fill("Todo app")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Todo app")).to_be_visible()
+    page.get_by_role("button", name="Open chat").click()
+    page.locator("#message").fill("Build a small todo app with Flask")
+    page.locator("#composer button[type=submit]").click()
+    reply = page.locator(".from-assistant .chat-markdown").last
+    reply.wait_for(timeout=60_000)
+    expect(page.locator(".from-assistant .code-path").first).to_be_visible()
+    expect(page.locator("#credit-counter .credit-amount")).not_to_have_text("5,000")
+    screenshot(page, "sandbox-chat")
+
+    # One click keeps the reply's files as snapshot #1.
+    page.get_by_role("button", name="Take snapshot").last.click()
+    expect(page.get_by_text("Snapshot #1").first).to_be_visible()
+
+    # Publish: a new repository on the sandbox GitHub, then a real commit.
+    page.goto(page.url.replace("/chat", ""))
+    page.get_by_role("button", name="Create repository").click()
+    expect(page.get_by_text("on GitHub").first).to_be_visible()
+    page.get_by_role("button", name="Push to GitHub").click()
+    expect(page.locator("#publish-history a.commit-link").first).to_be_visible(timeout=30_000)
+    screenshot(page, "sandbox-published")
+
+    # Subscribe through the sandbox Stripe checkout; the webhook grants the plan's credits.
+    balance = int(page.locator("#credit-counter").get_attribute("data-balance"))
+    page.goto("/plans")
+    page.get_by_role("button", name="Subscribe to Basic").click()
+    page.get_by_role("button", name="Pay $9.00").click()
+    expect(page.get_by_role("heading", name="Payment received")).to_be_visible()
+    expect(page.locator("#credit-counter .credit-amount")).to_have_text(f"{balance + 20_000:,}", timeout=30_000)
+    screenshot(page, "sandbox-subscribed")
     context.close()
     assert not problems, problems

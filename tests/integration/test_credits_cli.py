@@ -127,9 +127,9 @@ def test_sweep_releases_expired_holds_and_reports_the_count(app, make_user):
 
 
 def test_sweep_runs_every_registered_sweep(app, monkeypatch):
-    from app.cli import credits as credits_cli
+    from app.services import sweeps
 
     calls = []
-    monkeypatch.setattr(credits_cli, "SWEEPS", [*credits_cli.SWEEPS, ("abandoned replies failed", lambda s: calls.append(s) or 3)])
+    monkeypatch.setattr(sweeps, "SWEEPS", [*sweeps.SWEEPS, ("abandoned replies failed", lambda s: calls.append(s) or 3)])
     result = app.test_cli_runner().invoke(args=["credits", "sweep"])
     assert result.exit_code == 0 and "abandoned replies failed: 3" in result.output and len(calls) == 1

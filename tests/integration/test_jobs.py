@@ -115,13 +115,13 @@ def test_the_periodic_scheduler_enqueues_each_job_once_per_period(app):
         connection = runtime.redis_client()
         first = jobs.enqueue_due_periodic_jobs(connection, owner="worker-a")
         second = jobs.enqueue_due_periodic_jobs(connection, owner="worker-b")
-        assert "sweep_expired_holds" in first
+        assert "sweeps" in first
         assert first == list(jobs.PERIODIC_JOBS)
         assert second == []  # another worker in the same period enqueues nothing
         queue = Queue(jobs.QUEUE_NAME, connection=connection)
         assert queue.count == len(first)
-        ttl = connection.ttl(f"{jobs.PERIODIC_KEY_PREFIX}sweep_expired_holds")
-        assert 0 < ttl <= jobs.PERIODIC_JOBS["sweep_expired_holds"].every_s
+        ttl = connection.ttl(f"{jobs.PERIODIC_KEY_PREFIX}sweeps")
+        assert 0 < ttl <= jobs.PERIODIC_JOBS["sweeps"].every_s
 
 
 def test_a_worker_runs_the_periodic_sweep_itself(app, app_config, make_user):
@@ -139,10 +139,10 @@ def test_run_periodic_is_the_cron_alternative(app, make_user):
     hold_id = expired_hold(app, make_user("cron", balance=100).id, "hold-cron")
     result = app.test_cli_runner().invoke(args=["jobs", "run-periodic"])
     assert result.exit_code == 0, result.output
-    assert "sweep_expired_holds: 1" in result.output
+    assert "'expired holds released': 1" in result.output
     assert hold_status(app, hold_id) == credits.HOLD_EXPIRED
-    again = app.test_cli_runner().invoke(args=["jobs", "run-periodic", "sweep_expired_holds"])
-    assert "sweep_expired_holds: 0" in again.output
+    again = app.test_cli_runner().invoke(args=["jobs", "run-periodic", "sweeps"])
+    assert "'expired holds released': 0" in again.output
 
 
 def test_run_periodic_names_unknown_jobs(app):
@@ -157,4 +157,5 @@ def test_the_worker_explains_that_it_needs_redis(threaded_app):
 
 def test_jobs_list_shows_the_registry(app):
     output = app.test_cli_runner().invoke(args=["jobs", "list"]).output
-    assert "sweep_expired_holds\tevery 60s\tapp.services.credits:sweep_expired_holds" in output
+    assert "sweeps\tevery 60s\tapp.services.sweeps:run_sweeps" in output
+    assert "collect_garbage_blobs\tevery 3600s\tapp.services.snapshots:collect_all_garbage_blobs" in output

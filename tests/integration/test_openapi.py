@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from app.web.openapi import build_openapi_document
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -45,10 +43,6 @@ def test_every_api_route_of_the_app_is_documented(app):
     assert not undocumented, f"add these to app/web/openapi.py: {sorted(undocumented)}"
 
 
-CONTRACT_FEATURES_LANDED = False  # set when chat, credits, snapshots, publish and billing are merged
-
-
-@pytest.mark.xfail(not CONTRACT_FEATURES_LANDED, reason="contract routes arrive with their features", strict=False)
 def test_every_documented_route_exists_in_the_app(app):
     missing = documented_operations() - app_api_operations(app)
     assert not missing, f"documented but not served: {sorted(missing)}"
