@@ -5,8 +5,9 @@ ask for the events after an id, so a client that lost its connection re-attaches
 and gets exactly what it missed, from any web process.
 
 - With `REDIS_URL`: one Redis Stream per reply (`sorya:reply:<message_id>`), entries added with the
-  explicit ids `<n>-0` (so Redis itself refuses a duplicate or out-of-order id) and read with a
-  blocking `XREAD`. A live stream expires after `LIVE_STREAM_TTL_S` (a guard against a dead
+  explicit ids `<n>-0` (so Redis itself refuses a duplicate or out-of-order id). Each process reads
+  all the replies it follows with one blocking `XREAD` (`RedisFanout`) and writes deltas through one
+  batching publisher (`RedisPublisher`), so Redis round trips do not grow with readers x deltas. A live stream expires after `LIVE_STREAM_TTL_S` (a guard against a dead
   generator); a finished one after `FINISHED_STREAM_TTL_S`, after which readers rebuild the reply
   from the database (see `services/chat.py`).
 - Without Redis: the same in one process, in memory (`LocalReplyStreams`).
