@@ -280,8 +280,10 @@ def send_message(
         project=project_context,
     )
     price = settings.price(model_name)
-    balance = credits.read_balance(session, user_id)
-    available = (balance.balance - balance.held) if balance else 0
+    # Locked once, here: the reply's room is sized from the very balance the hold is placed under, and
+    # place_hold does not take the lock a second time (one round trip fewer than read-then-lock).
+    balance = credits.lock_balance(session, user_id)
+    available = balance.balance - balance.held
     room = _affordable_completion_tokens(available, prompt.prompt_tokens, price, settings.max_completion_tokens)
     if room < min(MIN_COMPLETION_TOKENS, settings.max_completion_tokens):
         needed = credits.reply_cost(prompt.prompt_tokens, settings.max_completion_tokens, price)
@@ -317,6 +319,7 @@ def send_message(
         idempotency_key=f"chat-reply:{reply_id}",
         message_id=reply_id,
         new_key=True,  # the reply was created just above, in this very transaction
+        locked_balance=balance,
     )
     hold_id = inspect(hold).identity[0]  # the committed hold is expired: `hold.id` would reload it
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;

@@ -364,12 +364,17 @@ def place_hold(
     message_id: int | None = None,
     ttl_s: int = HOLD_TTL_S,
     new_key: bool = False,
+    locked_balance: CreditBalance | None = None,
 ) -> CreditHold:
     """Reserve `amount` credits before a provider call. Commits; idempotent per key.
 
     `new_key=True` says no hold can have this key yet (it names a row the caller's own uncommitted
     transaction just created), which skips the two look-ups of an earlier hold; the unique index on the
     key still refuses a duplicate.
+
+    `locked_balance` is the user's balance row the caller already locked with `lock_balance` in this
+    same transaction (to size the hold from what is available): the hold is placed under that lock
+    instead of taking it again.
 
     Raises `InsufficientCredits` (402) when the available balance (balance minus active holds) cannot
     cover it. Under the balance row lock, so concurrent holds can never together exceed the balance.
@@ -384,14 +389,22 @@ def place_hold(
         existing = find_hold(session, idempotency_key)
         if existing is not None:
             return existing
-    balance = lock_balance(session, user_id)
+    if locked_balance is not None:
+        if locked_balance.user_id != user_id:
+            raise ValueError("The locked balance belongs to another user.")
+        balance = locked_balance
+    else:
+        balance = lock_balance(session, user_id)
     if not new_key:
         existing = find_hold(session, idempotency_key)
         if existing is not None:
             session.rollback()
             return existing
     now = utcnow()
-    _expire_user_holds_locked(session, balance, now, OPPORTUNISTIC_SWEEP_LIMIT)
+    if balance.held > 0:
+        # Nothing held means no active hold moves the balance: no look-up of overdue ones is needed
+        # (an overdue hold of zero credits changes nothing here and is left to the sweep).
+        _expire_user_holds_locked(session, balance, now, OPPORTUNISTIC_SWEEP_LIMIT)
     available = balance.balance - balance.held
     if amount > available:
         session.commit()  # keeps the expiries above; places nothing
