@@ -30,6 +30,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.web.security import register_security
 
     extensions.db.init_app(app)
+    with app.app_context():
+        extensions.ping_idle_connections(extensions.db.engine)
     extensions.migrate.init_app(app, extensions.db, directory=str(BASE_DIR / "migrations"))
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)

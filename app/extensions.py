@@ -1,5 +1,7 @@
 """Unbound extension objects; `create_app` binds them with `init_app`."""
 
+import time
+
 from authlib.integrations.flask_client import OAuth
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -7,6 +9,9 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 
 from app.models.base import Base
 
@@ -17,3 +22,35 @@ csrf = CSRFProtect()
 oauth = OAuth()
 # Default limits stay off: each sending route declares its own, keyed per user where it matters.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# A pooled connection idle at least this long is pinged before use (see `ping_idle_connections`).
+IDLE_PING_AFTER_S = 5.0
+
+
+def ping_idle_connections(engine: Engine, idle_after_s: float = IDLE_PING_AFTER_S) -> None:
+    """Ping a pooled connection before handing it out only when it sat idle `idle_after_s` or longer.
+
+    This replaces `pool_pre_ping`, which costs a round trip on every checkout (several per chat reply).
+    A connection that went back to the pool moments ago is alive but for a server restart in between,
+    and that case is caught anyway: the first statement on a dead connection raises a disconnect error,
+    on which SQLAlchemy invalidates the whole pool, so every other connection older than the error
+    reconnects at its next checkout. Idle connections, the ones a quiet night, a restart or a
+    `wait_timeout` leaves dead, are still pinged, and one that fails is replaced before use (the pool
+    retries a checkout that raises `DisconnectionError` with a fresh connection).
+    `pool_recycle` (below MariaDB's `wait_timeout`) still retires old connections.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _note_checkin(dbapi_connection, record) -> None:  # noqa: ANN001 - SQLAlchemy's event signature
+        record.info["sorya_checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_when_idle(dbapi_connection, record, proxy) -> None:  # noqa: ANN001
+        checked_in_at = record.info.get("sorya_checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_after_s:
+            return  # a new connection, or one used a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
