@@ -588,11 +588,7 @@ def generate_reply(session: Session, generation: Generation) -> None:
                     # The first token went out at once; from now on tokens travel in windows.
                     generation.window_s = window_s
                     reply_stream.pace_reads(window_s)
-                if first:
-                    first = False
-                    _save_progress(session, job.message_id, generation.text, status=STATUS_STREAMING,
-                                   hold_id=job.hold_id)
-                    last_save = time.monotonic()
+                first = False
             elif isinstance(event, Usage):
                 usage = event
             if generation.cancel.is_set() or generation.finished:
@@ -604,7 +600,13 @@ def generate_reply(session: Session, generation: Generation) -> None:
                 reply_stream.close()
                 break
             if now - last_save >= SAVE_INTERVAL_S:
-                _save_progress(session, job.message_id, generation.text)
+                # No save at the first token: a commit there would sit on the path of every reply's start
+                # (and, under a burst of sends, compete with them). The first save, SAVE_INTERVAL_S in,
+                # marks the reply `streaming` and links its hold; a shorter reply is stored by its end
+                # alone. Until then the reply is `pending` (read alike), and the stale sweep still
+                # finds it by the heartbeat set when it was created.
+                _save_progress(session, job.message_id, generation.text, status=STATUS_STREAMING,
+                               hold_id=job.hold_id)
                 last_save = now
     except OpenAIFailure as exc:
         failure = exc
@@ -652,6 +654,7 @@ def finish_generation(
             outcome = _finish_reply(
                 session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
                 usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
+                hold_id=job.hold_id,
             )
             break
         except OperationalError as exc:
@@ -710,8 +713,12 @@ def _finish_reply(
     usage: Usage | None,
     prompt_tokens_estimate: int,
     price: credits.Price,
+    hold_id: int | None = None,
 ) -> ReplyOutcome | None:
     """Store the reply's end and charge it, under a lock on the message row. Commits.
+
+    `hold_id`: the reply's hold when the caller knows it (the generating process placed it); otherwise
+    it is read from the message or found by its key.
 
     Returns None when the reply had already ended (another process or the sweep got there first).
     Charging: the provider's usage when it sent one, else the estimate of the prompt and of the text
@@ -720,7 +727,9 @@ def _finish_reply(
     message = _lock_unfinished_reply(session, message_id)
     if message is None:
         return None
-    user_id, hold_id, model = message.user_id, _reply_hold_id(session, message), message.model
+    if hold_id is None:
+        hold_id = _reply_hold_id(session, message)
+    user_id, model = message.user_id, message.model
     if text:
         if usage is not None:
             tokens_in, tokens_out, source = usage.prompt_tokens, usage.completion_tokens, USAGE_PROVIDER
