@@ -7,6 +7,7 @@ posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-str
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -48,6 +49,14 @@ bp = Blueprint("chat", __name__)
 PAGE_HISTORY_LIMIT = 30
 # A form posted with JavaScript off waits this long for the reply before showing the page anyway.
 NO_JS_WAIT_S = 600.0
+# Admission control: at most this many sends of this process store their messages and place their holds
+# at once; the others queue (first come, first served) before touching the database. Under a burst, the
+# first sends then finish, and their replies start, in a few milliseconds each, instead of all of them
+# advancing in step through their dozen round trips and starting together at the end of the burst.
+MAX_CONCURRENT_SENDS = 4
+SEND_QUEUE_TIMEOUT_S = 20.0
+# Created at import, in the worker after gevent patched `threading` (as the generation registry's locks).
+_send_slots = threading.BoundedSemaphore(MAX_CONCURRENT_SENDS)
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -84,6 +93,8 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
     streams = reply_streams()
+    if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
+        raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
     try:
         sent = chat.send_message(
             db.session, user_id=user_id, text=text, project_id=project_id, model=model,
@@ -93,6 +104,8 @@ def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> 
         # Every database connection of this process is busy (a burst of sends): a retryable 503, not a 500.
         db.session.rollback()
         raise Unavailable("Sorya is very busy right now; please send your message again in a moment.") from None
+    finally:
+        _send_slots.release()
     chat.start_generation(current_app._get_current_object(), sent.job, streams)
     return sent
 

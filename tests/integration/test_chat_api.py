@@ -294,6 +294,27 @@ def test_insufficient_credits_is_402_before_any_provider_call(client, make_user,
     assert db_session.execute(select(ChatMessage)).scalars().all() == []
 
 
+def test_a_send_that_waits_too_long_for_a_slot_is_a_503_with_nothing_stored_or_held(
+    client_for, user, openai_emulator, db_session, monkeypatch
+):
+    import threading
+
+    from app.web import chat as chat_web
+
+    full = threading.BoundedSemaphore(1)
+    full.acquire()  # every send slot of this process is taken
+    monkeypatch.setattr(chat_web, "_send_slots", full)
+    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    response = post_chat(client_for, {"message": "hi"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert chat_calls(openai_emulator) == []
+    assert db_session.execute(select(ChatMessage)).scalars().all() == []
+    assert balance(db_session, user.id) == (5000, 0)
+    full.release()
+    assert post_chat(client_for, {"message": "hi"}).status_code == 200
+
+
 def test_a_small_balance_shrinks_the_reply_room_instead_of_refusing(client, make_user, openai_emulator, db_session):
     thrifty = make_user("thrifty", balance=20)
     sign_in(client, thrifty)
