@@ -2,6 +2,8 @@
 # Every step is idempotent and fast when its work is already done.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Debian keeps daemons and `service` in sbin, which a CI environment's PATH may leave out.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 VENV="$ROOT/.venv"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -32,11 +34,11 @@ ensure_venv() {
   fi
 }
 
-# Install the Debian packages given as "command:package" pairs when their command is missing.
+# Install the Debian packages given as "command-or-path:package" pairs when the command (or file) is missing.
 ensure_debian_packages() {
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "${pair%%:*}" ] || missing+=("${pair##*:}")
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -e "${pair%%:*}" ] || missing+=("${pair##*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   say "Installing Debian packages: ${missing[*]}"
