@@ -219,3 +219,16 @@ def test_an_export_whose_job_was_lost_counts_as_failed(app, client, make_user, m
     monkeypatch.setattr(exports, "clock", lambda: now + exports.STALE_AFTER_S + 1)
     section = client.get("/account/export/status", headers=HX).get_data(as_text=True)
     assert "Preparing your data failed" in section
+
+
+def test_deleting_the_account_forgets_its_export(threaded_app, make_user):
+    client = client_for(threaded_app, make_user("leaving", balance=1))
+    prepare(client)
+    poll_until_ready(client)
+    with threaded_app.app_context():
+        assert exports.store().entries
+
+    client.post("/account/delete", data={"confirm_login": "leaving", "csrf_token": csrf_token_for(client)})
+
+    with threaded_app.app_context():
+        assert not exports.store().entries
