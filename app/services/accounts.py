@@ -50,6 +50,7 @@ from app.providers.github import GithubGrant, GithubIdentity
 from app.services import credits
 from app.services.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret
 from app.services.errors import Conflict, Forbidden, NotFound
+from app.services.transactions import is_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +135,10 @@ def _upsert_account(
             # Another callback for this GitHub user (or for a user taking over a renamed login)
             # committed first, or InnoDB chose this transaction as a deadlock victim: read again.
             session.rollback()
-            if isinstance(exc, OperationalError) and not _is_lock_conflict(exc):
+            if isinstance(exc, OperationalError) and not is_lock_conflict(exc):
                 raise
             log.info("sign-in: github_user=%s lost a race (attempt %s), retrying", identity.id, attempt + 1)
     raise Conflict("Signing in collided with another sign-in of the same account. Please try again.")
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    """MySQL/MariaDB's deadlock (1213) and lock wait timeout (1205): safe to retry from the start."""
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    return code in (1205, 1213)
 
 
 def find_github_account(session: Session, github_user_id: int) -> GithubAccount | None:

@@ -59,6 +59,7 @@ from app.providers import stripe_client
 from app.providers.stripe_client import HostedSession, InvalidWebhook, StripeGateway, StripePrice
 from app.services import credits
 from app.services.errors import Conflict, InvalidRequest, NotFound, Unavailable, UpstreamError
+from app.services.transactions import is_lock_conflict
 from config import Config
 
 log = logging.getLogger(__name__)
@@ -598,18 +599,13 @@ def process_event(
             if not reprocess and is_known_event(session, event_id):
                 session.rollback()
                 return EventOutcome(event_id, str(event.get("type")), EVENT_DUPLICATE, "delivered concurrently")
-            if attempt == EVENT_ATTEMPTS or (isinstance(exc, OperationalError) and not _is_lock_error(exc)):
+            if attempt == EVENT_ATTEMPTS or (isinstance(exc, OperationalError) and not is_lock_conflict(exc)):
                 raise
             log.info("billing: event %s retried after %s (attempt %s)", event_id, type(exc).__name__, attempt)
         except BaseException:
             session.rollback()
             raise
     raise AssertionError("unreachable")
-
-
-def _is_lock_error(exc: OperationalError) -> bool:
-    code = getattr(exc.orig, "args", [None])[0]
-    return code in (1205, 1213)  # lock wait timeout, deadlock: both safe to retry from the start
 
 
 def _apply_event(

@@ -65,6 +65,7 @@ from app.services.chat_context import (
 )
 from app.services.errors import InsufficientCredits, InvalidRequest, NotFound, TooLarge, Unavailable
 from app.services.streams import ReplyStreams, StreamEvent
+from app.services.transactions import is_lock_conflict
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -661,7 +662,7 @@ def finish_generation(
             # A deadlock or lock wait timeout rolled the whole transaction back: nothing was stored or
             # charged, so ending the reply again is safe (and _finish_reply is idempotent anyway).
             session.rollback()
-            if attempt == FINISH_ATTEMPTS or not _is_lock_conflict(exc):
+            if attempt == FINISH_ATTEMPTS or not is_lock_conflict(exc):
                 raise
             log.warning("chat: reply %s hit a lock conflict while ending (attempt %s); retrying",
                         job.message_id, attempt)
@@ -670,14 +671,7 @@ def finish_generation(
         _publish_end(generation.streams, job.message_id, event_id, outcome)
 
 
-# MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout; both roll the transaction back and are retryable.
-LOCK_CONFLICT_CODES = frozenset({1205, 1213})
 FINISH_ATTEMPTS = 4
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    args = getattr(exc.orig, "args", ())
-    return bool(args) and args[0] in LOCK_CONFLICT_CODES
 
 
 @dataclass(frozen=True)

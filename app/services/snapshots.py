@@ -75,6 +75,7 @@ from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
 from app.services import jobs
 from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
+from app.services.transactions import is_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -791,13 +792,22 @@ def _write_snapshot(
     return result
 
 
+SNAPSHOT_WRITE_ATTEMPTS = 4
+
+
 def _commit(session: Session, write: Any) -> SnapshotResult:
-    try:
-        result = write()
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    """Run `write` and commit, retrying from the start when InnoDB picked it as a deadlock victim
+    (two snapshots storing the same new blob can deadlock on the unique index; all was rolled back)."""
+    for attempt in range(1, SNAPSHOT_WRITE_ATTEMPTS + 1):
+        try:
+            result = write()
+            session.commit()
+            break
+        except Exception as exc:
+            session.rollback()
+            if attempt == SNAPSHOT_WRITE_ATTEMPTS or not is_lock_conflict(exc):
+                raise
+            log.info("snapshot write hit a lock conflict (attempt %s); retrying", attempt)
     log.info(
         "snapshot %s (#%s) of project %s: %d files, %d from this source, %d carried",
         result.snapshot.id, result.snapshot.number, result.snapshot.project_id,

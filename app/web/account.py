@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user, login_required, logout_user
 
 from app import runtime
 from app.extensions import db
 from app.providers import github
-from app.services import accounts, api_tokens
+from app.services import accounts, api_tokens, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
 from app.web import api
 
@@ -56,6 +67,7 @@ def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_er
         token_error=token_error,
         token_name=token_name,
         delete_error=delete_error,
+        data_export=exports.current_export(current_user.id),
         reconnect_url=url_for("auth.start", next=url_for("account.show")),
     ), status
 
@@ -103,16 +115,54 @@ def revoke_token(token_id: int):
     return redirect(url_for("account.show") + "#api-tokens")
 
 
+def export_filename() -> str:
+    return f"sorya-{current_user.login}-data.json"
+
+
 @bp.get("/account/export")
 @login_required
 def export():
+    """The same document built in this request: kept for scripts and old bookmarks. The page uses the
+    background export below, which does not hold a web worker while a large account is read."""
     document = accounts.export_account(db.session, current_user.id)
     body = json.dumps(document, ensure_ascii=False, indent=2)
-    filename = f"sorya-{current_user.login}-data.json"
     return Response(
         body,
         mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        headers={"Content-Disposition": f'attachment; filename="{export_filename()}"', "Cache-Control": "no-store"},
+    )
+
+
+def render_data_export():
+    return render_template("partials/_data_export.html", data_export=exports.current_export(current_user.id))
+
+
+@bp.post("/account/export")
+@login_required
+def prepare_export():
+    exports.start_export(current_user.id)
+    if is_htmx():
+        return render_data_export()
+    return redirect(url_for("account.show", _anchor="data-export"))
+
+
+@bp.get("/account/export/status")
+@login_required
+def export_status():
+    """The "Your data" section alone, which htmx polls while the export is prepared."""
+    if is_htmx():
+        return render_data_export()
+    return redirect(url_for("account.show", _anchor="data-export"))
+
+
+@bp.get("/account/export/<token>")
+@login_required
+def download_export(token: str):
+    _, chunks = exports.open_export(current_user.id, token)
+    return Response(
+        stream_with_context(chunks),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{export_filename()}"', "Cache-Control": "no-store"},
     )
 
 
@@ -129,6 +179,7 @@ def delete():
         accounts.delete_account(db.session, user_id)
     except DomainError as exc:
         return render_account(delete_error=exc.message, status=exc.status)
+    exports.discard_for_user(user_id)
     logout_user()
     session.clear()
     flash("Your account and its data are deleted. Thank you for trying Sorya.", "info")

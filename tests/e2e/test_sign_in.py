@@ -3,11 +3,14 @@ creates an API token on the account page and signs out."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
+from tests.servers import JobsWorker
 
 
 def sign_in_through_github(page, login: str) -> None:
@@ -108,3 +111,29 @@ def test_a_revoked_github_grant_is_shown_with_a_way_to_reconnect(page, app, live
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     expect(page.get_by_text("Connected as @revokee")).to_be_visible()
     expect(page.locator("#github-revoked")).to_have_count(0)
+
+
+def test_download_my_data_is_prepared_in_the_background(page, app_config, live_server):
+    # With Redis the export is an RQ job: a worker process prepares it while the page polls.
+    with JobsWorker(app_config):
+        sign_in_through_github(page, "exporter")
+        page.goto("/account")
+        page.get_by_role("button", name="Prepare my data").click()
+        expect(page.locator("#export-status")).to_contain_text(re.compile("Preparing your data…|Your data is ready"))
+        screenshot(page, "account-export-preparing")
+        download_link = page.get_by_role("button", name="Download my data")
+        expect(download_link).to_be_visible(timeout=20_000)
+        assert page.url.endswith("/account")  # htmx swapped and polled the section in place
+        expect(page.locator("#export-status")).to_contain_text("Your data is ready")
+        screenshot(page, "account-export-ready")
+        with page.expect_download() as download_info:
+            download_link.click()
+        download = download_info.value
+        assert download.suggested_filename == "sorya-exporter-data.json"
+        data = json.loads(Path(download.path()).read_text())
+        assert data["account"]["login"] == "exporter"
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        page.locator("#data-export").scroll_into_view_if_needed()
+        screenshot(page, "account-export-ready-phone")
