@@ -22,23 +22,6 @@ PRICE = Price(10, 10)  # CREDITS_PER_1K_TOKENS in the test configuration, both d
 LONG_TEXT = " ".join(f"word{i}" for i in range(300))
 
 
-@pytest.fixture(autouse=True)
-def _replies_finish():
-    yield
-    assert chat_service.GENERATIONS.wait_idle(15), "a reply was still generating after the test"
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("octo", balance=5000)
-
-
-@pytest.fixture
-def client_for(client, user):
-    sign_in(client, user)
-    return client
-
-
 def balance(db_session, user_id):
     db_session.expire_all()
     row = db_session.get(CreditBalance, user_id)

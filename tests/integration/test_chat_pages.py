@@ -7,23 +7,11 @@ import re
 import pytest
 
 from app.models import ChatMessage, Project
-from app.services import chat as chat_service
 from tests.chat_helpers import wait_for
 from tests.conftest import csrf_token_for, sign_in
 
 XSS_REPLY = 'Look: <img src=x onerror=alert(1)> and <script>alert("boom")</script> [click](javascript:alert(2))\n\n' \
             "```python path=app/main.py\nprint('<b>hi</b>')\n```\n"
-
-
-@pytest.fixture(autouse=True)
-def _replies_finish():
-    yield
-    assert chat_service.GENERATIONS.wait_idle(15)
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("octo", balance=5000)
 
 
 @pytest.fixture

@@ -32,28 +32,10 @@ from app.services.chat_context import estimate_tokens
 from app.services.credits import Price, reply_cost
 from app.services.streams import RedisReplyStreams, StreamEvent
 from tests.chat_helpers import SSEReader, api_headers, parse_sse, post_chat, reply_text, wait_for
-from tests.conftest import sign_in
 
 PRICE = Price(10, 10)
 LONG_TEXT = " ".join(f"token{i}" for i in range(400))
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _replies_finish():
-    yield
-    assert chat_service.GENERATIONS.wait_idle(15), "a reply was still generating after the test"
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("octo", balance=5000)
-
-
-@pytest.fixture
-def client_for(client, user):
-    sign_in(client, user)
-    return client
 
 
 def row(db_session, message_id):
