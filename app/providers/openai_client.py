@@ -170,12 +170,11 @@ class ReplyStream:
     that reads less often (see `services/chat.py`) gets fewer, larger deltas.
     """
 
-    def __init__(self, manager: Any, response: Any) -> None:
-        self._manager = manager
+    def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self._released = False
         self._cancelled = False
-        network_stream = response.http_response.extensions.get("network_stream")
+        network_stream = response.extensions.get("network_stream")
         self._paced = network_stream if isinstance(network_stream, _PacedNetworkStream) else None
 
     def pace_reads(self, min_interval_s: float) -> None:
@@ -246,7 +245,7 @@ class ReplyStream:
         self._released = True
         self.pace_reads(0.0)  # the connection goes back to the pool for unpaced requests
         try:
-            self._manager.__exit__(None, None, None)
+            self._response.close()
         except Exception:  # noqa: BLE001 - closing a half-read response may raise anything from httpx
             log.debug("openai: error while closing a stream", exc_info=True)
 
@@ -266,19 +265,23 @@ def stream_reply(
     by iterating the stream. `cancel` set during a retry wait ends the call as `busy` without waiting.
     """
     client = client_for(settings)
+    body = {
+        "model": model,
+        "messages": messages,
+        "max_completion_tokens": max_completion_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     attempt = 0
     while True:
         attempt += 1
         try:
-            manager = client.chat.completions.with_streaming_response.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                max_completion_tokens=max_completion_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            # Entering sends the request; a non-2xx answer raises APIStatusError here.
-            return ReplyStream(manager, manager.__enter__())
+            # The SDK's generic request (its auth, base URL, timeouts and status errors) rather than
+            # `chat.completions.create`: the typed call walks every message through its params
+            # transform, ~3 ms of CPU for a 20-message prompt, paid before each reply's first token.
+            # The body is the same JSON; a non-2xx answer raises APIStatusError here.
+            response = client.post("/chat/completions", body=body, cast_to=httpx.Response, stream=True)
+            return ReplyStream(response)
         except openai.APIStatusError as exc:
             failure = _status_failure(exc, model)
         except openai.APITimeoutError as exc:

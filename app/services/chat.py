@@ -9,7 +9,7 @@ The life of a reply:
    web process. It streams from OpenAI and writes `delta` events to the reply's stream
    (`services/streams.py`), coalesced to at most one per window (`coalesce_window_s`: 0.1 s, longer
    when this process generates many replies at once), and saves the text
-   and a heartbeat to the database every `SAVE_INTERVAL_S`. No HTTP connection is involved: readers
+   and a heartbeat to the database every `save_interval_s` (3 s, longer under load). No HTTP connection is involved: readers
    follow the stream, so a reply keeps generating (and is saved and charged) when its tab closes.
 3. The reply ends exactly once (`_finish_reply`, under a row lock on the message): `complete`,
    `stopped` or `failed`, with the hold settled for the tokens used (the provider's usage when it
@@ -35,7 +35,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, inspect, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.metrics import TOKENS
@@ -87,7 +87,12 @@ COALESCE_WINDOW_S = 0.1
 COALESCE_WINDOW_MAX_S = 0.3
 WINDOW_BASE_GENERATIONS = 40
 COALESCE_MAX_CHARS = 4096
+# How often a generating reply's text so far is written to its row (what a page loaded mid-reply shows
+# before its stream catches up, and what survives a process dying without Redis). Each save rewrites the
+# whole text, so under load (beyond WINDOW_BASE_GENERATIONS replies) the interval grows, up to the max:
+# the reply's event stream holds every delta meanwhile.
 SAVE_INTERVAL_S = 3.0
+SAVE_INTERVAL_MAX_S = 10.0
 HEARTBEAT_INTERVAL_S = 10.0
 STOP_POLL_INTERVAL_S = 0.2
 STOP_GRACE_S = 0.5
@@ -499,6 +504,11 @@ def coalesce_window_s(generating: int) -> float:
     return min(COALESCE_WINDOW_MAX_S, COALESCE_WINDOW_S * max(1.0, generating / WINDOW_BASE_GENERATIONS))
 
 
+def save_interval_s(generating: int) -> float:
+    """How often a reply's text is saved while the process generates `generating` replies at once."""
+    return min(SAVE_INTERVAL_MAX_S, SAVE_INTERVAL_S * max(1.0, generating / WINDOW_BASE_GENERATIONS))
+
+
 @lifecycle.on_shutdown("chat generations")
 def finish_or_stop_generations(deadline: float) -> None:
     """On shutdown: let this process's replies finish until `deadline`, then stop the rest (each is
@@ -600,9 +610,9 @@ def generate_reply(session: Session, generation: Generation) -> None:
                 generation.cancel.set()
                 reply_stream.close()
                 break
-            if now - last_save >= SAVE_INTERVAL_S:
+            if now - last_save >= save_interval_s(GENERATIONS.count()):
                 # No save at the first token: a commit there would sit on the path of every reply's start
-                # (and, under a burst of sends, compete with them). The first save, SAVE_INTERVAL_S in,
+                # (and, under a burst of sends, compete with them). The first save, one interval in,
                 # marks the reply `streaming` and links its hold; a shorter reply is stored by its end
                 # alone. Until then the reply is `pending` (read alike), and the stale sweep still
                 # finds it by the heartbeat set when it was created.
@@ -655,7 +665,7 @@ def finish_generation(
             outcome = _finish_reply(
                 session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
                 usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
-                hold_id=job.hold_id,
+                hold_id=job.hold_id, user_id=job.user_id, model=job.model,
             )
             break
         except OperationalError as exc:
@@ -708,22 +718,19 @@ def _finish_reply(
     prompt_tokens_estimate: int,
     price: credits.Price,
     hold_id: int | None = None,
+    user_id: int | None = None,
+    model: str | None = None,
 ) -> ReplyOutcome | None:
-    """Store the reply's end and charge it, under a lock on the message row. Commits.
+    """Store the reply's end and charge it, in one transaction under the lock of the message row. Commits.
 
-    `hold_id`: the reply's hold when the caller knows it (the generating process placed it); otherwise
-    it is read from the message or found by its key.
+    `hold_id`, `user_id`, `model`: the reply's, when the caller knows them (the process that generated
+    it): the end is then one guarded UPDATE, with no read of the row first. Otherwise (the stale sweep)
+    the row is read under its lock and the hold found from it or by its key.
 
     Returns None when the reply had already ended (another process or the sweep got there first).
     Charging: the provider's usage when it sent one, else the estimate of the prompt and of the text
     produced; a reply that produced nothing releases its hold and costs nothing.
     """
-    message = _lock_unfinished_reply(session, message_id)
-    if message is None:
-        return None
-    if hold_id is None:
-        hold_id = _reply_hold_id(session, message)
-    user_id, model = message.user_id, message.model
     if text:
         if usage is not None:
             tokens_in, tokens_out, source = usage.prompt_tokens, usage.completion_tokens, USAGE_PROVIDER
@@ -733,45 +740,71 @@ def _finish_reply(
     else:
         tokens_in = tokens_out = cost = 0
         source = None
-    values = {
+    values: dict[str, Any] = {
         "content": text, "status": status, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost,
-        "hold_id": hold_id,
         "usage_source": source, "finished_at": utcnow(), "heartbeat_at": None,
         "error_code": _error_code(failure) if status == STATUS_FAILED else None,
         "error_message": failure.message[:500] if failure is not None and status == STATUS_FAILED else None,
     }
-    for name, value in values.items():
-        setattr(message, name, value)
-    charge_meta = {"message_id": message_id, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                   "usage_source": source, "status": status}
-    # settle_hold and release_hold commit this session: the charge and the reply's end land together.
-    if hold_id is not None:
-        if cost > 0:
-            credits.settle_hold(session, hold_id=hold_id, charge=cost, idempotency_key=f"chat:{message_id}",
-                                meta=charge_meta, model=model)
-        else:
-            credits.release_hold(session, hold_id=hold_id)
-    session.rollback()  # nothing is left to undo when the hold was closed above
-    if session.execute(select(ChatMessage.status).where(ChatMessage.id == message_id)).scalar() not in FINAL_STATUSES:
-        # The hold was gone (expired by the hold sweep during a very long reply): end the reply and
-        # charge it by a direct entry, once (same idempotency key), clamped at a zero balance.
+    if hold_id is not None and user_id is not None and model is not None:
+        ended = session.execute(
+            update(ChatMessage)
+            .where(ChatMessage.id == message_id, ChatMessage.status.in_((STATUS_PENDING, STATUS_STREAMING)))
+            .values(hold_id=hold_id, **values)
+        )
+        if ended.rowcount == 0:
+            session.rollback()
+            return None
+    else:
         message = _lock_unfinished_reply(session, message_id)
         if message is None:
             return None
-        for name, value in values.items():
+        hold_id = _reply_hold_id(session, message)
+        user_id, model = message.user_id, message.model
+        for name, value in dict(values, hold_id=hold_id).items():
             setattr(message, name, value)
-        if cost > 0 and credits.find_entry(session, f"chat:{message_id}") is None:
-            credits.post_ledger_entry(session, user_id=user_id, delta=-cost, reason=credits.REASON_CHAT,
-                                      idempotency_key=f"chat:{message_id}", meta=charge_meta, model=model,
-                                      allow_clamp=True)
+    charge_meta = {"message_id": message_id, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                   "usage_source": source, "status": status}
+    key = f"chat:{message_id}"
+    settlement = None
+    balance: int | None = None
+    if hold_id is not None and cost > 0:
+        settlement = credits.settle_hold_in_transaction(
+            session, hold_id=hold_id, charge=cost, idempotency_key=key, meta=charge_meta, model=model,
+            user_id=user_id,
+        )
+        balance = settlement.balance
+        charge_direct = not settlement.posted and settlement.entry is None
+    else:
+        charge_direct = hold_id is None and cost > 0  # no hold was ever found for this reply
+    released = None
+    if hold_id is not None and cost == 0:
+        released = credits.release_hold_in_transaction(session, hold_id=hold_id, user_id=user_id)
+    try:
         session.commit()
-    balance = credits.read_balance(session, user_id)
+    except IntegrityError:
+        # The charge's key was posted meanwhile: whoever posted it ended this reply too.
+        session.rollback()
+        log.warning("chat: reply %s was charged by another process while ending", message_id)
+        return None
+    if settlement is not None:
+        credits.log_settlement(settlement, cost)
+    credits.log_release(released)
+    if charge_direct and credits.find_entry(session, key) is None:
+        # The hold was closed without this charge (or never found): charge by a direct entry, once (same
+        # key), clamped at a zero balance: the reply was delivered.
+        credits.post_ledger_entry(session, user_id=user_id, delta=-cost, reason=credits.REASON_CHAT,
+                                  idempotency_key=key, meta=charge_meta, model=model, allow_clamp=True)
+        balance = None
+    if balance is None:
+        row = credits.read_balance(session, user_id)
+        balance = row.balance if row else 0
+        session.commit()
     outcome = ReplyOutcome(
         message_id=message_id, status=status, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
-        balance=balance.balance if balance else 0, usage_source=source,
+        balance=balance, usage_source=source,
         error_code=values["error_code"], error_message=values["error_message"],
     )
-    session.commit()
     metered_model = model or "unknown"
     if tokens_in:
         TOKENS.labels(model=metered_model, direction="in").inc(tokens_in)

@@ -460,19 +460,99 @@ def hold_for_request(
     )
 
 
-def _lock_hold(session: Session, hold_id: int) -> tuple[CreditHold, CreditBalance]:
-    """The hold and its user's balance, both locked: balance first, the same order as `place_hold`."""
-    user_id = session.execute(select(CreditHold.user_id).where(CreditHold.id == hold_id)).scalar_one_or_none()
+def _lock_hold(session: Session, hold_id: int, user_id: int | None = None) -> tuple[CreditHold, CreditBalance]:
+    """The hold and its user's balance, both locked: balance first, the same order as `place_hold`.
+
+    `user_id`: the hold's owner when the caller knows it, which saves looking it up first.
+    """
     if user_id is None:
-        raise NotFound(f"There is no credit hold {hold_id}.")
+        user_id = session.execute(select(CreditHold.user_id).where(CreditHold.id == hold_id)).scalar_one_or_none()
+        if user_id is None:
+            raise NotFound(f"There is no credit hold {hold_id}.")
     balance = lock_balance(session, user_id)
     hold = session.execute(
         select(CreditHold)
         .where(CreditHold.id == hold_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if hold is None:
+        raise NotFound(f"There is no credit hold {hold_id}.")
+    if hold.user_id != user_id:
+        raise ValueError(f"Credit hold {hold_id} belongs to another user.")
     return hold, balance
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What `settle_hold_in_transaction` did.
+
+    `posted`: this call closed the hold (and posted `entry`, None for a zero charge); False when the hold
+    was already settled or the key already used, in which case `entry` is the earlier post (or None) and
+    nothing changed. `balance`: the user's balance after this call's charge (None when nothing changed).
+    """
+
+    posted: bool
+    entry: LedgerEntry | None
+    balance: int | None
+    charged: int = 0
+    hold_id: int | None = None
+    user_id: int | None = None
+
+
+def settle_hold_in_transaction(
+    session: Session,
+    *,
+    hold_id: int,
+    charge: int,
+    idempotency_key: str,
+    reason: str = REASON_CHAT,
+    meta: dict[str, Any] | None = None,
+    model: str | None = None,
+    user_id: int | None = None,
+) -> Settlement:
+    """`settle_hold`'s rule without its commit: the caller commits, so its own changes (a reply's end)
+    land in the same transaction as the charge. See `settle_hold` for what is charged."""
+    if reason not in REASONS:
+        raise ValueError(f"Unknown ledger reason {reason!r}.")
+    _check_credits(charge, "A charge")
+    if charge < 0:
+        raise ValueError("A charge cannot be negative.")
+    _check_key(idempotency_key)
+    hold, balance = _lock_hold(session, hold_id, user_id)
+    if hold.status == HOLD_SETTLED:
+        return Settlement(posted=False, entry=find_entry(session, idempotency_key), balance=None)
+    if hold.status != HOLD_ACTIVE:
+        # Only a hold that is no longer active can have had its charge posted under this key already
+        # (a reply ended by a direct entry after its hold expired); an active one cannot.
+        existing = find_entry(session, idempotency_key)
+        if existing is not None:
+            return Settlement(posted=False, entry=existing, balance=None)
+    entry_meta = dict(meta or {}, hold_id=hold.id, held=hold.amount)
+    if hold.status == HOLD_ACTIVE:
+        balance.held -= hold.amount
+    else:
+        entry_meta["late"] = True
+    hold.status = HOLD_SETTLED
+    hold.closed_at = utcnow()
+    charged = max(min(charge, balance.balance - balance.held), 0)
+    entry = None
+    if charged > 0:
+        if charged < charge:
+            entry_meta["uncollected"] = charge - charged
+        entry = _append_entry(
+            session, balance, delta=-charged, reason=reason, idempotency_key=idempotency_key,
+            meta=entry_meta, model=model,
+        )
+    return Settlement(posted=True, entry=entry, balance=balance.balance, charged=charged,
+                      hold_id=hold.id, user_id=hold.user_id)
+
+
+def log_settlement(settlement: Settlement, charge: int) -> None:
+    """The ledger's log line for a settled hold; written once its transaction has committed."""
+    if settlement.posted:
+        log.info("ledger: settled hold=%s user=%s charge=%s of %s",
+                 settlement.hold_id, settlement.user_id, settlement.charged, charge)
 
 
 def settle_hold(
@@ -496,39 +576,50 @@ def settle_hold(
     is still charged for the usage it reports: the reply was delivered. Its meta says `late`.
     Raises `NotFound` for an unknown hold id.
     """
-    if reason not in REASONS:
-        raise ValueError(f"Unknown ledger reason {reason!r}.")
-    _check_credits(charge, "A charge")
-    if charge < 0:
-        raise ValueError("A charge cannot be negative.")
-    _check_key(idempotency_key)
-    hold, balance = _lock_hold(session, hold_id)
-    existing = find_entry(session, idempotency_key)
-    if existing is not None or hold.status == HOLD_SETTLED:
+    settlement = settle_hold_in_transaction(
+        session, hold_id=hold_id, charge=charge, idempotency_key=idempotency_key, reason=reason, meta=meta,
+        model=model,
+    )
+    if not settlement.posted:
         session.rollback()
-        return existing
-    entry_meta = dict(meta or {}, hold_id=hold.id, held=hold.amount)
-    if hold.status == HOLD_ACTIVE:
-        balance.held -= hold.amount
-    else:
-        entry_meta["late"] = True
-    hold.status = HOLD_SETTLED
-    hold.closed_at = utcnow()
-    charged = max(min(charge, balance.balance - balance.held), 0)
-    entry = None
-    if charged > 0:
-        if charged < charge:
-            entry_meta["uncollected"] = charge - charged
-        entry = _append_entry(
-            session, balance, delta=-charged, reason=reason, idempotency_key=idempotency_key,
-            meta=entry_meta, model=model,
-        )
-    hold_id, hold_user_id = hold.id, hold.user_id  # before the commit expires them
+        return settlement.entry
     winner = _commit_or_winner(session, idempotency_key)
     if winner is not None:
         return winner
-    log.info("ledger: settled hold=%s user=%s charge=%s of %s", hold_id, hold_user_id, charged, charge)
-    return entry
+    log_settlement(settlement, charge)
+    return settlement.entry
+
+
+@dataclass(frozen=True)
+class Release:
+    """A hold `release_hold_in_transaction` released (plain values: they outlive the commit)."""
+
+    hold_id: int
+    user_id: int
+    amount: int
+    status: str
+
+
+def release_hold_in_transaction(
+    session: Session, *, hold_id: int, status: str = HOLD_RELEASED, user_id: int | None = None
+) -> Release | None:
+    """`release_hold`'s rule without its commit; None when the hold was already closed."""
+    if status not in (HOLD_RELEASED, HOLD_EXPIRED):
+        raise ValueError(f"A hold is released as 'released' or 'expired', not {status!r}.")
+    hold, balance = _lock_hold(session, hold_id, user_id)
+    if hold.status != HOLD_ACTIVE:
+        return None
+    balance.held -= hold.amount
+    hold.status = status
+    hold.closed_at = utcnow()
+    return Release(hold_id=hold.id, user_id=hold.user_id, amount=hold.amount, status=status)
+
+
+def log_release(release: Release | None) -> None:
+    """The ledger's log line for a released hold; written once its transaction has committed."""
+    if release is not None:
+        log.info("ledger: %s hold=%s user=%s amount=%s", release.status, release.hold_id, release.user_id,
+                 release.amount)
 
 
 def release_hold(session: Session, *, hold_id: int, status: str = HOLD_RELEASED) -> bool:
@@ -537,17 +628,12 @@ def release_hold(session: Session, *, hold_id: int, status: str = HOLD_RELEASED)
     Returns True when this call released it, False when it was already closed (settled, released or
     expired). `status` is `released`, or `expired` for the sweep. Raises `NotFound` for an unknown id.
     """
-    if status not in (HOLD_RELEASED, HOLD_EXPIRED):
-        raise ValueError(f"A hold is released as 'released' or 'expired', not {status!r}.")
-    hold, balance = _lock_hold(session, hold_id)
-    if hold.status != HOLD_ACTIVE:
+    release = release_hold_in_transaction(session, hold_id=hold_id, status=status)
+    if release is None:
         session.rollback()
         return False
-    balance.held -= hold.amount
-    hold.status = status
-    hold.closed_at = utcnow()
     session.commit()
-    log.info("ledger: %s hold=%s user=%s amount=%s", status, hold.id, hold.user_id, hold.amount)
+    log_release(release)
     return True
 
 
