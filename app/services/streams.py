@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STREAM_KEY_PREFIX = "sorya:reply:"
 STOP_KEY_PREFIX = "sorya:reply-stop:"
+STOP_COUNTER_KEY = "sorya:reply-stops"
 LIVE_STREAM_TTL_S = 6 * 3600
 FINISHED_STREAM_TTL_S = 30 * 60
 STOP_SIGNAL_TTL_S = 3600
@@ -159,13 +160,59 @@ class RedisReplyStreams(ReplyStreams):
         self.client.expire(self.key(message_id), FINISHED_STREAM_TTL_S)
 
     def request_stop(self, message_id: int) -> None:
-        self.client.set(f"{STOP_KEY_PREFIX}{message_id}", b"1", ex=STOP_SIGNAL_TTL_S)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(f"{STOP_KEY_PREFIX}{message_id}", b"1", ex=STOP_SIGNAL_TTL_S)
+        pipe.incr(STOP_COUNTER_KEY)  # after the flag: a reader that sees the new count sees the flag
+        pipe.execute()
 
     def stop_requested(self, message_ids: list[int]) -> set[int]:
+        return _stop_watch_for(self.client).flagged(message_ids)
+
+
+class _StopWatch:
+    """Which replies have a stop flag, polled several times a second by each generating process.
+
+    Reading every active reply's flag at each poll costs a key per reply; instead a counter that every
+    stop request increments is read, and the flags are read only when it moved, or for replies not
+    checked since it last did. A stop that lands between the two reads moves the counter again, so it
+    is seen at the next poll.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._count: bytes | None = None
+        self._checked: set[int] = set()
+
+    def flagged(self, message_ids: list[int]) -> set[int]:
         if not message_ids:
             return set()
-        values = self.client.mget([f"{STOP_KEY_PREFIX}{mid}" for mid in message_ids])
-        return {mid for mid, value in zip(message_ids, values, strict=True) if value}
+        with self._lock:
+            unchecked = [mid for mid in message_ids if mid not in self._checked]
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(STOP_COUNTER_KEY)
+            if unchecked:
+                pipe.mget([f"{STOP_KEY_PREFIX}{mid}" for mid in unchecked])
+            count, *values = pipe.execute()
+            if count == self._count:
+                wanted, flags = unchecked, (values[0] if values else [])
+            else:
+                wanted = message_ids
+                flags = self.client.mget([f"{STOP_KEY_PREFIX}{mid}" for mid in message_ids])
+                self._count = count
+            self._checked = set(message_ids)
+            return {mid for mid, value in zip(wanted, flags, strict=True) if value}
+
+
+_stop_watches: dict[int, _StopWatch] = {}
+
+
+def _stop_watch_for(client: redis.Redis) -> _StopWatch:
+    with _fanouts_lock:
+        watch = _stop_watches.get(id(client))
+        if watch is None or watch.client is not client:
+            watch = _stop_watches[id(client)] = _StopWatch(client)
+        return watch
 
 
 # -- one Redis reader per process, for every reply followed in it ------------------------------------

@@ -79,3 +79,41 @@ def test_the_publisher_writes_each_replys_events_in_order_and_flush_waits_for_th
     assert ids(streams.read_now(11, 0)) == list(range(1, 40))
     assert ids(streams.read_now(12, 0)) == list(range(1, 40))
     assert client.ttl(RedisReplyStreams.key(11)) > 0  # the first event set the live stream's expiry
+
+
+class CountingPipeline(redis.client.Pipeline):
+    def mget(self, keys, *args):
+        CountingRedis.flags_read += len(keys)
+        return super().mget(keys, *args)
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the stop flags it reads (MGET keys), to show which polls read them."""
+
+    flags_read = 0
+
+    def mget(self, keys, *args):
+        CountingRedis.flags_read += len(keys)
+        return super().mget(keys, *args)
+
+    def pipeline(self, transaction=True, shard_hint=None):
+        return CountingPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+def test_stop_polls_read_flags_only_for_new_replies_or_after_a_stop_request(client, redis_url):
+    from app.services.streams import _StopWatch
+
+    watcher = CountingRedis.from_url(redis_url)
+    watch = _StopWatch(watcher)
+    stopper = RedisReplyStreams(client)
+    stopper.request_stop(3)  # before the watch has ever seen reply 3: still found
+    assert watch.flagged([1, 2, 3]) == {3}
+    CountingRedis.flags_read = 0
+    assert watch.flagged([1, 2]) == set()
+    assert watch.flagged([1, 2]) == set()
+    assert CountingRedis.flags_read == 0  # nothing moved: no flag read
+    assert watch.flagged([1, 2, 4]) == set()
+    assert CountingRedis.flags_read == 1  # only the new reply's
+    stopper.request_stop(2)
+    assert watch.flagged([1, 2, 4]) == {2}  # a stop request makes the next poll read every flag
+    assert watch.flagged([1, 4]) == set()
