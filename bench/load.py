@@ -184,6 +184,7 @@ def tree_rss_bytes(pid: int) -> int:
 @dataclass
 class Kind:
     latencies_s: list[float] = field(default_factory=list)
+    offsets_s: list[float] = field(default_factory=list)  # when each timed request started, in the phase
     first_event_s: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
@@ -202,6 +203,7 @@ class Phase:
     peak_rss: int = 0
     requests: int = 0
     elapsed_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -249,6 +251,7 @@ class Load:
             self.phase.kinds[kind].error(type(exc).__name__)
             return
         self.phase.kinds[kind].latencies_s.append(time.perf_counter() - started)
+        self.phase.kinds[kind].offsets_s.append(started - self.phase.started)
 
     async def open_loop(self, kind: str, rps: float, make_request, stop_at: float) -> None:
         if rps <= 0:
@@ -317,7 +320,7 @@ class Load:
                                                 cookie_jar=aiohttp.CookieJar(unsafe=True), cookies={"session": cookie})
                 stream_sessions.append((session, csrf))
             cookie = {"session": self.cookies[0][0]}
-            started = time.perf_counter()
+            started = self.phase.started = time.perf_counter()
             stop_at = started + self.args.duration
             webhook_count = iter(range(10**9))
 
@@ -346,6 +349,14 @@ class Load:
             for session, _ in stream_sessions:
                 await session.close()
         return self.phase
+
+
+def p95_by_window(kind: Kind, window_s: float = 10.0) -> list[float]:
+    """The p95 latency (ms) of the requests started in each `window_s` of the phase: where the tail is."""
+    windows: dict[int, list[float]] = {}
+    for offset, latency in zip(kind.offsets_s, kind.latencies_s, strict=True):
+        windows.setdefault(int(offset // window_s), []).append(latency)
+    return [round(percentile(windows[w], 0.95) * 1000, 1) for w in sorted(windows)]
 
 
 def summarize(name: str, phase: Phase) -> dict[str, float]:
@@ -421,6 +432,8 @@ def main() -> None:
         report.figures[name], report.baselines[name] = figures[name], ceiling[name]
         report.rows.append((name, f"{figures[name]:g}", f"{ceiling[name]:g}", "-"))
     report.compare("peak_memory_mb", figures["peak_rss_mb"], ceiling["peak_rss_mb"], "MB")
+    print(f"page p95 per 10 s of the run (ms): sorya {p95_by_window(measured.kinds['page'])}, "
+          f"healthz {p95_by_window(baseline.kinds['page'])}")
     report.print()
 
 

@@ -93,8 +93,12 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
     streams = reply_streams()
-    if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
-        raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
+    if not _send_slots.acquire(blocking=False):
+        # Wait without a database connection: the one that loaded the signed-in user would otherwise be
+        # held while queueing, and a burst of sends would hold the whole pool while page views wait for it.
+        db.session.rollback()
+        if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
+            raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
     try:
         sent = chat.send_message(
             db.session, user_id=user_id, text=text, project_id=project_id, model=model,
