@@ -84,8 +84,8 @@ COALESCE_WINDOW_S = 0.1
 # Under load the window grows (up to COALESCE_WINDOW_MAX_S): each delta costs a provider read, a Redis
 # write and a write to every reader, so fewer, larger deltas keep a busy process keeping up with its
 # providers instead of falling behind them. Up to WINDOW_BASE_GENERATIONS replies keep the base window.
-COALESCE_WINDOW_MAX_S = 0.3
-WINDOW_BASE_GENERATIONS = 40
+COALESCE_WINDOW_MAX_S = 0.5
+WINDOW_BASE_GENERATIONS = 25
 COALESCE_MAX_CHARS = 4096
 # How often a generating reply's text so far is written to its row (what a page loaded mid-reply shows
 # before its stream catches up, and what survives a process dying without Redis). Each save rewrites the

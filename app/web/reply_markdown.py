@@ -11,6 +11,8 @@ its path, and a *Copy* button wired by `static/js/app.js` (`data-copy-target`).
 
 from __future__ import annotations
 
+import functools
+
 import html
 import itertools
 import re
@@ -89,8 +91,17 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable([
 _markdown.add_render_rule("fence", _render_fence)
 
 
+# Rendering (markdown, highlighting, sanitising) costs milliseconds per reply with code, and a chat page
+# shows dozens of replies that never change once ended: the most recent renders are kept, per process.
+RENDER_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
 def render_reply_html(text: str, *, id_prefix: str) -> Markup:
-    """The reply as sanitised HTML; `id_prefix` keeps element ids unique on a page of many replies."""
+    """The reply as sanitised HTML; `id_prefix` keeps element ids unique on a page of many replies.
+
+    A pure function of its arguments, so its results are cached (`RENDER_CACHE_SIZE` most recent).
+    """
     raw = _markdown.render(text or "", {"id_prefix": id_prefix})
     clean = nh3.clean(
         raw,
