@@ -11,7 +11,8 @@ Each reply is `--chunks` pieces of 8 characters, so received text converts exact
 throughput figure (and its 0.9 target) is the *wave rate*: chunks per second over the whole wave, first
 request to last byte, so it includes every reply's start and end; the ideal is streams x 50/s. Printed
 per concurrency: ideal, baseline and Sorya wave rates and their ratio; the *streaming rate* (each
-stream's chunks over its first-to-last-chunk time, summed: how well Sorya keeps up once replies flow);
+stream's chunks after its first read over its first-to-last read time, summed: how well Sorya keeps up
+once replies flow);
 the *start-up overhead* (Sorya's wave time minus the baseline's: what a burst of sends costs, so the
 ratio for another reply length L is about L / (L + overhead)); time to first token p50/p95 for both;
 errors; gunicorn's peak memory (RSS of master and workers) and CPU; then the largest concurrency (of
@@ -252,9 +253,10 @@ class Wave:
         """Each stream's chunks over its first-to-last-chunk time, summed over the streams."""
         return sum(self.stream_rates)
 
-    def record_stream(self, chunks: int, first: float | None, last: float | None) -> None:
-        if first is not None and last is not None and last > first and chunks > 1:
-            self.stream_rates.append((chunks - 1) / (last - first))
+    def record_stream(self, chunks: int, first_chunks: int, first: float | None, last: float | None) -> None:
+        """One stream's rate once flowing: the chunks after its first read, over first-to-last read."""
+        if first is not None and last is not None and last > first and chunks > first_chunks:
+            self.stream_rates.append((chunks - first_chunks) / (last - first))
 
     def ttft_ms(self, quantile: float) -> float:
         if not self.ttft_s:
@@ -279,12 +281,13 @@ async def read_direct(session: aiohttp.ClientSession, url: str, wave: Wave) -> N
                 wave.fail(f"HTTP {response.status}")
                 return
             # Every content piece is 8 characters: counting them is enough (and keeps this client cheap).
-            pieces, first, last, tail = 0, None, None, b""
+            pieces, first_pieces, first, last, tail = 0, 0, None, None, b""
             async for data in response.content.iter_any():
                 found = data.count(b'"delta":{"content":')
                 if found:
                     last = time.perf_counter()
-                    first = first or last
+                    if first is None:
+                        first, first_pieces = last, found
                 pieces += found
                 tail = (tail + data)[-32:]
             if b"[DONE]" not in tail:
@@ -292,7 +295,7 @@ async def read_direct(session: aiohttp.ClientSession, url: str, wave: Wave) -> N
             if first:
                 wave.ttft_s.append(first - started)
             wave.chunks += pieces
-            wave.record_stream(pieces, first, last)
+            wave.record_stream(pieces, first_pieces, first, last)
     except (aiohttp.ClientError, TimeoutError) as exc:
         wave.fail(repr(exc))
 
@@ -305,7 +308,7 @@ async def read_sorya(session: aiohttp.ClientSession, url: str, headers: dict[str
             if response.status != 200:
                 wave.fail(f"HTTP {response.status}: {(await response.text())[:200]}")
                 return
-            text_chars, first, last, ending, buffer = 0, None, None, None, b""
+            text_chars, first_chars, first, last, ending, buffer = 0, 0, None, None, None, b""
             async for data in response.content.iter_any():
                 buffer += data
                 *events, buffer = buffer.split(b"\n\n")
@@ -315,8 +318,9 @@ async def read_sorya(session: aiohttp.ClientSession, url: str, headers: dict[str
                     name = fields.get(b"event")
                     if name == b"delta":
                         last = time.perf_counter()
-                        first = first or last
                         text_chars += len(json.loads(fields[b"data"])["text"])
+                        if first is None:
+                            first, first_chars = last, text_chars
                     elif name in (b"done", b"error"):
                         ending = name
             if ending != b"done":
@@ -324,7 +328,7 @@ async def read_sorya(session: aiohttp.ClientSession, url: str, headers: dict[str
             if first:
                 wave.ttft_s.append(first - started)
             wave.chunks += text_chars // CHUNK_CHARS
-            wave.record_stream(text_chars // CHUNK_CHARS, first, last)
+            wave.record_stream(text_chars // CHUNK_CHARS, first_chars // CHUNK_CHARS, first, last)
     except (aiohttp.ClientError, TimeoutError) as exc:
         wave.fail(repr(exc))
 

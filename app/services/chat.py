@@ -72,6 +72,10 @@ if TYPE_CHECKING:
 
     from config import Config
 
+# The table itself, for the UPDATEs on a reply's hot path (progress, heartbeats, its end): Core statements,
+# which skip the ORM's bulk-update machinery (session synchronisation), ~1 ms of CPU each.
+MESSAGES = ChatMessage.__table__
+
 log = logging.getLogger(__name__)
 
 USAGE_PROVIDER = "provider"
@@ -531,9 +535,9 @@ def _touch_heartbeats(generations: list[Generation]) -> None:
             # reply being finished (row, then index), and the two deadlock. An unfinished reply is
             # exactly one with a heartbeat (its end clears it).
             db.session.execute(
-                update(ChatMessage)
-                .where(ChatMessage.id.in_(sorted(g.job.message_id for g in group)),
-                       ChatMessage.heartbeat_at.is_not(None))
+                update(MESSAGES)
+                .where(MESSAGES.c.id.in_(sorted(g.job.message_id for g in group)),
+                       MESSAGES.c.heartbeat_at.is_not(None))
                 .values(heartbeat_at=utcnow())
             )
             db.session.commit()
@@ -635,8 +639,8 @@ def _save_progress(
     if hold_id is not None:
         values["hold_id"] = hold_id
     session.execute(
-        update(ChatMessage)
-        .where(ChatMessage.id == message_id, ChatMessage.status.in_((STATUS_PENDING, STATUS_STREAMING)))
+        update(MESSAGES)
+        .where(MESSAGES.c.id == message_id, MESSAGES.c.status.in_((STATUS_PENDING, STATUS_STREAMING)))
         .values(**values)
     )
     session.commit()
@@ -748,8 +752,8 @@ def _finish_reply(
     }
     if hold_id is not None and user_id is not None and model is not None:
         ended = session.execute(
-            update(ChatMessage)
-            .where(ChatMessage.id == message_id, ChatMessage.status.in_((STATUS_PENDING, STATUS_STREAMING)))
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id, MESSAGES.c.status.in_((STATUS_PENDING, STATUS_STREAMING)))
             .values(hold_id=hold_id, **values)
         )
         if ended.rowcount == 0:
