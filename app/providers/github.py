@@ -30,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from app import runtime
+from app.providers.github_errors import GithubTokenRevoked
 from app.services.errors import InvalidRequest, UpstreamError
 from config import GITHUB_DOTCOM
 
@@ -83,16 +84,6 @@ class SignInRefused(InvalidRequest):
         self.reason = reason
         # Where the person was going, when the refused flow is known: trying again keeps it.
         self.next_path = next_path
-
-
-class GithubTokenRevoked(UpstreamError):
-    """GitHub answered 401 to a stored token: it was revoked, expired or the app was uninstalled."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            PROVIDER,
-            "GitHub no longer accepts Sorya's access to your account. Reconnect GitHub from your account page.",
-        )
 
 
 # -- configuration -------------------------------------------------------------------------------

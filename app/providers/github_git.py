@@ -43,7 +43,7 @@ import requests
 from github3 import exceptions as gh_errors
 from github3.session import GitHubSession
 
-from app.services.errors import UpstreamError
+from app.providers.github_errors import GithubError, GithubTokenRevoked
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,6 @@ T = TypeVar("T")
 
 
 # --- errors ------------------------------------------------------------------------------------------
-
-
-class GithubError(UpstreamError):
-    """A GitHub call failed; `status` is GitHub's HTTP status (0 when no answer came)."""
-
-    reason = "github_error"
-
-    def __init__(self, message: str, *, status: int = 0, retryable: bool = False, **extra: Any) -> None:
-        super().__init__(PROVIDER, message, retryable=retryable, reason=self.reason, **extra)
-        self.github_status = status
-
-
-class GithubTokenRevoked(GithubError):
-    reason = "github_token_revoked"
 
 
 class GithubMissingScope(GithubError):

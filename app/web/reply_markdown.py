@@ -12,7 +12,6 @@ its path, and a *Copy* button wired by `static/js/app.js` (`data-copy-target`).
 from __future__ import annotations
 
 import functools
-
 import html
 import itertools
 import re

@@ -104,3 +104,12 @@ def test_bad_token_names_are_refused(name):
 
 def test_token_names_are_trimmed_and_may_use_any_script():
     assert api_tokens.clean_token_name("  déploiement 🚀 ") == "déploiement 🚀"
+
+
+def test_both_github_adapters_raise_the_same_revoked_token_failure():
+    # A caller catches a revoked token once, whichever adapter (identity or repositories) noticed it.
+    from app.providers import github, github_git
+
+    assert github.GithubTokenRevoked is github_git.GithubTokenRevoked
+    failure = github.GithubTokenRevoked()
+    assert failure.github_status == 401 and "Reconnect GitHub" in failure.message
