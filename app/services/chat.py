@@ -666,11 +666,12 @@ def finish_generation(
     job = generation.job
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         try:
-            outcome = _finish_reply(
-                session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
-                usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
-                hold_id=job.hold_id, user_id=job.user_id, model=job.model,
-            )
+            with _finish_slots:
+                outcome = _finish_reply(
+                    session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
+                    usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
+                    hold_id=job.hold_id, user_id=job.user_id, model=job.model,
+                )
             break
         except OperationalError as exc:
             # A deadlock or lock wait timeout rolled the whole transaction back: nothing was stored or
@@ -686,6 +687,12 @@ def finish_generation(
 
 
 FINISH_ATTEMPTS = 4
+# Ending replies is admitted a few at a time per process, like sending (app/web/chat.py): replies that
+# started together end together, and each end is a ledger transaction; all at once, they would hold the
+# whole database pool while page views wait for a connection. Waiting here holds no connection (the
+# generation's last save committed), and the ends take the same CPU in a different order.
+MAX_CONCURRENT_FINISHES = 4
+_finish_slots = threading.BoundedSemaphore(MAX_CONCURRENT_FINISHES)
 
 
 @dataclass(frozen=True)

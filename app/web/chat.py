@@ -17,6 +17,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -49,14 +50,43 @@ bp = Blueprint("chat", __name__)
 PAGE_HISTORY_LIMIT = 30
 # A form posted with JavaScript off waits this long for the reply before showing the page anyway.
 NO_JS_WAIT_S = 600.0
-# Admission control: at most this many sends of this process store their messages and place their holds
-# at once; the others queue (first come, first served) before touching the database. Under a burst, the
-# first sends then finish, and their replies start, in a few milliseconds each, instead of all of them
-# advancing in step through their dozen round trips and starting together at the end of the burst.
+# Admission control: at most this many sends of this process are handled at once; the others queue (first
+# come, first served) before anything else, even loading the signed-in user. Under a burst, the first
+# sends then finish, and their replies start, in a few milliseconds each, instead of all of them
+# advancing in step through their dozen round trips and starting together at the end of the burst; and
+# the queued ones neither hold nor wait for the database connections that page views need.
 MAX_CONCURRENT_SENDS = 4
 SEND_QUEUE_TIMEOUT_S = 20.0
+SEND_ENDPOINTS = frozenset({"api.api_send", "chat.send_general", "chat.send_project"})
 # Created at import, in the worker after gevent patched `threading` (as the generation registry's locks).
 _send_slots = threading.BoundedSemaphore(MAX_CONCURRENT_SENDS)
+
+
+def admit_send() -> None:
+    """Take one of this process's send slots for this request; released once its reply has started."""
+    if g.get("send_slot"):
+        return
+    if not _send_slots.acquire(blocking=False):
+        # Wait without a database connection (one may already be open, e.g. the one that loaded the user).
+        db.session.rollback()
+        if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
+            raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
+    g.send_slot = True
+
+
+def release_send_slot(_error: BaseException | None = None) -> None:
+    if g.pop("send_slot", False):
+        _send_slots.release()
+
+
+@bp.before_app_request
+def admit_sends_first() -> None:
+    if request.method == "POST" and request.endpoint in SEND_ENDPOINTS:
+        admit_send()
+
+
+# A send that never reached its reply's start (refused input, rate limit, an error) frees its slot here.
+bp.teardown_app_request(release_send_slot)
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -93,12 +123,7 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
     streams = reply_streams()
-    if not _send_slots.acquire(blocking=False):
-        # Wait without a database connection: the one that loaded the signed-in user would otherwise be
-        # held while queueing, and a burst of sends would hold the whole pool while page views wait for it.
-        db.session.rollback()
-        if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
-            raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
+    admit_send()  # taken before the request loaded anything, for the send routes (admit_sends_first)
     try:
         sent = chat.send_message(
             db.session, user_id=user_id, text=text, project_id=project_id, model=model,
@@ -109,7 +134,7 @@ def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> 
         db.session.rollback()
         raise Unavailable("Sorya is very busy right now; please send your message again in a moment.") from None
     finally:
-        _send_slots.release()
+        release_send_slot()
     chat.start_generation(current_app._get_current_object(), sent.job, streams)
     return sent
 

@@ -445,3 +445,17 @@ def test_chat_registers_its_shutdown_hook():
     from app.services import lifecycle
 
     assert "chat generations" in lifecycle.registered_hooks()
+
+
+def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, monkeypatch):
+    import threading
+
+    from app.web import chat as chat_web
+
+    # One slot: had the refused sends kept theirs, the last send would wait and get a 503.
+    monkeypatch.setattr(chat_web, "_send_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    assert post_chat(client_for, {"message": "   "}).status_code == 400
+    assert post_chat(client_for, {"message": "hi", "model": "no-such-model"}).status_code == 400
+    assert post_chat(client_for, {"message": "hi"}).status_code == 200
+    assert post_chat(client_for, {"message": "again"}).status_code == 200
