@@ -653,6 +653,8 @@ def sweep_expired_holds(
     if limit is not None:
         query = query.limit(limit)
     expired_ids = session.execute(query).scalars().all()
+    if not expired_ids:
+        return 0  # the common case: no rollback, so the caller's loaded objects stay loaded
     session.rollback()
     return sum(1 for hold_id in expired_ids if release_hold(session, hold_id=hold_id, status=HOLD_EXPIRED))
 
