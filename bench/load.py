@@ -319,16 +319,20 @@ class Load:
                 session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2), timeout=timeout,
                                                 cookie_jar=aiohttp.CookieJar(unsafe=True), cookies={"session": cookie})
                 stream_sessions.append((session, csrf))
-            cookie = {"session": self.cookies[0][0]}
+            # Pages and API calls come from one signed-in browser: its jar keeps the session cookie the
+            # server sets (sending the seeded cookie every time would have the server re-sign it each time).
+            browser = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout,
+                                            cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                            cookies={"session": self.cookies[0][0]})
             started = self.phase.started = time.perf_counter()
             stop_at = started + self.args.duration
             webhook_count = iter(range(10**9))
 
             def page_request():
-                return shared.get(self.target(random.choice(self.pages)), cookies=cookie)
+                return browser.get(self.target(random.choice(self.pages)))
 
             def api_request():
-                return shared.get(self.target(random.choice(self.api_paths)), cookies=cookie)
+                return browser.get(self.target(random.choice(self.api_paths)))
 
             def webhook_request():
                 if self.baseline or not self.has_webhook:
@@ -348,6 +352,7 @@ class Load:
             self.phase.elapsed_s = self.args.duration
             for session, _ in stream_sessions:
                 await session.close()
+            await browser.close()
         return self.phase
 
 
