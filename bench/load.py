@@ -185,6 +185,7 @@ def tree_rss_bytes(pid: int) -> int:
 class Kind:
     latencies_s: list[float] = field(default_factory=list)
     offsets_s: list[float] = field(default_factory=list)  # when each timed request started, in the phase
+    paths: list[str] = field(default_factory=list)
     first_event_s: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
@@ -252,6 +253,7 @@ class Load:
             return
         self.phase.kinds[kind].latencies_s.append(time.perf_counter() - started)
         self.phase.kinds[kind].offsets_s.append(started - self.phase.started)
+        self.phase.kinds[kind].paths.append(response.url.path)
 
     async def open_loop(self, kind: str, rps: float, make_request, stop_at: float) -> None:
         if rps <= 0:
@@ -364,6 +366,14 @@ def p95_by_window(kind: Kind, window_s: float = 10.0) -> list[float]:
     return [round(percentile(windows[w], 0.95) * 1000, 1) for w in sorted(windows)]
 
 
+def p95_by_path(kind: Kind) -> dict[str, float]:
+    """The p95 latency (ms) of each path: which page the tail comes from."""
+    paths: dict[str, list[float]] = {}
+    for path, latency in zip(kind.paths, kind.latencies_s, strict=True):
+        paths.setdefault(path, []).append(latency)
+    return {path: round(percentile(values, 0.95) * 1000, 1) for path, values in sorted(paths.items())}
+
+
 def summarize(name: str, phase: Phase) -> dict[str, float]:
     figures = {"rps": phase.requests / phase.elapsed_s if phase.elapsed_s else 0.0,
                "errors": sum(k.errors for k in phase.kinds.values()),
@@ -439,6 +449,7 @@ def main() -> None:
     report.compare("peak_memory_mb", figures["peak_rss_mb"], ceiling["peak_rss_mb"], "MB")
     print(f"page p95 per 10 s of the run (ms): sorya {p95_by_window(measured.kinds['page'])}, "
           f"healthz {p95_by_window(baseline.kinds['page'])}")
+    print(f"p95 per path (ms): {p95_by_path(measured.kinds['page'])} {p95_by_path(measured.kinds['api'])}")
     report.print()
 
 
