@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigIntId, table_args, utcnow
+
+if TYPE_CHECKING:
+    from app.models.credits import CreditBalance
 
 PLAN_FREE = "free"
 
@@ -30,6 +34,10 @@ class User(UserMixin, Base):
     github_account: Mapped[GithubAccount | None] = relationship(
         back_populates="user", uselist=False, cascade="all, delete-orphan", passive_deletes=True
     )
+    # Loaded with the user, by a join on its primary key: every signed-in page shows the balance in its
+    # header, and under load a second round trip per page costs more than the join. Read only here:
+    # balances change through services/credits.py alone.
+    credit_balance: Mapped[CreditBalance | None] = relationship(lazy="joined", viewonly=True, uselist=False)
 
     @property
     def is_active(self) -> bool:  # Flask-Login: a disabled user cannot sign in or use a session.

@@ -253,9 +253,7 @@ def register_security(app: Flask) -> None:
 
         balance = None
         if current_user.is_authenticated:
-            from app.models import CreditBalance
-
-            row = db.session.get(CreditBalance, current_user.id)
+            row = current_user.credit_balance  # loaded with the user (see User.credit_balance)
             balance = row.balance if row else 0
         return {
             "sandbox": runtime.settings().SORYA_SANDBOX,
