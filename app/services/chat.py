@@ -8,8 +8,8 @@ The life of a reply:
 2. `start_generation` runs `generate_reply` in a background thread (a greenlet under gevent) of this
    web process. It streams from OpenAI and writes `delta` events to the reply's stream
    (`services/streams.py`), coalesced to at most one per window (`coalesce_window_s`: 0.1 s, longer
-   when this process generates many replies at once), and saves the text
-   and a heartbeat to the database every `save_interval_s` (3 s, longer under load). No HTTP connection is involved: readers
+   when this process generates many replies at once), and saves the text and a heartbeat to the
+   database every `save_interval_s` (3 s, longer under load). No HTTP connection is involved: readers
    follow the stream, so a reply keeps generating (and is saved and charged) when its tab closes.
 3. The reply ends exactly once (`_finish_reply`, under a row lock on the message): `complete`,
    `stopped` or `failed`, with the hold settled for the tokens used (the provider's usage when it
@@ -503,14 +503,19 @@ class GenerationRegistry:
 GENERATIONS = GenerationRegistry()
 
 
+def _grown_under_load(base_s: float, max_s: float, generating: int) -> float:
+    """`base_s` up to WINDOW_BASE_GENERATIONS replies generating at once, then in proportion, up to `max_s`."""
+    return min(max_s, base_s * max(1.0, generating / WINDOW_BASE_GENERATIONS))
+
+
 def coalesce_window_s(generating: int) -> float:
     """The coalescing window for a process generating `generating` replies at once."""
-    return min(COALESCE_WINDOW_MAX_S, COALESCE_WINDOW_S * max(1.0, generating / WINDOW_BASE_GENERATIONS))
+    return _grown_under_load(COALESCE_WINDOW_S, COALESCE_WINDOW_MAX_S, generating)
 
 
 def save_interval_s(generating: int) -> float:
     """How often a reply's text is saved while the process generates `generating` replies at once."""
-    return min(SAVE_INTERVAL_MAX_S, SAVE_INTERVAL_S * max(1.0, generating / WINDOW_BASE_GENERATIONS))
+    return _grown_under_load(SAVE_INTERVAL_S, SAVE_INTERVAL_MAX_S, generating)
 
 
 @lifecycle.on_shutdown("chat generations")

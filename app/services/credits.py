@@ -132,7 +132,7 @@ def read_balance(session: Session, user_id: int) -> CreditBalance | None:
 def credit_summary(session: Session, user_id: int) -> CreditSummary:
     """The user's balance and held credits: one primary-key lookup, none when this session already has
     the row (a signed-in request loads it with its user)."""
-    row = session.get(CreditBalance, user_id)
+    row = read_balance(session, user_id)
     if row is None:
         return CreditSummary(balance=0, held=0)
     return CreditSummary(balance=int(row.balance), held=int(row.held))

@@ -24,12 +24,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STREAM_KEY_PREFIX = "sorya:reply:"
 STOP_KEY_PREFIX = "sorya:reply-stop:"
@@ -204,15 +205,8 @@ class _StopWatch:
             return {mid for mid, value in zip(wanted, flags, strict=True) if value}
 
 
-_stop_watches: dict[int, _StopWatch] = {}
-
-
 def _stop_watch_for(client: redis.Redis) -> _StopWatch:
-    with _fanouts_lock:
-        watch = _stop_watches.get(id(client))
-        if watch is None or watch.client is not client:
-            watch = _stop_watches[id(client)] = _StopWatch(client)
-        return watch
+    return _one_per_client(_StopWatch, client)
 
 
 # -- one Redis reader per process, for every reply followed in it ------------------------------------
@@ -453,28 +447,26 @@ class RedisPublisher:
             return
 
 
-_publishers: dict[int, RedisPublisher] = {}
+# The per-process helpers of each Redis client (per process and configuration): its fan-out, publisher
+# and stop watch, each created on first use.
+_per_client: dict[tuple[type, int], Any] = {}
+_per_client_lock = threading.Lock()
+
+
+def _one_per_client(kind: type[T], client: redis.Redis) -> T:
+    with _per_client_lock:
+        helper = _per_client.get((kind, id(client)))
+        if helper is None or helper.client is not client:
+            helper = _per_client[(kind, id(client))] = kind(client)
+        return helper
 
 
 def _publisher_for(client: redis.Redis) -> RedisPublisher:
-    with _fanouts_lock:
-        publisher = _publishers.get(id(client))
-        if publisher is None or publisher.client is not client:
-            publisher = _publishers[id(client)] = RedisPublisher(client)
-        return publisher
-
-
-_fanouts: dict[int, RedisFanout] = {}
-_fanouts_lock = threading.Lock()
+    return _one_per_client(RedisPublisher, client)
 
 
 def _fanout_for(client: redis.Redis) -> RedisFanout:
-    """One fan-out per Redis client (per process and configuration)."""
-    with _fanouts_lock:
-        fanout = _fanouts.get(id(client))
-        if fanout is None or fanout.client is not client:
-            fanout = _fanouts[id(client)] = RedisFanout(client)
-        return fanout
+    return _one_per_client(RedisFanout, client)
 
 
 @dataclass
