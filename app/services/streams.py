@@ -542,4 +542,5 @@ def streams_for(redis_client: redis.Redis | None) -> ReplyStreams:
     """Redis Streams when Redis is configured, else this process's in-memory broker."""
     if redis_client is None:
         return _local_streams
-    return RedisReplyStreams(redis_client)
+    # One store per client: the supervisor polls stops once per store for all of its replies.
+    return _one_per_client(RedisReplyStreams, redis_client)

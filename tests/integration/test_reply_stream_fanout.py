@@ -117,3 +117,41 @@ def test_stop_polls_read_flags_only_for_new_replies_or_after_a_stop_request(clie
     stopper.request_stop(2)
     assert watch.flagged([1, 2, 4]) == {2}  # a stop request makes the next poll read every flag
     assert watch.flagged([1, 4]) == set()
+
+
+class CountingPollPipeline(CountingPipeline):
+    executed = 0
+
+    def execute(self, raise_on_error=True):
+        CountingPollPipeline.executed += 1
+        return super().execute(raise_on_error)
+
+
+class CountingPollRedis(CountingRedis):
+    def pipeline(self, transaction=True, shard_hint=None):
+        return CountingPollPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+def test_one_stop_poll_serves_every_reply_a_process_generates(redis_url):
+    """Each reply gets its store from `streams_for`; the supervisor's pass must still read the stop
+    counter once for all of them, not once per reply (hundreds of round trips a second under load)."""
+    from types import SimpleNamespace
+
+    from app.services.chat import Generation, GenerationRegistry
+    from app.services.streams import streams_for
+
+    connection = CountingPollRedis.from_url(redis_url)
+    connection.flushdb()
+    generations = [
+        Generation(job=SimpleNamespace(message_id=100 + n), streams=streams_for(connection), app=None)
+        for n in range(30)
+    ]
+    GenerationRegistry._poll_stops(generations)  # first sight of these replies: their flags are read
+    CountingPollPipeline.executed = 0
+    for _ in range(3):
+        GenerationRegistry._poll_stops(generations)
+    assert CountingPollPipeline.executed == 3
+    streams_for(connection).request_stop(117)
+    GenerationRegistry._poll_stops(generations)
+    assert [g.job.message_id for g in generations if g.cancel.is_set()] == [117]
+    connection.flushdb()
