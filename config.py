@@ -272,7 +272,8 @@ class Config:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         # No `pool_pre_ping`: `extensions.ping_idle_connections` pings only connections that sat idle, sparing a
         # round trip on every checkout.
-        engine_options: dict[str, Any] = {}
+        # `extensions.reset_only_dirty_connections` rolls back returning connections that need it.
+        engine_options: dict[str, Any] = {"pool_reset_on_return": None}
         if self.DATABASE_URL.startswith("mysql"):
             # READ COMMITTED: a re-check after taking a row lock sees rows other transactions committed,
             # and InnoDB takes no gap locks, so concurrent ledger posts do not deadlock.

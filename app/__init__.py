@@ -32,6 +32,7 @@ def create_app(config: Config | None = None) -> Flask:
     extensions.db.init_app(app)
     with app.app_context():
         extensions.ping_idle_connections(extensions.db.engine)
+        extensions.reset_only_dirty_connections(extensions.db.engine)
     extensions.migrate.init_app(app, extensions.db, directory=str(BASE_DIR / "migrations"))
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)

@@ -54,3 +54,46 @@ def ping_idle_connections(engine: Engine, idle_after_s: float = IDLE_PING_AFTER_
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as exc:
             raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+
+# `Connection.info` key: True while the connection has run nothing since its last commit or rollback.
+_CLEAN_KEY = "sorya_transaction_ended"
+
+
+def reset_only_dirty_connections(engine: Engine) -> None:
+    """Roll a connection back on its return to the pool only when it may hold an open transaction.
+
+    SQLAlchemy's default reset sends a ROLLBACK on every return unless the connection was closed
+    inside a transaction (which it rolls back itself): so every committed unit of work, most of a chat
+    reply's, paid one more round trip for a no-op; and a COMMIT that failed without a disconnect left
+    its transaction open on the pooled connection. The engine runs with `pool_reset_on_return=None`
+    (see `Config.to_flask`) and this listener resets instead, skipping only a connection whose last act
+    was a commit or rollback through SQLAlchemy that did not fail. A checkout marks the connection
+    dirty, so raw DBAPI use (`engine.raw_connection()`) is still rolled back.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _dirty_on_checkout(dbapi_connection, record, proxy) -> None:  # noqa: ANN001
+        record.info[_CLEAN_KEY] = False
+
+    @event.listens_for(engine, "begin")
+    def _dirty_on_begin(connection) -> None:  # noqa: ANN001
+        connection.info[_CLEAN_KEY] = False
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _clean_on_end(connection) -> None:  # noqa: ANN001
+        connection.info[_CLEAN_KEY] = True
+
+    @event.listens_for(engine, "handle_error")
+    def _dirty_on_error(context) -> None:  # noqa: ANN001 - a failed COMMIT may leave a transaction open
+        if context.connection is not None and not context.connection.invalidated:
+            context.connection.info[_CLEAN_KEY] = False
+
+    @event.listens_for(engine, "reset")
+    def _reset(dbapi_connection, record, reset_state) -> None:  # noqa: ANN001
+        # Not `reset_state.transaction_was_reset`: SQLAlchemy sets it after a failed COMMIT too.
+        if record.info.get(_CLEAN_KEY):
+            return
+        dbapi_connection.rollback()
+
