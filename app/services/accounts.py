@@ -337,7 +337,6 @@ class AccountOverview:
     github: GithubAccount | None
     balance: int
     held: int
-    tokens: list[ApiToken]
 
     @property
     def scopes(self) -> list[str]:
@@ -349,8 +348,6 @@ class AccountOverview:
 
 
 def account_overview(session: Session, user_id: int) -> AccountOverview:
-    from app.services.api_tokens import list_tokens
-
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("There is no such account.")
@@ -361,7 +358,6 @@ def account_overview(session: Session, user_id: int) -> AccountOverview:
         github=github,
         balance=balance.balance if balance else 0,
         held=balance.held if balance else 0,
-        tokens=list_tokens(session, user_id),
     )
 
 

@@ -290,10 +290,17 @@ def billing_status(session: Session, user_id: int) -> BillingStatus:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("There is no such user.")
-    has_customer = session.execute(
-        select(BillingCustomer.id).where(BillingCustomer.user_id == user_id)
-    ).first() is not None
-    best = _best_subscription(_user_subscriptions(session, user_id))
+    # One round trip: the user's row, outer-joined to their customer and to each of their subscriptions.
+    rows = session.execute(
+        select(BillingCustomer.id, Subscription)
+        .select_from(User)
+        .outerjoin(BillingCustomer, BillingCustomer.user_id == User.id)
+        .outerjoin(Subscription, Subscription.user_id == User.id)
+        .where(User.id == user_id)
+        .order_by(Subscription.id)
+    ).all()
+    has_customer = any(customer_id is not None for customer_id, _ in rows)
+    best = _best_subscription([sub for _, sub in rows if sub is not None])
     if best is None:
         return BillingStatus(plan=user.plan or PLAN_FREE, has_customer=has_customer)
     return BillingStatus(

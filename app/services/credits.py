@@ -644,6 +644,10 @@ def sweep_expired_holds(
     Returns how many this call released. Safe to run from several processes at once: each release
     re-checks the hold under its lock. `user_id` and `limit` bound it for opportunistic use.
     """
+    if user_id is not None:
+        balance = read_balance(session, user_id)  # a signed-in request has it loaded: no query
+        if balance is None or not balance.held:
+            return 0  # nothing held, so no hold of this user's is active
     now = now or utcnow()
     query = select(CreditHold.id).where(CreditHold.status == HOLD_ACTIVE, CreditHold.expires_at < now)
     if user_id is not None:

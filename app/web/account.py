@@ -63,6 +63,7 @@ def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_er
     return render_template(
         "account/show.html",
         overview=overview,
+        tokens=api_tokens.list_tokens(db.session, current_user.id),
         new_token=new_token,
         token_error=token_error,
         token_name=token_name,

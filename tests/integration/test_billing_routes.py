@@ -354,3 +354,41 @@ def test_replay_processes_an_event_once(app, buyer, stripe_emulator):
     unknown = runner.invoke(args=["billing", "replay", "evt_missing"])
     assert unknown.exit_code == 1 and "Stripe has no such object" in unknown.output
     take_deliveries(stripe_emulator)
+
+
+def test_billing_status_reads_customer_and_subscriptions_in_one_query(db_session, make_user):
+    from sqlalchemy import event
+
+    from app.models import BillingCustomer, Subscription, User
+    from app.services import billing
+
+    def status_and_queries(user_id):
+        loaded = db_session.get(User, user_id)  # a signed-in request has its user loaded
+        assert loaded is not None
+        statements = []
+
+        def record(conn, cursor, statement, *args):  # noqa: ANN001
+            statements.append(statement)
+
+        engine = db_session.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            return billing.billing_status(db_session, user_id), len(statements)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    user = make_user()
+    status, queries = status_and_queries(user.id)
+    assert (status.has_customer, status.status, queries) == (False, None, 1)
+
+    db_session.add(BillingCustomer(user_id=user.id, stripe_customer_id="cus_one_query"))
+    db_session.commit()
+    status, _ = status_and_queries(user.id)
+    assert (status.has_customer, status.status) == (True, None)
+
+    for sub_id, plan, state in (("sub_old", "pro", "canceled"), ("sub_live", "basic", "active")):
+        db_session.add(Subscription(user_id=user.id, stripe_subscription_id=sub_id, stripe_customer_id="cus_one_query",
+                                    plan=plan, status=state))
+    db_session.commit()
+    status, queries = status_and_queries(user.id)
+    assert (status.has_customer, status.status, status.subscription_plan, queries) == (True, "active", "basic", 1)

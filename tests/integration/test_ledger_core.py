@@ -75,6 +75,34 @@ def test_release_and_sweep(db_session, make_user):
     assert balance_of(db_session, user.id) == (100, 0)
 
 
+def test_a_users_sweep_releases_their_overdue_holds_and_costs_no_query_when_nothing_is_held(db_session, make_user):
+    from sqlalchemy import event
+
+    user, other = make_user(balance=100), make_user(balance=100)
+    stale = credits.place_hold(db_session, user_id=user.id, amount=70, idempotency_key="h-user", ttl_s=1)
+    theirs = credits.place_hold(db_session, user_id=other.id, amount=10, idempotency_key="h-other", ttl_s=1)
+    later = utcnow() + timedelta(seconds=5)
+    assert credits.sweep_expired_holds(db_session, now=later, user_id=user.id) == 1
+    db_session.expire_all()
+    assert db_session.get(CreditHold, stale.id).status == "expired"
+    assert db_session.get(CreditHold, theirs.id).status == "active"  # another user's: left to the sweep job
+    assert balance_of(db_session, user.id) == (100, 0)
+    loaded = db_session.get(CreditBalance, user.id)  # as a signed-in request has it, with its user
+    assert loaded.held == 0
+    statements = []
+
+    def record(conn, cursor, statement, *args):  # noqa: ANN001
+        statements.append(statement)
+
+    engine = db_session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert credits.sweep_expired_holds(db_session, now=later, user_id=user.id) == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements == []  # the balance row is in the session and shows nothing held
+
+
 def test_settle_never_takes_the_balance_below_zero(db_session, make_user):
     user = make_user(balance=50)
     hold = credits.place_hold(db_session, user_id=user.id, amount=50, idempotency_key="h1")
