@@ -132,7 +132,10 @@ class _PacedBackend(httpcore.NetworkBackend):
 
 
 def _http_client(timeout: httpx.Timeout) -> httpx.Client:
-    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+    # Every connection of a reply that ended may be kept for the next: a process following hundreds of
+    # replies sends as many messages a second, and a new connection costs a DNS lookup (a thread under
+    # gevent), a TCP and a TLS handshake. Idle ones close after httpx's 5 s keep-alive expiry.
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000))
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.ConnectionPool):
         pool._network_backend = _PacedBackend()  # no public hook; without it replies are simply unpaced
