@@ -54,6 +54,7 @@ from app.models.chat import (
 from app.providers import openai_client
 from app.providers.openai_client import ClientSettings, OpenAIFailure, TextDelta, Usage
 from app.services import credits, lifecycle
+from app.services.admission import INTERACTIVE
 from app.services.chat_context import (
     HistoryMessage,
     ProjectContext,
@@ -672,6 +673,7 @@ def finish_generation(
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         try:
             with _finish_slots:
+                INTERACTIVE.wait_quiet()  # pages first (services/admission.py)
                 outcome = _finish_reply(
                     session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
                     usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
@@ -695,7 +697,8 @@ FINISH_ATTEMPTS = 4
 # Ending replies is admitted a few at a time per process, like sending (app/web/chat.py): replies that
 # started together end together, and each end is a ledger transaction; all at once, they would hold the
 # whole database pool while page views wait for a connection. Waiting here holds no connection (the
-# generation's last save committed), and the ends take the same CPU in a different order.
+# generation's last save committed), and the ends take the same CPU in a different order. An admitted
+# end also lets the process's page views go first (services/admission.py).
 MAX_CONCURRENT_FINISHES = 4
 _finish_slots = threading.BoundedSemaphore(MAX_CONCURRENT_FINISHES)
 

@@ -33,6 +33,7 @@ from app.extensions import db, limiter
 from app.models import ChatMessage, Project
 from app.models.chat import FINAL_STATUSES
 from app.services import chat, credits
+from app.services.admission import INTERACTIVE
 from app.services.errors import (
     DomainError,
     InsufficientCredits,
@@ -72,6 +73,7 @@ def admit_send() -> None:
         if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
             raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
     g.send_slot = True
+    INTERACTIVE.wait_quiet()  # then lets the process's page views go first (services/admission.py)
 
 
 def release_send_slot(_error: BaseException | None = None) -> None:
@@ -79,14 +81,33 @@ def release_send_slot(_error: BaseException | None = None) -> None:
         _send_slots.release()
 
 
+def _leave_interactive() -> None:
+    if g.pop("interactive", False):
+        INTERACTIVE.leave()
+
+
 @bp.before_app_request
 def admit_sends_first() -> None:
     if request.method == "POST" and request.endpoint in SEND_ENDPOINTS:
         admit_send()
+    else:
+        INTERACTIVE.enter()
+        g.interactive = True
 
 
-# A send that never reached its reply's start (refused input, rate limit, an error) frees its slot here.
-bp.teardown_app_request(release_send_slot)
+@bp.after_app_request
+def interactive_handled(response: Response) -> Response:
+    # Counted until the view has answered; a streamed body (a reply, a zip) is not waited for.
+    _leave_interactive()
+    return response
+
+
+@bp.teardown_app_request
+def release_request_slots(_error: BaseException | None = None) -> None:
+    # A send that never reached its reply's start (refused input, rate limit, an error) frees its slot
+    # here; a request that failed before its response leaves the interactive count here.
+    release_send_slot()
+    _leave_interactive()
 
 
 # -- shared helpers ------------------------------------------------------------------------------

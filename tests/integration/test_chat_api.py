@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -459,3 +460,32 @@ def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, m
     assert post_chat(client_for, {"message": "hi", "model": "no-such-model"}).status_code == 400
     assert post_chat(client_for, {"message": "hi"}).status_code == 200
     assert post_chat(client_for, {"message": "again"}).status_code == 200
+
+
+def test_page_views_are_counted_only_while_handled_so_sends_yield_to_them_briefly(client_for, openai_emulator):
+    from app.services.admission import INTERACTIVE
+
+    assert client_for.get("/chat").status_code == 200
+    assert client_for.get("/no-such-page").status_code == 404
+    assert client_for.get("/api/projects/999999").status_code == 404
+    assert INTERACTIVE.count == 0  # every kind of answer leaves the count
+    openai_emulator.control.script_reply("Counted? " * 20, chunk_delay_ms=5)
+    response = post_chat(client_for, {"message": "hi"}, stream=True)
+    reader = SSEReader(response)
+    assert reader.next_event().name == "start"
+    assert INTERACTIVE.count == 0  # a send is not a page view, and a streamed body is not waited for
+    # A page view in progress makes the send wait for it, but not for longer than the bound.
+    from app.services.admission import YIELD_TO_PAGES_MAX_S
+
+    INTERACTIVE.enter()
+    try:
+        started = time.monotonic()
+        second = post_chat(client_for, {"message": "again"}, stream=True)
+        assert second.status_code == 200
+        assert time.monotonic() - started >= YIELD_TO_PAGES_MAX_S * 0.9
+    finally:
+        INTERACTIVE.leave()
+    events = SSEReader(second).read_all()
+    assert events[-1].name in ("done", "error")
+    reader.read_all()
+    assert INTERACTIVE.count == 0
