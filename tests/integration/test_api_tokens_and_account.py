@@ -7,12 +7,13 @@ import json
 import re
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from app.models import ApiToken, LedgerEntry, User
 from app.services import api_tokens
 from tests.conftest import csrf_token_for, sign_in
 from tests.integration import github_flow
+from tests.sql_helpers import statements_on
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -321,21 +322,13 @@ def test_last_used_is_written_at_most_once_a_minute(app, client, make_user, rows
 
     user = make_user("busy")
     token = new_token(app, user)
-    writes: list[str] = []
-
-    def count_writes(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("UPDATE API_TOKENS"):
-            writes.append(statement)
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", count_writes)
-    try:
+    with statements_on(engine) as statements:
         for _ in range(25):
             assert client.get("/api/me", headers=bearer(token)).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count_writes)
 
+    writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE API_TOKENS")]
     assert len(writes) == 1
     rows.rollback()
     assert rows.execute(select(ApiToken.last_used_at)).scalar_one() is not None

@@ -357,25 +357,16 @@ def test_replay_processes_an_event_once(app, buyer, stripe_emulator):
 
 
 def test_billing_status_reads_customer_and_subscriptions_in_one_query(db_session, make_user):
-    from sqlalchemy import event
-
     from app.models import BillingCustomer, Subscription, User
     from app.services import billing
+    from tests.sql_helpers import statements_on
 
     def status_and_queries(user_id):
         loaded = db_session.get(User, user_id)  # a signed-in request has its user loaded
         assert loaded is not None
-        statements = []
-
-        def record(conn, cursor, statement, *args):  # noqa: ANN001
-            statements.append(statement)
-
-        engine = db_session.get_bind()
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            return billing.billing_status(db_session, user_id), len(statements)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        with statements_on(db_session.get_bind()) as statements:
+            status = billing.billing_status(db_session, user_id)
+        return status, len(statements)
 
     user = make_user()
     status, queries = status_and_queries(user.id)

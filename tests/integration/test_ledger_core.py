@@ -9,6 +9,7 @@ from app.models import CreditBalance, CreditHold, LedgerEntry
 from app.models.base import utcnow
 from app.services import credits
 from app.services.errors import InsufficientCredits, NotFound
+from tests.sql_helpers import statements_on
 
 
 def balance_of(session, user_id):
@@ -76,8 +77,6 @@ def test_release_and_sweep(db_session, make_user):
 
 
 def test_a_users_sweep_releases_their_overdue_holds_and_costs_no_query_when_nothing_is_held(db_session, make_user):
-    from sqlalchemy import event
-
     user, other = make_user(balance=100), make_user(balance=100)
     stale = credits.place_hold(db_session, user_id=user.id, amount=70, idempotency_key="h-user", ttl_s=1)
     theirs = credits.place_hold(db_session, user_id=other.id, amount=10, idempotency_key="h-other", ttl_s=1)
@@ -89,17 +88,8 @@ def test_a_users_sweep_releases_their_overdue_holds_and_costs_no_query_when_noth
     assert balance_of(db_session, user.id) == (100, 0)
     loaded = db_session.get(CreditBalance, user.id)  # as a signed-in request has it, with its user
     assert loaded.held == 0
-    statements = []
-
-    def record(conn, cursor, statement, *args):  # noqa: ANN001
-        statements.append(statement)
-
-    engine = db_session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_on(db_session.get_bind()) as statements:
         assert credits.sweep_expired_holds(db_session, now=later, user_id=user.id) == 0
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert statements == []  # the balance row is in the session and shows nothing held
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Project, Snapshot
@@ -18,6 +18,7 @@ from tests.snapshot_helpers import (
     make_snapshot,
     reply_with,
 )
+from tests.sql_helpers import statements_on
 
 
 @pytest.fixture
@@ -288,18 +289,10 @@ def test_signed_out_visitors_are_sent_to_sign_in(app):
 
 
 def count_queries(app, client, url: str) -> int:
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with statements_on(engine) as statements:
         response = client.get(url)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200
     return len(statements)
 
