@@ -96,4 +96,3 @@ def reset_only_dirty_connections(engine: Engine) -> None:
         if record.info.get(_CLEAN_KEY):
             return
         dbapi_connection.rollback()
-

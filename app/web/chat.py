@@ -73,6 +73,7 @@ def admit_send() -> None:
         if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
             raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
     g.send_slot = True
+    _leave_interactive()  # a request that turns out to send is no page view to wait for
     INTERACTIVE.wait_quiet()  # then lets the process's page views go first (services/admission.py)
 
 
