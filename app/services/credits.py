@@ -354,6 +354,12 @@ def _expire_user_holds_locked(session: Session, balance: CreditBalance, now: dat
     return len(overdue)
 
 
+def _holds_nothing(balance: CreditBalance | None) -> bool:
+    """True when no active hold moves this balance, so overdue holds need no look-up: an overdue hold
+    of zero credits changes nothing the user sees and is left to the sweep job."""
+    return balance is None or not balance.held
+
+
 def place_hold(
     session: Session,
     *,
@@ -400,9 +406,7 @@ def place_hold(
             session.rollback()
             return existing
     now = utcnow()
-    if balance.held > 0:
-        # Nothing held means no active hold moves the balance: no look-up of overdue ones is needed
-        # (an overdue hold of zero credits changes nothing here and is left to the sweep).
+    if not _holds_nothing(balance):
         _expire_user_holds_locked(session, balance, now, OPPORTUNISTIC_SWEEP_LIMIT)
     available = balance.balance - balance.held
     if amount > available:
@@ -644,10 +648,8 @@ def sweep_expired_holds(
     Returns how many this call released. Safe to run from several processes at once: each release
     re-checks the hold under its lock. `user_id` and `limit` bound it for opportunistic use.
     """
-    if user_id is not None:
-        balance = read_balance(session, user_id)  # a signed-in request has it loaded: no query
-        if balance is None or not balance.held:
-            return 0  # nothing held, so no hold of this user's is active
+    if user_id is not None and _holds_nothing(read_balance(session, user_id)):
+        return 0  # a signed-in request has the balance row loaded: this costs no query
     now = now or utcnow()
     query = select(CreditHold.id).where(CreditHold.status == HOLD_ACTIVE, CreditHold.expires_at < now)
     if user_id is not None:
