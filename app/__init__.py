@@ -23,7 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     configure_logging(config.LOG_FORMAT, config.LOG_LEVEL, config.secret_values())
 
     from app import extensions, runtime
-    from app.cli import register_cli
+    from app.cli import register_commands
     from app.web import register_blueprints
     from app.web.errors import register_error_handlers
     from app.web.observability import register_observability
@@ -44,5 +44,5 @@ def create_app(config: Config | None = None) -> Flask:
     register_security(app)
     register_blueprints(app)
     register_error_handlers(app)
-    register_cli(app)
+    register_commands(app)
     return app

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-
 from flask import Flask
 
-# Each module adds its commands to a group of app.cli.groups when imported.
-COMMAND_MODULES: tuple[str, ...] = (
-    "app.cli.users",
-    "app.cli.tokens",
-    "app.cli.billing",
-    "app.cli.credits",
-    "app.cli.jobs",
-    "app.cli.keys",
-)
 
+def register_commands(app: Flask) -> None:
+    """Add the contract's command groups to `flask`. Each module below adds its commands to its group of
+    app.cli.groups as it is imported, so a group is complete once its module is imported."""
+    from app.cli import billing, credits, groups, jobs, keys, tokens, users  # noqa: F401 - see the docstring
 
-def register_cli(app: Flask) -> None:
-    from app.cli import groups
-
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
-    for group in groups.ALL:
+    for group in (groups.users, groups.tokens, groups.billing, groups.credits, groups.jobs, groups.keys):
         app.cli.add_command(group)

@@ -297,6 +297,11 @@ def list_users(session: Session) -> list[UserSummary]:
     ]
 
 
+def get_user(session: Session, user_id: int) -> User | None:
+    """The user with this id, disabled or not, or None."""
+    return session.get(User, user_id)
+
+
 def find_user_by_login(session: Session, login: str) -> User:
     """The account whose login is `login` (exact first, then case-insensitive), or `NotFound`."""
     user = session.execute(select(User).where(User.login == login)).scalar_one_or_none()

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile
 from app.models.base import utcnow
+from app.models.chat import ROLE_ASSISTANT
 from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
 from app.services.errors import InvalidRequest
-from app.services.snapshots import collect_garbage_blobs, get_project_for_user
+from app.services.snapshots import collect_garbage_blobs, get_project_for_user, parse_reply_files
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +203,46 @@ def summarise_projects(session: Session, *, user_id: int, status: str | None = N
         )
     summaries.sort(key=lambda s: (s.last_activity_at, s.project.id), reverse=True)
     return summaries
+
+
+def active_projects(session: Session, *, user_id: int) -> list[Project]:
+    """The user's active (not archived) projects, most recently updated first. One query."""
+    return list(
+        session.scalars(
+            select(Project)
+            .where(Project.user_id == user_id, Project.status == PROJECT_ACTIVE)
+            .order_by(Project.updated_at.desc())
+        )
+    )
+
+
+def snapshots_by_source_message(session: Session, *, project_ids: set[int]) -> dict[int, Snapshot]:
+    """The snapshots of these projects that were taken from a reply, by that reply's id. One query (none
+    for no project). The caller has checked that the projects are the user's."""
+    if not project_ids:
+        return {}
+    rows = session.scalars(
+        select(Snapshot).where(Snapshot.project_id.in_(project_ids), Snapshot.source_message_id.is_not(None))
+    )
+    return {row.source_message_id: row for row in rows}
+
+
+def recent_replies_with_files(session: Session, project: Project, *, limit: int) -> list[ChatMessage]:
+    """The project's latest `limit` assistant replies that contain files, newest first. One query: it
+    reads the latest `3 * limit` replies and keeps those with files."""
+    messages = session.scalars(
+        select(ChatMessage)
+        .where(
+            ChatMessage.user_id == project.user_id,
+            ChatMessage.project_id == project.id,
+            ChatMessage.role == ROLE_ASSISTANT,
+        )
+        .order_by(ChatMessage.id.desc())
+        .limit(limit * 3)
+    )
+    return [m for m in messages if parse_reply_files(m.content or "").has_files][:limit]
+
+
+def project_of_snapshot(session: Session, snapshot: Snapshot) -> Project:
+    """The project a snapshot belongs to (the caller found the snapshot through its owner)."""
+    return session.get(Project, snapshot.project_id)

@@ -1,34 +1,46 @@
 """HTTP routes, one module per domain. Routes parse input, call a service, render or return JSON.
 
-A domain module defines `bp` (its pages) and may add JSON routes to `app.web.api.bp` when imported;
-every module is imported before any blueprint is registered, so the API blueprint is complete.
+Each page module defines `bp`; the JSON API is one blueprint (`app.web.api.bp`, `/api`) whose routes
+live in app/web/api/, one module per domain, each adding its routes to `api.bp` as it is imported (the
+chat, publish and OpenAPI routes still do so from their page modules).
 """
 
 from __future__ import annotations
 
-import importlib
-
 from flask import Flask
-
-# Page blueprints, in the order their routes should match.
-DOMAIN_MODULES: tuple[str, ...] = (
-    "app.web.pages",
-    "app.web.auth",
-    "app.web.account",
-    "app.web.billing",
-    "app.web.credits",
-    "app.web.publish",
-    "app.web.projects",
-    "app.web.observability",
-    "app.web.openapi",
-    "app.web.chat",
-)
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.web import api
+    """Register every blueprint, pages in the order their routes should match, then the JSON API."""
+    from app.web import (
+        account,
+        api,
+        auth,
+        billing,
+        chat,
+        credits,
+        observability,
+        openapi,
+        pages,
+        projects,
+        publish,
+    )
+    from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
+    from app.web.api import billing as billing_api  # noqa: F401
+    from app.web.api import credits as credits_api  # noqa: F401
+    from app.web.api import projects as projects_api  # noqa: F401
 
-    modules = [importlib.import_module(name) for name in DOMAIN_MODULES]
-    for module in modules:
-        app.register_blueprint(module.bp)
+    for blueprint in (
+        pages.bp,
+        auth.bp,
+        account.bp,
+        billing.bp,
+        credits.bp,
+        publish.bp,
+        projects.bp,
+        observability.bp,
+        openapi.bp,
+        chat.bp,
+    ):
+        app.register_blueprint(blueprint)
     app.register_blueprint(api.bp)

@@ -1,4 +1,4 @@
-"""The account page (who you are, GitHub, plan and balance, API tokens, your data) and `GET /api/me`."""
+"""The account page (who you are, GitHub, plan and balance, API tokens, your data)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from flask import (
     Blueprint,
     Response,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -22,9 +21,8 @@ from flask_login import current_user, login_required, logout_user
 from app import runtime
 from app.extensions import db
 from app.providers import github
-from app.services import accounts, api_tokens, exports
+from app.services import accounts, api_tokens, billing, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
-from app.web import api
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +67,7 @@ def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_er
         token_name=token_name,
         delete_error=delete_error,
         data_export=exports.current_export(current_user.id),
+        billing_status=billing.billing_status(db.session, current_user.id),
         reconnect_url=url_for("auth.start", next=url_for("account.show")),
     ), status
 
@@ -185,20 +184,3 @@ def delete():
     session.clear()
     flash("Your account and its data are deleted. Thank you for trying Sorya.", "info")
     return redirect(url_for("pages.landing"))
-
-
-@api.bp.get("/me")
-@login_required
-def api_me():
-    overview = accounts.account_overview(db.session, current_user.id)
-    user = overview.user
-    return jsonify(
-        id=user.id,
-        login=user.login,
-        name=user.name,
-        email=user.email,
-        plan=user.plan,
-        credits={"balance": overview.balance, "held": overview.held},
-        github={"login": overview.github.login, "scopes": overview.scopes,
-                "token_status": overview.github.token_status} if overview.github else None,
-    )

@@ -16,7 +16,6 @@ from flask_login import current_user, login_user, logout_user
 
 from app import runtime
 from app.extensions import db
-from app.models import User
 from app.providers import github
 from app.services import accounts
 from app.services.errors import DomainError, Forbidden, UpstreamError
@@ -101,7 +100,7 @@ def callback():
     except DomainError as exc:
         return render_sign_in(next_path=None, error=exc.message, status=exc.status)
 
-    user = db.session.get(User, result.user_id)
+    user = accounts.get_user(db.session, result.user_id)
     # A fresh session at sign-in: nothing from before (a fixated id, other pending flows) carries over.
     session.clear()
     login_user(user, remember=flow.remember, duration=REMEMBER_DURATION)

@@ -1,8 +1,8 @@
 """Plans, checkout, the billing portal and the Stripe webhook.
 
 Pages (blueprint `billing`): `/plans`, the checkout form and its success and cancel pages, the portal
-form. JSON (on `api.bp`): `POST /api/billing/subscribe`, `POST /api/billing/portal`, and the CSRF-exempt
-`POST /api/webhooks/stripe`. Nothing here grants credits: only a verified webhook does, in the service.
+form. The JSON routes (`/api/billing/...` and the Stripe webhook) are app/web/api/billing.py. Nothing
+here grants credits: only a verified webhook does, in the service.
 """
 
 from __future__ import annotations
@@ -10,28 +10,26 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import runtime
 from app.extensions import db, limiter
 from app.services import billing
-from app.services.errors import DomainError, TooLarge
-from app.web import api
+from app.services.errors import DomainError
+from app.web.api import int_arg
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("billing", __name__)
 
-# Stripe events are a few kilobytes; anything near this is not Stripe.
-WEBHOOK_MAX_BYTES = 1_000_000
 # The success page polls every POLL_INTERVAL_S for this many times (three minutes), then says so.
 POLL_INTERVAL_S = 2
 POLL_MAX_ATTEMPTS = 90
 CHECKOUT_RATE_LIMIT = "20 per minute"
 
 
-def _user_key() -> str:
+def user_rate_key() -> str:
     return f"user:{current_user.get_id()}" if current_user.is_authenticated else request.remote_addr or "-"
 
 
@@ -46,35 +44,23 @@ def _return_urls() -> tuple[str, str]:
     return success, _public_url("billing.checkout_canceled")
 
 
-def _gateway():
+def gateway():
     return billing.stripe_gateway(runtime.settings())
 
 
-def _checkout(plan: str, request_key: str | None):
+def checkout_session(plan: str, request_key: str | None):
     success_url, cancel_url = _return_urls()
     return billing.start_checkout(
-        db.session, _gateway(), runtime.settings(), current_user, plan,
+        db.session, gateway(), runtime.settings(), current_user, plan,
         success_url=success_url, cancel_url=cancel_url, request_key=request_key,
     )
 
 
-def _portal():
-    return billing.open_portal(db.session, _gateway(), current_user, return_url=_public_url("billing.plans"))
+def portal_session():
+    return billing.open_portal(db.session, gateway(), current_user, return_url=_public_url("billing.plans"))
 
 
 # -- pages ----------------------------------------------------------------------------------------
-
-
-@bp.app_context_processor
-def billing_template_helpers():
-    """`current_billing_status()` lets any page include partials/_billing_status.html for the signed-in user."""
-
-    def current_billing_status():
-        if not current_user.is_authenticated:
-            return None
-        return billing.billing_status(db.session, current_user.id)
-
-    return {"current_billing_status": current_billing_status}
 
 
 @bp.get("/plans")
@@ -83,7 +69,7 @@ def plans():
     settings = runtime.settings()
     return render_template(
         "billing/plans.html",
-        offers=billing.list_plans(settings, _gateway()),
+        offers=billing.list_plans(settings, gateway()),
         status=billing.billing_status(db.session, current_user.id),
         signup_grant=settings.CREDITS_SIGNUP_GRANT,
         checkout_token=secrets.token_urlsafe(18),
@@ -92,10 +78,10 @@ def plans():
 
 @bp.post("/billing/checkout")
 @login_required
-@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=user_rate_key)
 def checkout():
     try:
-        hosted = _checkout(request.form.get("plan", ""), request.form.get("checkout_token"))
+        hosted = checkout_session(request.form.get("plan", ""), request.form.get("checkout_token"))
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("billing.plans"), code=303)
@@ -104,10 +90,10 @@ def checkout():
 
 @bp.post("/billing/portal")
 @login_required
-@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
+@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=user_rate_key)
 def portal():
     try:
-        hosted = _portal()
+        hosted = portal_session()
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(url_for("billing.plans"), code=303)
@@ -115,7 +101,7 @@ def portal():
 
 
 def _progress(session_id: str, invoice_id: str | None):
-    return billing.checkout_progress(db.session, _gateway(), current_user.id, session_id, invoice_id=invoice_id)
+    return billing.checkout_progress(db.session, gateway(), current_user.id, session_id, invoice_id=invoice_id)
 
 
 @bp.get("/billing/success")
@@ -134,7 +120,7 @@ def checkout_success():
 def checkout_status():
     """The progress partial, polled by the success page until the webhook's grant lands."""
     session_id = request.args.get("session_id", "")
-    attempt = api.int_arg("attempt", default=0, minimum=0, maximum=POLL_MAX_ATTEMPTS) or 0
+    attempt = int_arg("attempt", default=0, minimum=0, maximum=POLL_MAX_ATTEMPTS) or 0
     progress = _progress(session_id, request.args.get("invoice") or None)
     return render_template(
         "partials/_checkout_progress.html", progress=progress, session_id=session_id, attempt=attempt,
@@ -146,46 +132,3 @@ def checkout_status():
 @login_required
 def checkout_canceled():
     return render_template("billing/canceled.html")
-
-
-# -- JSON API -------------------------------------------------------------------------------------
-
-
-@api.bp.post("/billing/subscribe")
-@login_required
-@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
-def api_subscribe():
-    body = api.read_json()
-    hosted = _checkout(body.get("plan"), request.headers.get("Idempotency-Key"))
-    return jsonify(url=hosted.url, session_id=hosted.id)
-
-
-@api.bp.post("/billing/portal")
-@login_required
-@limiter.limit(CHECKOUT_RATE_LIMIT, key_func=_user_key)
-def api_portal():
-    api.read_json()  # an empty body is fine; a malformed one is a 400
-    hosted = _portal()
-    return jsonify(url=hosted.url)
-
-
-@api.bp.post("/webhooks/stripe")
-def stripe_webhook():
-    """Stripe's signed events. 400 (nothing stored) unless genuine; 200 once processed or already known;
-    500 when processing failed, so Stripe retries (the transaction left nothing behind)."""
-    if (request.content_length or 0) > WEBHOOK_MAX_BYTES:
-        raise TooLarge("A Stripe event is never this large.")
-    payload = request.get_data(cache=False)
-    if len(payload) > WEBHOOK_MAX_BYTES:
-        raise TooLarge("A Stripe event is never this large.")
-    settings = runtime.settings()
-    event = billing.verify_webhook(settings, payload, request.headers.get("Stripe-Signature"))
-    try:
-        outcome = billing.process_event(db.session, _gateway(), settings, event)
-    except Exception:  # noqa: BLE001 - every failure must answer 500 so Stripe retries the event
-        log.exception("billing: webhook %s (%s) failed; Stripe will retry", event.get("id"), event.get("type"))
-        response = jsonify(error={"code": "internal_error",
-                                  "message": "The event could not be processed; it will be retried."})
-        response.status_code = 500
-        return response
-    return jsonify(received=True, id=outcome.event_id, status=outcome.status)

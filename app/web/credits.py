@@ -1,4 +1,4 @@
-"""Credits a person can see: the usage page, its CSV export, the JSON API, and the header counter.
+"""Credits a person can see: the usage page and its CSV export (the JSON API is app/web/api/credits.py).
 
 Routes here only read. Every change to a balance goes through `app.services.credits`.
 """
@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, render_template, request, stream_with_context
 from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.models import LedgerEntry
 from app.models.base import utcnow
 from app.services import credits
-from app.web import api
 from app.web.api import int_arg
 from app.web.usage_chart import CHART_DAYS, build_usage_chart
 
@@ -37,34 +36,6 @@ NOTE_SHOWN_CHARS = 140
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 CSV_COLUMNS = ("id", "created_at_utc", "reason", "description", "details", "model", "delta", "balance_after", "meta")
-
-
-# -- the header counter, for every feature that changes a balance ------------------------------------
-
-
-def render_credit_counter_oob(user_id: int | None = None) -> str:
-    """The header's credit counter as an htmx out-of-band fragment, with the balance read fresh now.
-
-    Call it after the charge or grant has committed and append the result to any HTML fragment an
-    htmx request receives (or to the HTML of a server-sent event that htmx swaps): htmx replaces
-    `#credit-counter` in the header wherever the fragment itself goes, without a reload.
-
-        html = render_template("partials/_reply.html", message=reply) + render_credit_counter_oob()
-
-    `user_id` defaults to the signed-in user. Needs a request context (as `render_template` does);
-    inside a streamed response wrap the generator in `stream_with_context`. For JSON responses and
-    plain scripts use `balance_trigger_header` or dispatch `sorya:balance` (static/js/app.js) instead.
-    """
-    summary = credits.credit_summary(db.session, user_id if user_id is not None else current_user.id)
-    return render_template("partials/_credit_counter.html", oob=True, credit_balance=summary.balance)
-
-
-def balance_trigger_header(balance: int) -> dict[str, str]:
-    """An `HX-Trigger` header that makes static/js/app.js set the header counter to `balance`.
-
-    For htmx responses that carry no HTML of their own (204s, redirects): `response.headers.update(...)`.
-    """
-    return {"HX-Trigger": json.dumps({"sorya:balance": {"balance": int(balance)}})}
 
 
 # -- describing ledger entries in words ----------------------------------------------------------
@@ -196,35 +167,3 @@ def ledger_csv():
             "Cache-Control": "no-store",
         },
     )
-
-
-# -- JSON API ------------------------------------------------------------------------------------
-
-
-def entry_json(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "delta": entry.delta,
-        "reason": entry.reason,
-        "created_at": entry.created_at.isoformat(),
-        "meta": entry.meta or {},
-        "model": entry.model,
-        "balance_after": entry.balance_after,
-    }
-
-
-@api.bp.get("/credits")
-@login_required
-def api_credits():
-    credits.sweep_expired_holds(db.session, user_id=current_user.id, limit=credits.OPPORTUNISTIC_SWEEP_LIMIT)
-    summary = credits.credit_summary(db.session, current_user.id)
-    return jsonify(balance=summary.balance, held=summary.held, available=summary.available)
-
-
-@api.bp.get("/credits/ledger")
-@login_required
-def api_ledger():
-    limit = int_arg("limit", default=credits.LEDGER_PAGE_DEFAULT, minimum=1, maximum=credits.LEDGER_PAGE_MAX)
-    before = int_arg("before", minimum=1)
-    page = credits.list_ledger_entries(db.session, current_user.id, limit=limit, before=before)
-    return jsonify(entries=[entry_json(entry) for entry in page.entries], next_before=page.next_before)

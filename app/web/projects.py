@@ -1,26 +1,21 @@
-"""Projects and snapshots: dashboard, project page, preview, diff, download, restore, settings, and the
-JSON API of the contract (`/api/projects...`, `/api/snapshots/...`).
+"""Projects and snapshots pages: dashboard, project page, preview, diff, download, restore, settings. The
+JSON API of the contract (`/api/projects...`, `/api/snapshots/...`) is app/web/api/projects.py.
 
-Routes parse input, call `app.services.projects` / `app.services.snapshots`, and render or return JSON.
+Routes parse input, call `app.services.projects` / `app.services.snapshots`, and render.
 Every object is looked up through the signed-in user, so another user's project, snapshot or message is
 a 404 in pages and in the API alike.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import (
     Blueprint,
     Response,
     current_app,
     flash,
-    g,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -30,20 +25,18 @@ from flask import (
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
-from sqlalchemy import select
 
 from app import runtime
 from app.extensions import db
-from app.models import ChatMessage, Project, Snapshot
-from app.models.chat import ROLE_ASSISTANT, STATUS_PENDING, STATUS_STREAMING
-from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
+from app.models import Project, Snapshot
+from app.models.projects import PROJECT_ARCHIVED
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
 from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
-from app.web.api import bp as api
-from app.web.api import int_arg, read_json
+from app.web.api import int_arg
 from app.web.security import framable_preview
+from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
 
 bp = Blueprint("projects", __name__)
 
@@ -51,6 +44,8 @@ PREVIEW_TOKEN_SALT = "sorya.snapshot-preview"
 PREVIEW_TOKEN_TTL_S = 3600
 RECENT_REPLIES_SHOWN = 10
 HTML_EXTENSIONS = (".html", ".htm")
+
+
 def limits() -> SnapshotLimits:
     return SnapshotLimits.from_settings(runtime.settings())
 
@@ -102,62 +97,10 @@ def file_name_filter(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-@dataclass
-class SnapshotActionState:
-    """What the *Take snapshot* control shows for one reply."""
-
-    files: list[str]
-    deleted: list[str]
-    warnings: list[str]
-    refused: list[str]
-    in_progress: bool
-    existing: Snapshot | None
-    projects: list[Project]
-
-    @property
-    def shown(self) -> bool:
-        return bool(self.files or self.deleted or self.refused)
-
-
-@bp.app_template_global("snapshot_action_state")
-def snapshot_action_state(message: ChatMessage, project: Project | None) -> SnapshotActionState:
-    """Parse the reply (pure, fast) and find a snapshot already taken from it: one query per project per
-    request, however many replies the page shows."""
-    parsed = snapshot_service.parse_reply_files(
-        message.content or "", reply_finished=message.status not in (STATUS_PENDING, STATUS_STREAMING)
-    )
-    state = SnapshotActionState(
-        files=[f.path for f in parsed.written],
-        deleted=parsed.deleted_paths,
-        warnings=parsed.warnings,
-        refused=[item.sentence() for item in parsed.refused],
-        in_progress=message.status in (STATUS_PENDING, STATUS_STREAMING),
-        existing=None,
-        projects=[],
-    )
-    if not state.shown or message.role != ROLE_ASSISTANT:
-        state.files, state.deleted, state.refused = [], [], []
-        return state
-    project_id = project.id if project is not None else message.project_id
-    if project_id is not None:
-        cache: dict[int, dict[int, Snapshot]] = g.setdefault("_snapshots_by_message", {})
-        if project_id not in cache:
-            rows = db.session.scalars(
-                select(Snapshot).where(Snapshot.project_id == project_id, Snapshot.source_message_id.is_not(None))
-            )
-            cache[project_id] = {row.source_message_id: row for row in rows}
-        state.existing = cache[project_id].get(message.id)
-    else:
-        if "_active_projects" not in g:
-            g._active_projects = list(
-                db.session.scalars(
-                    select(Project)
-                    .where(Project.user_id == current_user.id, Project.status == PROJECT_ACTIVE)
-                    .order_by(Project.updated_at.desc())
-                )
-            )
-        state.projects = g._active_projects
-    return state
+@bp.app_template_global("page_snapshot_actions")
+def page_snapshot_actions_global(project: Project | None) -> SnapshotActions:
+    """The page's `SnapshotActions` for a template whose route passed none (see app.web.snapshot_actions)."""
+    return page_snapshot_actions(db.session, user_id=current_user.id, project=project)
 
 
 # -- dashboard and project pages -------------------------------------------------------------------
@@ -193,22 +136,6 @@ def create():
     return redirect(url_for("projects.show", project_id=project.id))
 
 
-def recent_replies_with_files(project: Project) -> list[ChatMessage]:
-    """The project's latest assistant replies that contain files (newest first)."""
-    messages = db.session.scalars(
-        select(ChatMessage)
-        .where(
-            ChatMessage.user_id == project.user_id,
-            ChatMessage.project_id == project.id,
-            ChatMessage.role == ROLE_ASSISTANT,
-        )
-        .order_by(ChatMessage.id.desc())
-        .limit(RECENT_REPLIES_SHOWN * 3)
-    )
-    with_files = [m for m in messages if snapshot_service.parse_reply_files(m.content or "").has_files]
-    return with_files[:RECENT_REPLIES_SHOWN]
-
-
 @bp.get("/projects/<int:project_id>")
 @login_required
 def show(project_id: int):
@@ -223,7 +150,8 @@ def show(project_id: int):
         latest=latest,
         tree=build_file_tree(entries),
         entries=entries,
-        replies=recent_replies_with_files(project),
+        replies=project_service.recent_replies_with_files(db.session, project, limit=RECENT_REPLIES_SHOWN),
+        snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id, project=project),
     )
 
 
@@ -331,7 +259,7 @@ def rendered_file(token: str, path: str):
 
 
 def zip_response(snap: Snapshot) -> Response:
-    project = db.session.get(Project, snap.project_id)
+    project = project_service.project_of_snapshot(db.session, snap)
     folder = snapshot_service.archive_folder_name(project, snap)
     chunks = snapshot_service.stream_snapshot_zip(db.session, snap, folder)
     response = Response(stream_with_context(chunks), mimetype="application/zip")
@@ -404,10 +332,15 @@ def take_from_message(message_id: int):
         if not is_htmx():
             flash(error.message, "error")
             return redirect(url_for("projects.show", project_id=project.id))
-        html = render_template("partials/_snapshot_action.html", message=message, project=project, error=error.message)
+        html = render_template("partials/_snapshot_action.html", message=message, project=project,
+                               snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id,
+                                                                     project=project),
+                               error=error.message)
         return Response(html, status=error.status)
     if is_htmx():
-        return render_template("partials/_snapshot_action.html", message=message, project=project, result=result)
+        return render_template("partials/_snapshot_action.html", message=message, project=project, result=result,
+                               snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id,
+                                                                     project=project))
     names = ", ".join(result.from_this_source[:5]) + ("…" if len(result.from_this_source) > 5 else "")
     verb = "taken" if result.created else "already taken"
     flash(
@@ -475,219 +408,3 @@ def delete(project_id: int):
     project_service.delete_project(db.session, user_id=current_user.id, project_id=project.id)
     flash(f"“{name}” and its snapshots were deleted.", "success")
     return redirect(url_for("projects.dashboard"))
-
-
-# -- JSON API --------------------------------------------------------------------------------------
-
-
-def iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def project_json(project: Project, last_snapshot_id: int | None) -> dict[str, Any]:
-    return {
-        "id": project.id,
-        "name": project.name,
-        "description": project.description,
-        "status": project.status,
-        "repo_full_name": project.repo_full_name,
-        "last_snapshot_id": last_snapshot_id,
-        "created_at": iso(project.created_at),
-        "updated_at": iso(project.updated_at),
-    }
-
-
-def snapshot_json(snap: Snapshot, files: list[FileEntry] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": snap.id,
-        "project_id": snap.project_id,
-        "number": snap.number,
-        "summary": snap.summary,
-        "parent_id": snap.parent_id,
-        "source_message_id": snap.source_message_id,
-        "file_count": snap.file_count,
-        "total_bytes": snap.total_bytes,
-        "flagged_paths": list(snap.flagged_paths or []),
-        "created_at": iso(snap.created_at),
-    }
-    if files is not None:
-        body["files"] = [
-            {"path": e.path, "size": e.size, "sha256": e.sha256, "git_sha": e.git_sha, "origin": e.origin,
-             "binary": e.is_binary}
-            for e in files
-        ]
-    return body
-
-
-def latest_snapshot_id(project_id: int) -> int | None:
-    latest = snapshot_service.latest_snapshot(db.session, project_id)
-    return latest.id if latest else None
-
-
-@api.get("/projects")
-@login_required
-def api_list_projects():
-    summaries = project_service.summarise_projects(db.session, user_id=current_user.id)
-    return jsonify(projects=[project_json(s.project, s.last_snapshot_id) for s in summaries])
-
-
-@api.post("/projects")
-@login_required
-def api_create_project():
-    body = read_json()
-    project = project_service.create_project(
-        db.session, user_id=current_user.id, name=body.get("name"), description=body.get("description", "")
-    )
-    return jsonify(project_json(project, None)), 201
-
-
-@api.get("/projects/<int:project_id>")
-@login_required
-def api_get_project(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
-    return jsonify(project_json(project, latest_snapshot_id(project.id)))
-
-
-@api.patch("/projects/<int:project_id>")
-@login_required
-def api_update_project(project_id: int):
-    body = read_json()
-    unknown = sorted(set(body) - {"name", "description", "status"})
-    if unknown:
-        raise InvalidRequest(f"Unknown fields: {', '.join(unknown)}.", fields={k: "unknown field" for k in unknown})
-    project = project_service.update_project(
-        db.session, user_id=current_user.id, project_id=project_id,
-        name=body.get("name"), description=body.get("description"), status=body.get("status"),
-    )
-    return jsonify(project_json(project, latest_snapshot_id(project.id)))
-
-
-@api.delete("/projects/<int:project_id>")
-@login_required
-def api_delete_project(project_id: int):
-    project_service.delete_project(db.session, user_id=current_user.id, project_id=project_id)
-    return Response(status=204)
-
-
-def incoming_files(body: dict[str, Any]) -> tuple[list[snapshot_service.IncomingFile], list[str]]:
-    """The `files` of a snapshot upload: `{"path", "content", "encoding"?: "utf-8" | "base64"}`, or
-    `{"path", "delete": true}` (with `carry_over`). Errors name the item at fault."""
-    raw = body.get("files")
-    if not isinstance(raw, list):
-        raise InvalidRequest("files must be a list of {path, content}.", fields={"files": "not a list"})
-    files, deletions = [], []
-    for index, item in enumerate(raw):
-        where = f"files[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            raise InvalidRequest(f"{where} must be an object with a path.", fields={where: "missing path"})
-        path = snapshot_service.clean_path(item["path"])
-        if item.get("delete") is True:
-            deletions.append(path)
-            continue
-        content = item.get("content")
-        if not isinstance(content, str):
-            raise InvalidRequest(f"{where}.content must be a string.", fields={where: "missing content"})
-        encoding = item.get("encoding", "utf-8")
-        if encoding == "base64":
-            try:
-                data = base64.b64decode(content, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidRequest(f"{where}.content is not valid base64.", fields={where: "bad base64"}) from None
-        elif encoding == "utf-8":
-            data = content.encode("utf-8", errors="surrogatepass")
-        else:
-            raise InvalidRequest(f"{where}.encoding must be utf-8 or base64.", fields={where: "unknown encoding"})
-        files.append(snapshot_service.IncomingFile(path, data, snapshot_service.ORIGIN_UPLOAD))
-    return files, deletions
-
-
-@api.post("/projects/<int:project_id>/snapshots")
-@login_required
-def api_take_snapshot(project_id: int):
-    body = read_json()
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
-    if "message_id" in body:
-        message_id = body["message_id"]
-        if not isinstance(message_id, int) or isinstance(message_id, bool):
-            raise InvalidRequest("message_id must be a whole number.", fields={"message_id": "not an id"})
-        result = snapshot_service.take_snapshot_from_message(
-            db.session, user_id=current_user.id, project_id=project.id, message_id=message_id, limits=limits()
-        )
-    else:
-        files, deletions = incoming_files(body)
-        summary = body.get("summary") or ""
-        if not isinstance(summary, str):
-            raise InvalidRequest("summary must be text.", fields={"summary": "not text"})
-        result = snapshot_service.take_snapshot_from_files(
-            db.session, user_id=current_user.id, project_id=project.id, files=files, limits=limits(),
-            summary=summary, deletions=deletions, carry_over=body.get("carry_over") is True,
-        )
-    body = snapshot_json(result.snapshot, snapshot_service.list_snapshot_files(db.session, result.snapshot.id))
-    body.update(created=result.created, from_this_source=result.from_this_source, deleted=result.deleted,
-                carried=result.carried, warnings=result.warnings)
-    return jsonify(body), 201
-
-
-@api.get("/projects/<int:project_id>/snapshots")
-@login_required
-def api_list_snapshots(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
-    return jsonify(snapshots=[snapshot_json(s) for s in snapshot_service.list_snapshots(db.session, project.id)])
-
-
-@api.get("/projects/<int:project_id>/preview")
-@login_required
-def api_preview(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
-    snapshot_id = int_arg("snapshot_id")
-    if snapshot_id is None:
-        snap = snapshot_service.latest_snapshot(db.session, project.id)
-        if snap is None:
-            raise NotFound("This project has no snapshot yet.")
-    else:
-        snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id, project_id=project.id)
-    return jsonify(snapshot_id=snap.id, flagged_paths=list(snap.flagged_paths or []),
-                   files=snapshot_service.api_preview(db.session, snap))
-
-
-@api.get("/snapshots/<int:snapshot_id>")
-@login_required
-def api_get_snapshot(snapshot_id: int):
-    snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id)
-    return jsonify(snapshot_json(snap, snapshot_service.list_snapshot_files(db.session, snap.id)))
-
-
-@api.get("/snapshots/<int:snapshot_id>/diff")
-@login_required
-def api_diff(snapshot_id: int):
-    result = snapshot_service.diff_snapshots(
-        db.session, user_id=current_user.id, snapshot_id=snapshot_id, against_id=int_arg("against")
-    )
-    return jsonify(
-        snapshot_id=result.target.id,
-        against=result.base.id if result.base else None,
-        added=[{"path": e.path, "size": e.size, "sha256": e.sha256} for e in result.added],
-        removed=[{"path": e.path, "size": e.size, "sha256": e.sha256} for e in result.removed],
-        changed=[
-            {"path": c.path, "unified_diff": c.unified_diff, "binary": c.is_binary, "too_large": c.too_large,
-             "redacted": c.redacted, "old_size": c.old_size, "new_size": c.new_size}
-            for c in result.changed
-        ],
-        unchanged_count=result.unchanged_count,
-    )
-
-
-@api.get("/snapshots/<int:snapshot_id>/archive")
-@login_required
-def api_archive(snapshot_id: int):
-    return zip_response(snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id))
-
-
-@api.post("/snapshots/<int:snapshot_id>/restore")
-@login_required
-def api_restore(snapshot_id: int):
-    result = snapshot_service.restore_snapshot(
-        db.session, user_id=current_user.id, snapshot_id=snapshot_id, limits=limits()
-    )
-    files = snapshot_service.list_snapshot_files(db.session, result.snapshot.id)
-    return jsonify(snapshot_json(result.snapshot, files)), 201

@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, login_manager
 from app.models import User
+from app.services import accounts
 from app.services.errors import Unauthenticated
 
 # Routes that authenticate their caller another way and must not demand a CSRF token.
@@ -174,7 +175,7 @@ def load_user(user_id: str) -> User | None:
     if has_bearer_token():
         return bearer_user()
     try:
-        user = db.session.get(User, int(user_id))
+        user = accounts.get_user(db.session, int(user_id))
     except ValueError:
         return None
     return user if user is not None and user.is_active else None
@@ -214,12 +215,8 @@ def safe_next_path(target: str | None) -> str | None:
 
 
 def default_landing_url() -> str:
-    """Where a signed-in person goes when no `next` was asked for: their projects, else the home page."""
-    from flask import current_app
-
-    if "projects.dashboard" in current_app.view_functions:
-        return url_for("projects.dashboard")
-    return url_for("pages.landing")
+    """Where a signed-in person goes when no `next` was asked for: their projects."""
+    return url_for("projects.dashboard")
 
 
 @login_manager.unauthorized_handler
@@ -228,11 +225,8 @@ def unauthorized():
         if has_bearer_token():
             raise Unauthenticated("The API token is not valid: it is unknown, revoked, or its account is disabled.")
         raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
-    from flask import current_app
-
     next_path = safe_next_path(request.full_path.rstrip("?") if request.method == "GET" else None)
-    endpoint = "auth.login" if "auth.login" in current_app.view_functions else "pages.landing"
-    target = url_for(endpoint, next=next_path) if next_path else url_for(endpoint)
+    target = url_for("auth.login", next=next_path) if next_path else url_for("auth.login")
     if request.headers.get("HX-Request"):
         # An htmx swap cannot follow a redirect to another page; ask htmx to navigate instead.
         response = Response(status=401)
@@ -258,5 +252,4 @@ def register_security(app: Flask) -> None:
         return {
             "sandbox": runtime.settings().SORYA_SANDBOX,
             "credit_balance": balance,
-            "has_endpoint": lambda name: name in app.view_functions,
         }

@@ -12,21 +12,18 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
-  // The header's credit counter. Server fragments update it with an out-of-band swap
-  // (app.web.credits.render_credit_counter_oob); anything else dispatches `sorya:balance` with
-  // {balance}: a script reading the JSON chat stream, or an htmx response carrying
-  // `HX-Trigger: {"sorya:balance": {"balance": N}}` (app.web.credits.balance_trigger_header).
+  // The header's credit counter. Server fragments update it with an out-of-band swap of
+  // partials/_credit_counter.html; a script that learns a new balance (the chat stream's final event)
+  // calls Sorya.setCreditBalance.
   function setCreditBalance(balance) {
     var counter = document.getElementById("credit-counter");
+    if (!counter || balance === undefined || balance === null) return;
     var value = Number(balance);
-    if (!counter || !isFinite(value)) return;
+    if (!isFinite(value)) return;
     counter.setAttribute("data-balance", String(value));
     var amount = counter.querySelector(".credit-amount");
     if (amount) amount.textContent = value.toLocaleString("en-US");
   }
-  document.addEventListener("sorya:balance", function (event) {
-    if (event.detail && "balance" in event.detail) setCreditBalance(event.detail.balance);
-  });
   window.Sorya = window.Sorya || {};
   window.Sorya.setCreditBalance = setCreditBalance;
 

@@ -7,19 +7,6 @@
 
   var followed = new WeakSet();
 
-  function formatCredits(value) {
-    return Number(value).toLocaleString("en-US");
-  }
-
-  function updateCounter(balance) {
-    if (balance === undefined || balance === null) return;
-    var counter = document.getElementById("credit-counter");
-    if (!counter) return;
-    counter.setAttribute("data-balance", String(balance));
-    var amount = counter.querySelector(".credit-amount");
-    if (amount) amount.textContent = formatCredits(balance);
-  }
-
   function replaceWithFinished(article) {
     var url = article.getAttribute("data-fragment-url");
     if (!url) return;
@@ -56,7 +43,7 @@
       source.close();
       var data = {};
       try { data = JSON.parse(event.data); } catch (ignored) { data = {}; }
-      updateCounter(data.balance);
+      window.Sorya.setCreditBalance(data.balance);
       replaceWithFinished(article);
     }
     source.addEventListener("done", finish);

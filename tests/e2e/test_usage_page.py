@@ -66,7 +66,7 @@ def test_usage_page_shows_balance_chart_and_ledger_on_desktop_and_phone(page, ap
     assert download.value.suggested_filename.startswith("sorya-ledger-")
 
 
-def test_ledger_pages_with_htmx_and_the_counter_follows_balance_events(page, app, make_user, live_server):
+def test_ledger_pages_with_htmx_and_the_counter_follows_a_new_balance(page, app, make_user, live_server):
     user = make_user("grace", balance=1000)
     for number in range(credits.LEDGER_PAGE_DEFAULT + 3):
         spend(app, user, f"c{number}", 1, "gpt-5", 0)
@@ -78,8 +78,8 @@ def test_ledger_pages_with_htmx_and_the_counter_follows_balance_events(page, app
     assert page.locator(".ledger-title").count() == 4  # three charges and the starting credits
     assert page.locator("#usage-balance").is_visible()  # swapped in place: the rest of the page stayed
 
-    # Any feature can move the header counter with a `sorya:balance` event (static/js/app.js).
-    page.evaluate("document.dispatchEvent(new CustomEvent('sorya:balance', {detail: {balance: 123456}}))")
+    # A script that learns a new balance (the chat stream's end) sets the header counter (static/js/app.js).
+    page.evaluate("window.Sorya.setCreditBalance(123456)")
     assert page.locator("#credit-counter .credit-amount").inner_text() == "123,456"
 
 

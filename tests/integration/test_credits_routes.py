@@ -246,20 +246,3 @@ def test_csv_export_of_a_long_ledger_is_complete(app, alice_client, alice, monke
     rows = list(csv.DictReader(io.StringIO(alice_client.get("/usage/ledger.csv").get_data(as_text=True))))
     assert len(rows) == 41 and len({row["id"] for row in rows}) == 41
     assert [int(row["id"]) for row in rows] == sorted((int(row["id"]) for row in rows), reverse=True)
-
-
-# -- the out-of-band counter ---------------------------------------------------------------------
-
-
-def test_render_credit_counter_oob_reads_the_balance_fresh(app, alice, make_user):
-    from app.web.credits import balance_trigger_header, render_credit_counter_oob
-
-    with app.test_request_context("/"):
-        first = render_credit_counter_oob(alice.id)
-        credits.post_ledger_entry(db.session, user_id=alice.id, delta=-1, reason="chat", idempotency_key="c")
-        second = render_credit_counter_oob(alice.id)
-        db.session.remove()
-    assert 'hx-swap-oob="true"' in first and 'id="credit-counter"' in first
-    assert '<span class="credit-amount">1,000</span>' in first
-    assert '<span class="credit-amount">999</span>' in second and 'data-balance="999"' in second
-    assert balance_trigger_header(999) == {"HX-Trigger": '{"sorya:balance": {"balance": 999}}'}

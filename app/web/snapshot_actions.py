@@ -1,0 +1,78 @@
+"""The view model of the *Take snapshot* control under assistant replies (partials/_snapshot_action.html).
+
+A route that shows replies builds one `SnapshotActions` for its page (two queries at most, however many
+replies it shows) and passes it to `render_template` as `snapshot_actions`; the partial asks it about
+each reply with `snapshot_actions.for_message(message)`, which only parses the reply's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import g
+from sqlalchemy.orm import Session
+
+from app.models import ChatMessage, Project, Snapshot
+from app.models.chat import ROLE_ASSISTANT, STATUS_PENDING, STATUS_STREAMING
+from app.services import projects as project_service
+from app.services import snapshots as snapshot_service
+
+
+@dataclass
+class SnapshotAction:
+    """What the *Take snapshot* control shows for one reply."""
+
+    files: list[str]
+    deleted: list[str]
+    warnings: list[str]
+    refused: list[str]
+    in_progress: bool
+    existing: Snapshot | None
+    projects: list[Project]
+
+    @property
+    def shown(self) -> bool:
+        return bool(self.files or self.deleted or self.refused)
+
+
+@dataclass
+class SnapshotActions:
+    """The controls of one page: snapshots already taken from its replies (by reply id), and the projects
+    a reply outside any project can go to."""
+
+    existing: dict[int, Snapshot] = field(default_factory=dict)
+    target_projects: list[Project] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, session: Session, *, user_id: int, project: Project | None) -> SnapshotActions:
+        """For a page of `project`'s replies, or of the general chat's (`project` None: replies outside
+        any project, which offer the user's active projects)."""
+        if project is not None:
+            return cls(existing=project_service.snapshots_by_source_message(session, project_ids={project.id}))
+        return cls(target_projects=project_service.active_projects(session, user_id=user_id))
+
+    def for_message(self, message: ChatMessage) -> SnapshotAction:
+        finished = message.status not in (STATUS_PENDING, STATUS_STREAMING)
+        parsed = snapshot_service.parse_reply_files(message.content or "", reply_finished=finished)
+        action = SnapshotAction(
+            files=[f.path for f in parsed.written],
+            deleted=parsed.deleted_paths,
+            warnings=parsed.warnings,
+            refused=[item.sentence() for item in parsed.refused],
+            in_progress=not finished,
+            existing=self.existing.get(message.id),
+            projects=self.target_projects if message.project_id is None else [],
+        )
+        if not action.shown or message.role != ROLE_ASSISTANT:
+            action.files, action.deleted, action.refused = [], [], []
+        return action
+
+
+def page_snapshot_actions(session: Session, *, user_id: int, project: Project | None) -> SnapshotActions:
+    """`SnapshotActions.load` once per request, for a page whose route passes no `snapshot_actions`
+    (the chat pages, whose replies are rendered by app/web/chat.py)."""
+    cache: dict[int | None, SnapshotActions] = g.setdefault("_snapshot_actions", {})
+    key = project.id if project is not None else None
+    if key not in cache:
+        cache[key] = SnapshotActions.load(session, user_id=user_id, project=project)
+    return cache[key]
