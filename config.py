@@ -17,6 +17,10 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
 
+# The request body any route may send unless it raises its own limit: forms, chat messages and API calls
+# are a few kilobytes; a Stripe event stays under this too.
+MAX_REQUEST_BODY_BYTES = 1_000_000
+
 GITHUB_DOTCOM = "https://github.com"
 GITHUB_DOTCOM_API = "https://api.github.com"
 
@@ -291,8 +295,9 @@ class Config:
             REMEMBER_COOKIE_SAMESITE="Lax",
             REMEMBER_COOKIE_SECURE=self.public_url_is_https,
             PREFERRED_URL_SCHEME="https" if self.public_url_is_https else "http",
-            # Leaves room for a full snapshot upload in JSON; larger bodies get a 413.
-            MAX_CONTENT_LENGTH=self.SNAPSHOT_MAX_TOTAL_BYTES * 2 + 1_000_000,
+            # Every route reads at most this much; the few that take more (a snapshot upload) raise their own
+            # limit with app.web.request_limits.limit_body. Larger bodies get a 413 before anything parses them.
+            MAX_CONTENT_LENGTH=MAX_REQUEST_BODY_BYTES,
             WTF_CSRF_TIME_LIMIT=None,
             RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
             RATELIMIT_HEADERS_ENABLED=True,

@@ -94,7 +94,9 @@ def handle_http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code, message = HTTP_ERRORS.get(status, ("invalid_request", exc.description or "Request failed."))
     if status == 413:
-        message = "The request body is larger than this server accepts."
+        limit = request.max_content_length
+        message = (f"The request body is larger than the {limit:,} bytes this address accepts." if limit
+                   else "The request body is larger than this server accepts.")
     retry_after = None
     if status == 429:
         # Flask-Limiter's RateLimitExceeded carries the window; say how long to wait.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import zipfile
 
 import pytest
@@ -202,3 +203,85 @@ def test_other_users_objects_are_404_in_the_api(api, app, make_user):
     assert_not_found_and_nothing_leaked(responses, b"TOP SECRET")
     assert {response.json["error"]["code"] for response in responses} == {"not_found"}
     assert [p["id"] for p in api.get("/api/projects").json["projects"]] == [mine]
+
+
+# -- request body limits ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_snapshot_limits(app):
+    config = app.extensions["sorya.config"]
+    saved = (config.SNAPSHOT_MAX_FILES, config.SNAPSHOT_MAX_FILE_BYTES, config.SNAPSHOT_MAX_TOTAL_BYTES)
+    config.SNAPSHOT_MAX_FILES, config.SNAPSHOT_MAX_FILE_BYTES, config.SNAPSHOT_MAX_TOTAL_BYTES = 2, 10, 20
+    yield
+    config.SNAPSHOT_MAX_FILES, config.SNAPSHOT_MAX_FILE_BYTES, config.SNAPSHOT_MAX_TOTAL_BYTES = saved
+
+
+@pytest.fixture
+def json_parses(app, monkeypatch):
+    """Every request body the app's JSON parser reads, with how many objects each parse finished. (The
+    parser also reads the session cookie, which is text: request bodies are bytes.)"""
+    calls = []
+    real_loads = app.json.loads
+
+    def spy(data, **kwargs):
+        if not isinstance(data, bytes):
+            return real_loads(data, **kwargs)
+        call = {"objects": 0}
+        calls.append(call)
+        hook = kwargs.get("object_pairs_hook")
+        if hook is not None:
+            def counted(pairs):
+                call["objects"] += 1
+                return hook(pairs)
+
+            kwargs["object_pairs_hook"] = counted
+        return real_loads(data, **kwargs)
+
+    monkeypatch.setattr(app.json, "loads", spy)
+    return calls
+
+
+# The snapshot route's body limit with tiny_snapshot_limits: 20 content bytes doubled, two entries'
+# paths and keys, and room for the rest of the body.
+TINY_SNAPSHOT_BODY_MAX = 20 * 2 + 2 * 2_200 + 64 * 1024
+
+
+def test_a_snapshot_body_over_its_limit_is_refused_before_it_is_read(api, app, tiny_snapshot_limits, json_parses):
+    project_id = make_project(app, api.user)
+    not_even_json = b"x" * (TINY_SNAPSHOT_BODY_MAX + 1)
+    response = api.post(f"/api/projects/{project_id}/snapshots", data=not_even_json,
+                        content_type="application/json")
+    assert json_parses == []
+    assert response.status_code == 413
+    error = json.loads(response.get_data())["error"]
+    assert error["code"] == "too_large" and f"at most {TINY_SNAPSHOT_BODY_MAX:,} bytes" in error["message"]
+
+
+def test_a_snapshot_body_just_under_its_limit_is_taken(api, app, tiny_snapshot_limits):
+    project_id = make_project(app, api.user)
+    body = b'{"files": [{"path": "a.txt", "content": "hello"}]}'
+    body += b" " * (TINY_SNAPSHOT_BODY_MAX - len(body))  # JSON allows trailing whitespace
+    response = api.post(f"/api/projects/{project_id}/snapshots", data=body, content_type="application/json")
+    assert response.status_code == 201 and response.json["file_count"] == 1
+
+
+def test_a_body_of_many_tiny_entries_stops_parsing_past_the_limit(api, app, tiny_snapshot_limits, json_parses):
+    project_id = make_project(app, api.user)
+    entries = ",".join('{"path": "a", "delete": true}' for _ in range(2_000))
+    body = f'{{"files": [{entries}]}}'.encode()
+    assert len(body) < TINY_SNAPSHOT_BODY_MAX  # small enough to read: the entries are what is refused
+    response = api.post(f"/api/projects/{project_id}/snapshots", data=body, content_type="application/json")
+    # Two files to write and two old ones to delete at most: the parser stopped at the sixth object.
+    assert [call["objects"] for call in json_parses] == [6]
+    assert response.status_code == 413
+    error = json.loads(response.get_data())["error"]
+    assert error["code"] == "too_large" and "more than 4 entries" in error["message"]
+
+
+def test_every_other_route_reads_at_most_one_megabyte(api, json_parses):
+    response = api.post("/api/projects", data=b"x" * 1_000_001, content_type="application/json")
+    assert json_parses == []
+    assert response.status_code == 413
+    error = json.loads(response.get_data())["error"]
+    assert error["code"] == "too_large" and "1,000,000 bytes" in error["message"]

@@ -21,6 +21,13 @@ from app.services.errors import InvalidRequest, NotFound
 from app.services.snapshots import FileEntry
 from app.web.api import bp, int_arg, read_json
 from app.web.projects import limits, zip_response
+from app.web.request_limits import limit_body
+
+# A file's content grows in JSON: base64 by 4/3, text by its escapes (a client escaping non-ASCII as
+# \uXXXX about doubles it). An entry adds its path (up to 1,024 bytes, escaped) and its keys.
+JSON_CONTENT_GROWTH = 2
+JSON_ENTRY_OVERHEAD_BYTES = 2_200
+JSON_BODY_OVERHEAD_BYTES = 64 * 1024
 
 
 def iso(moment) -> str | None:
@@ -144,10 +151,21 @@ def incoming_files(body: dict[str, Any]) -> tuple[list[snapshot_service.Incoming
     return files, deletions
 
 
+def snapshot_body_max_bytes() -> int:
+    """The largest snapshot upload a client can legitimately send: every file's content at the limits,
+    grown by JSON's encoding, plus each entry's path and keys and room for the rest of the body."""
+    snapshot_limits = limits()
+    content = min(snapshot_limits.max_files * snapshot_limits.max_file_bytes, snapshot_limits.max_total_bytes)
+    return (content * JSON_CONTENT_GROWTH + snapshot_limits.max_files * JSON_ENTRY_OVERHEAD_BYTES
+            + JSON_BODY_OVERHEAD_BYTES)
+
+
 @bp.post("/projects/<int:project_id>/snapshots")
 @login_required
+@limit_body(snapshot_body_max_bytes)
 def api_take_snapshot(project_id: int):
-    body = read_json()
+    # A snapshot's request names at most every file once to write and every old file once to delete.
+    body = read_json(max_entries=2 * limits().max_files)
     project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
     if "message_id" in body:
         message_id = body["message_id"]
