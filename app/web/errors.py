@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.services.errors import DomainError, RateLimited
+from app.web.observability import loggable_path
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def handle_http_error(exc: HTTPException) -> Response:
 
 
 def handle_unexpected_error(exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, loggable_path())
     code, message = HTTP_ERRORS[500]
     return error_response(500, {"error": {"code": code, "message": message}})
 

@@ -5,7 +5,8 @@
   response's `X-Request-ID` and carried by every log line written while the request runs.
 - One log line per request (`event=request`): method, path without its query string (query strings
   carry OAuth codes and tokens), endpoint, status, duration, and the user id when the request had
-  already loaded the user (no extra query for it).
+  already loaded the user (no extra query for it). A route whose path carries a credential (a preview
+  link's token) is marked `path_carries_credential` and logs its route instead of its path.
 - `/metrics` answers with `Authorization: Bearer <METRICS_TOKEN>` when that setting is set; when it is
   not, only to a caller on loopback that came through no proxy (no `X-Forwarded-For`), so a local
   Prometheus or `curl` on the host reads it and the internet does not.
@@ -18,8 +19,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from sqlalchemy import inspect as sa_inspect
 
 from app import metrics, runtime
@@ -41,6 +44,20 @@ def incoming_request_id() -> str:
     return offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
 
 
+def path_carries_credential(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a route whose URL path holds a credential: its log lines show the route, not the path."""
+    view.path_carries_credential = True  # type: ignore[attr-defined]
+    return view
+
+
+def loggable_path() -> str:
+    """The request's path for a log line: the matched route instead when the path carries a credential."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "path_carries_credential", False) and request.url_rule is not None:
+        return request.url_rule.rule
+    return request.path
+
+
 def start_request() -> None:
     g.request_started = time.perf_counter()
     g.request_id = incoming_request_id()
@@ -59,7 +76,7 @@ def finish_request(response: Response) -> Response:
     fields = {
         "event": "request",
         "method": request.method,
-        "path": request.path,
+        "path": loggable_path(),
         "endpoint": endpoint,
         "status": response.status_code,
         "duration_ms": round(elapsed_s * 1000, 2),
@@ -67,7 +84,7 @@ def finish_request(response: Response) -> Response:
         "remote_addr": request.remote_addr,
     }
     level = logging.DEBUG if endpoint == "static" else logging.INFO
-    log.log(level, "%s %s %s", request.method, request.path, response.status_code, extra=fields)
+    log.log(level, "%s %s %s", request.method, fields["path"], response.status_code, extra=fields)
     if response.mimetype == "text/event-stream" and response.is_streamed:
         track_stream(response, request_id)
     return response
@@ -88,7 +105,7 @@ def track_stream(response: Response, request_id: str) -> None:
     """Count the stream as active until the server closes it (end of reply or client gone)."""
     metrics.ACTIVE_STREAMS.inc()
     opened = time.perf_counter()
-    path = request.path
+    path = loggable_path()
 
     def closed() -> None:
         metrics.ACTIVE_STREAMS.dec()

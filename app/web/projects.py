@@ -8,13 +8,11 @@ a 404 in pages and in the API alike.
 
 from __future__ import annotations
 
-import mimetypes
 from dataclasses import dataclass, field
 
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -23,7 +21,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 
 from app import runtime
@@ -35,13 +32,13 @@ from app.services import snapshots as snapshot_service
 from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import int_arg
+from app.web.observability import path_carries_credential
 from app.web.security import framable_preview
 from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
+from app.web.snapshot_preview import preview_file_response, preview_token, snapshot_for_token
 
 bp = Blueprint("projects", __name__)
 
-PREVIEW_TOKEN_SALT = "sorya.snapshot-preview"
-PREVIEW_TOKEN_TTL_S = 3600
 RECENT_REPLIES_SHOWN = 10
 HTML_EXTENSIONS = (".html", ".htm")
 
@@ -166,11 +163,6 @@ def default_file(entries: list[FileEntry]) -> FileEntry | None:
     return entries[0] if entries else None
 
 
-def preview_token(snapshot: Snapshot) -> str:
-    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=PREVIEW_TOKEN_SALT)
-    return serializer.dumps({"s": snapshot.id, "u": current_user.id})
-
-
 @dataclass
 class FileView:
     entry: FileEntry
@@ -192,7 +184,7 @@ def file_view(snapshot: Snapshot, entry: FileEntry, *, rendered: bool) -> FileVi
     if entry.is_binary:
         return FileView(entry, None, None, language, False, None)
     if rendered and is_html:
-        url = url_for("projects.rendered_file", token=preview_token(snapshot), path=entry.path)
+        url = url_for("projects.rendered_file", token=preview_token(snapshot, current_user.id), path=entry.path)
         return FileView(entry, None, None, language, True, url)
     content = snapshot_service.read_blob_contents(db.session, [entry.blob_id])[entry.blob_id]
     preview = snapshot_service.preview_text(entry.path, content)
@@ -237,25 +229,14 @@ def snapshot(project_id: int, snapshot_id: int):
 
 
 @bp.get("/snapshot-preview/<token>/<path:path>")
+@path_carries_credential
 @framable_preview(allow_scripts=True)
 def rendered_file(token: str, path: str):
-    """A snapshot's file served for the sandboxed iframe: authorised by a signed, expiring token in the
-    URL (the frame's opaque origin sends no cookies), so relative links to sibling files also work."""
-    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=PREVIEW_TOKEN_SALT)
-    try:
-        claims = serializer.loads(token, max_age=PREVIEW_TOKEN_TTL_S)
-        snap = snapshot_service.get_snapshot(db.session, int(claims["u"]), int(claims["s"]))
-    except (BadSignature, KeyError, TypeError, ValueError):
-        raise NotFound("This preview link has expired; reload the snapshot page.") from None
+    """A snapshot's file served for the sandboxed iframe, authorised by its preview link (see
+    app.web.snapshot_preview), so relative links to sibling files also work."""
+    snap = snapshot_for_token(db.session, token)
     entry, content = snapshot_service.read_snapshot_file(db.session, snap.id, path)
-    mimetype = mimetypes.guess_type(entry.path)[0] or ("application/octet-stream" if entry.is_binary else "text/plain")
-    if not entry.is_binary:
-        content = snapshot_service.redact_secrets(entry.path, content.decode("utf-8", errors="replace")).text.encode()
-        mimetype += "; charset=utf-8"
-    response = Response(content, headers={"Content-Type": mimetype})
-    response.headers["Cache-Control"] = "private, max-age=300"
-    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
+    return preview_file_response(entry, content)
 
 
 def zip_response(snap: Snapshot) -> Response:

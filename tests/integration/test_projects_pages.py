@@ -312,3 +312,104 @@ def test_preview_and_project_pages_make_the_same_number_of_queries_for_10_and_30
     assert small_preview == large_preview
     assert count_queries(app, client, f"/projects/{small_project}") == count_queries(app, client, f"/projects/{large_project}")
     assert count_queries(app, client, f"/projects/{large_project}/diff") == count_queries(app, client, f"/projects/{small_project}/diff")
+
+
+# -- preview links ---------------------------------------------------------------------------------
+
+
+def preview_link(client, project_id: int, snapshot_id: int, path: str = "index.html") -> str:
+    page = text(client.get(f"/projects/{project_id}/snapshots/{snapshot_id}?path={path}&view=rendered"))
+    return re.search(r'<iframe class="html-preview" src="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Move the clock of signed, timed values (preview links) forward by `clock.advance(seconds)`."""
+    from itsdangerous.timed import TimestampSigner
+
+    real = TimestampSigner.get_timestamp
+
+    class Clock:
+        offset_s = 0
+
+        def advance(self, seconds: int) -> None:
+            self.offset_s += seconds
+
+    moved = Clock()
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda signer: real(signer) + moved.offset_s)
+    return moved
+
+
+def test_a_preview_link_lives_ten_minutes(client, alice, app, clock):
+    project_id = make_project(app, alice)
+    snapshot_id = make_snapshot(app, alice, project_id, {"index.html": "<p>x</p>"})
+    frame_url = preview_link(client, project_id, snapshot_id)
+    frame = app.test_client()  # the sandboxed frame sends no cookie
+    clock.advance(9 * 60 + 50)
+    assert frame.get(frame_url).status_code == 200
+    clock.advance(20)
+    expired = frame.get(frame_url)
+    assert expired.status_code == 404 and "reload the snapshot page" in text(expired)
+    assert frame.get(preview_link(client, project_id, snapshot_id)).status_code == 200  # reloading gives a new one
+
+
+def test_a_preview_link_opens_only_for_the_viewer_it_was_made_for(client, alice, app, make_user):
+    project_id = make_project(app, alice)
+    snapshot_id = make_snapshot(app, alice, project_id, {"index.html": "<p>x</p>"})
+    frame_url = preview_link(client, project_id, snapshot_id)
+    assert app.test_client().get(frame_url).status_code == 200  # no session: the link alone
+    assert client.get(frame_url).status_code == 200  # alice's own session
+    bob = app.test_client()
+    sign_in(bob, make_user("bob"))
+    assert bob.get(frame_url).status_code == 404  # someone else signed in with alice's link
+
+    from app.services import accounts
+
+    with app.app_context():
+        accounts.disable_user(db.session, "alice")
+        db.session.remove()
+    assert app.test_client().get(frame_url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "mimetype"),
+    [("style.css", "text/css"), ("app.js", "text/javascript"), ("mod.mjs", "text/javascript"),
+     ("logo.svg", "image/svg+xml"), ("font.woff2", "font/woff2"), ("data.json", "application/json")],
+)
+def test_preview_files_load_in_the_sandboxed_frame_with_their_type(client, alice, app, path, mimetype):
+    project_id = make_project(app, alice)
+    snapshot_id = make_snapshot(app, alice, project_id, {
+        "index.html": "<link rel=stylesheet href=style.css><script src=app.js></script>",
+        path: b"wOF2\x00\x01\x00\x00" if path.endswith(".woff2") else "{}",
+    })
+    frame_url = preview_link(client, project_id, snapshot_id)
+    served = app.test_client().get(frame_url.rsplit("/", 1)[0] + "/" + path)
+    assert served.status_code == 200 and served.mimetype == mimetype
+    # The frame's origin is opaque, so for the browser every file it loads is cross-origin.
+    assert served.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_logs_show_a_preview_route_never_its_token(client, alice, app):
+    import io
+    import logging
+
+    from app import logs
+
+    project_id = make_project(app, alice)
+    snapshot_id = make_snapshot(app, alice, project_id, {"index.html": "<p>x</p>"})
+    frame_url = preview_link(client, project_id, snapshot_id)
+    token = frame_url.split("/")[2]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        assert app.test_client().get(frame_url).status_code == 200
+        assert app.test_client().get(frame_url.rsplit("/", 1)[0] + "/missing.css").status_code == 404
+    finally:
+        logging.getLogger().removeHandler(handler)
+    written = stream.getvalue()
+    assert token not in written
+    assert '"path": "/snapshot-preview/<token>/<path:path>"' in written
