@@ -10,11 +10,10 @@ memory of those entries, not of the whole body.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from app.services.errors import TooLarge
 
@@ -26,19 +25,24 @@ def body_too_large(limit: int, declared: int | None = None) -> TooLarge:
 
 def limit_body(max_bytes: Callable[[], int]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Let the decorated route read a body of up to `max_bytes()` bytes (read per request, so it follows
-    the settings) instead of MAX_CONTENT_LENGTH, and refuse a larger declared Content-Length with a 413
-    before the body is read. A body without Content-Length (chunked) is cut off at the same limit."""
+    the settings) instead of MAX_CONTENT_LENGTH. `apply_route_body_limit` enforces it before anything
+    else touches the body (the CSRF check reads form fields)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            limit = max_bytes()
-            declared = request.content_length
-            if declared is not None and declared > limit:
-                raise body_too_large(limit, declared)
-            request.max_content_length = limit
-            return view(*args, **kwargs)
-
-        return wrapper
+        view.max_body_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
 
     return decorate
+
+
+def apply_route_body_limit() -> None:
+    """Before every request: give the matched route its own body limit when it has one (`limit_body`),
+    and refuse a declared Content-Length over the request's limit with a 413 before reading a byte. A
+    body without Content-Length (chunked) is cut off at the same limit by Werkzeug."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    max_bytes = getattr(view, "max_body_bytes", None)
+    if max_bytes is not None:
+        request.max_content_length = max_bytes()
+    limit, declared = request.max_content_length, request.content_length
+    if limit is not None and declared is not None and declared > limit:
+        raise body_too_large(limit, declared)

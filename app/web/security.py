@@ -22,6 +22,7 @@ from app.extensions import csrf, db, login_manager
 from app.models import User
 from app.services import accounts
 from app.services.errors import Unauthenticated
+from app.web.request_limits import apply_route_body_limit
 
 # Routes that authenticate their caller another way and must not demand a CSRF token.
 CSRF_EXEMPT_PATHS = {"/api/webhooks/stripe"}
@@ -237,6 +238,8 @@ def unauthorized():
 
 def register_security(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    # First, so no guard reads a body larger than its route accepts (the CSRF check reads form fields).
+    app.before_request(apply_route_body_limit)
     app.before_request(enforce_csrf)
     app.after_request(add_security_headers)
     trust_proxy_headers(app, app.extensions["sorya.config"].TRUSTED_PROXY_HOPS)

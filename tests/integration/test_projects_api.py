@@ -285,3 +285,11 @@ def test_every_other_route_reads_at_most_one_megabyte(api, json_parses):
     assert response.status_code == 413
     error = json.loads(response.get_data())["error"]
     assert error["code"] == "too_large" and "1,000,000 bytes" in error["message"]
+
+
+def test_a_browser_session_uploads_a_snapshot_larger_than_the_default_limit(api, app):
+    """The CSRF check reads form fields before the route runs: it must already see the route's limit."""
+    project_id = make_project(app, api.user)
+    files = [{"path": f"part{i}.txt", "content": "y" * 700_000} for i in range(2)]
+    response = api.post(f"/api/projects/{project_id}/snapshots", json={"files": files})
+    assert response.status_code == 201 and response.json["total_bytes"] == 1_400_000
