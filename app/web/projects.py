@@ -148,7 +148,7 @@ def show(project_id: int):
         tree=build_file_tree(entries),
         entries=entries,
         replies=project_service.recent_replies_with_files(db.session, project, limit=RECENT_REPLIES_SHOWN),
-        snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id, project=project),
+        snapshot_actions=SnapshotActions(db.session, user_id=current_user.id, project=project),
     )
 
 
@@ -314,13 +314,13 @@ def take_from_message(message_id: int):
             flash(error.message, "error")
             return redirect(url_for("projects.show", project_id=project.id))
         html = render_template("partials/_snapshot_action.html", message=message, project=project,
-                               snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id,
+                               snapshot_actions=SnapshotActions(db.session, user_id=current_user.id,
                                                                      project=project),
                                error=error.message)
         return Response(html, status=error.status)
     if is_htmx():
         return render_template("partials/_snapshot_action.html", message=message, project=project, result=result,
-                               snapshot_actions=SnapshotActions.load(db.session, user_id=current_user.id,
+                               snapshot_actions=SnapshotActions(db.session, user_id=current_user.id,
                                                                      project=project))
     names = ", ".join(result.from_this_source[:5]) + ("…" if len(result.from_this_source) > 5 else "")
     verb = "taken" if result.created else "already taken"

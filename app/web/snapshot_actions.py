@@ -1,13 +1,14 @@
 """The view model of the *Take snapshot* control under assistant replies (partials/_snapshot_action.html).
 
-A route that shows replies builds one `SnapshotActions` for its page (two queries at most, however many
-replies it shows) and passes it to `render_template` as `snapshot_actions`; the partial asks it about
+A route that shows replies builds one `SnapshotActions` for its page (one query at most, however many
+replies it shows, and none when no reply holds files) and passes it to `render_template` as `snapshot_actions`; the partial asks it about
 each reply with `snapshot_actions.for_message(message)`, which only parses the reply's text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 from flask import g
 from sqlalchemy.orm import Session
@@ -35,21 +36,27 @@ class SnapshotAction:
         return bool(self.files or self.deleted or self.refused)
 
 
-@dataclass
 class SnapshotActions:
     """The controls of one page: snapshots already taken from its replies (by reply id), and the projects
-    a reply outside any project can go to."""
+    a reply outside any project can go to. Each is read on first use (one query), so a page whose
+    replies hold no files sends none."""
 
-    existing: dict[int, Snapshot] = field(default_factory=dict)
-    target_projects: list[Project] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, session: Session, *, user_id: int, project: Project | None) -> SnapshotActions:
+    def __init__(self, session: Session, *, user_id: int, project: Project | None) -> None:
         """For a page of `project`'s replies, or of the general chat's (`project` None: replies outside
         any project, which offer the user's active projects)."""
-        if project is not None:
-            return cls(existing=project_service.snapshots_by_source_message(session, project_ids={project.id}))
-        return cls(target_projects=project_service.active_projects(session, user_id=user_id))
+        self.session, self.user_id, self.project = session, user_id, project
+
+    @cached_property
+    def existing(self) -> dict[int, Snapshot]:
+        if self.project is None:
+            return {}
+        return project_service.snapshots_by_source_message(self.session, project_ids={self.project.id})
+
+    @cached_property
+    def target_projects(self) -> list[Project]:
+        if self.project is not None:
+            return []
+        return project_service.active_projects(self.session, user_id=self.user_id)
 
     def for_message(self, message: ChatMessage) -> SnapshotAction:
         finished = message.status not in (STATUS_PENDING, STATUS_STREAMING)
@@ -60,19 +67,22 @@ class SnapshotActions:
             warnings=parsed.warnings,
             refused=[item.sentence() for item in parsed.refused],
             in_progress=not finished,
-            existing=self.existing.get(message.id),
-            projects=self.target_projects if message.project_id is None else [],
+            existing=None,
+            projects=[],
         )
         if not action.shown or message.role != ROLE_ASSISTANT:
             action.files, action.deleted, action.refused = [], [], []
+            return action
+        action.existing = self.existing.get(message.id)
+        action.projects = self.target_projects if message.project_id is None else []
         return action
 
 
 def page_snapshot_actions(session: Session, *, user_id: int, project: Project | None) -> SnapshotActions:
-    """`SnapshotActions.load` once per request, for a page whose route passes no `snapshot_actions`
+    """One `SnapshotActions` per request and project, for a page whose route passes no `snapshot_actions`
     (the chat pages, whose replies are rendered by app/web/chat.py)."""
     cache: dict[int | None, SnapshotActions] = g.setdefault("_snapshot_actions", {})
     key = project.id if project is not None else None
     if key not in cache:
-        cache[key] = SnapshotActions.load(session, user_id=user_id, project=project)
+        cache[key] = SnapshotActions(session, user_id=user_id, project=project)
     return cache[key]

@@ -302,16 +302,15 @@ def test_billing_status_partial_renders_for_the_signed_in_user(app, buyer, strip
     from flask import render_template
 
     from app.extensions import db
-    from app.models import User
 
     _, deliveries = checkout_and_pay(buyer, stripe_emulator)
     for delivery in deliveries:
         post_delivery(app.test_client(), delivery)
     with app.test_request_context("/account"):
-        from flask_login import login_user
+        from app.services import billing
 
-        login_user(db.session.get(User, buyer.user.id))
-        html = render_template("partials/_billing_status.html")
+        html = render_template("partials/_billing_status.html",
+                               billing_status=billing.billing_status(db.session, buyer.user.id))
         db.session.remove()
     assert 'id="billing-status"' in html and "Basic" in html and "Renews on" in html and "Manage billing" in html
 

@@ -125,7 +125,7 @@ def test_a_general_chat_reply_asks_which_project(client, alice, app):
 
         login_user(db.session.get(type(alice), alice.id))
         html = render_template("partials/_snapshot_action.html", message=db.session.get(ChatMessage, message_id),
-                               project=None, snapshot_actions=SnapshotActions.load(db.session, user_id=alice.id,
+                               project=None, snapshot_actions=SnapshotActions(db.session, user_id=alice.id,
                                                                                    project=None))
     assert 'name="project_id"' in html and "Target" in html
     response = client.post(f"/messages/{message_id}/snapshot", data={"csrf_token": csrf_token_for(client)})
@@ -143,7 +143,7 @@ def test_the_action_renders_nothing_for_replies_without_files(app, alice):
 
         project = db.session.get(Project, project_id)
         html = render_template("partials/_snapshot_action.html", message=db.session.get(ChatMessage, message_id),
-                               project=project, snapshot_actions=SnapshotActions.load(db.session, user_id=alice.id,
+                               project=project, snapshot_actions=SnapshotActions(db.session, user_id=alice.id,
                                                                                       project=project))
     assert html.strip() == ""
 
