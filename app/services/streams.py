@@ -9,7 +9,7 @@ and gets exactly what it missed, from any web process.
   all the replies it follows with one blocking `XREAD` (`RedisFanout`) and writes deltas through one
   batching publisher (`RedisPublisher`), so Redis round trips do not grow with readers x deltas. A live stream expires after `LIVE_STREAM_TTL_S` (a guard against a dead
   generator); a finished one after `FINISHED_STREAM_TTL_S`, after which readers rebuild the reply
-  from the database (see `services/chat.py`).
+  from the database (see `services/chat/following.py`).
 - Without Redis: the same in one process, in memory (`LocalReplyStreams`).
 
 Stop requests travel the same way (`request_stop` / `stop_requested`), because the process asked to

@@ -15,7 +15,7 @@ from app.services import credits, jobs
 
 
 def sweep_abandoned_replies(session: Session) -> int:
-    """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
+    """Chat replies whose process died: failed, charged for what they produced (services/chat/ending.py)."""
     from app import runtime
     from app.services.chat import ChatSettings, sweep_stale_generations
     from app.services.streams import streams_for

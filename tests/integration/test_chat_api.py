@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 from app.models import ChatMessage, CreditBalance, CreditHold, LedgerEntry, Project
 from app.providers import openai_client
 from app.services import chat as chat_service
-from app.services.chat_context import estimate_tokens
+from app.services.chat import generation as chat_generation
+from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
 from sandbox.emulators.openai_emulator import count_prompt_tokens, count_tokens
 from tests.chat_helpers import SSEReader, api_headers, post_chat, reply_text
@@ -101,7 +102,7 @@ def test_a_settled_reply_meters_its_tokens_by_model_and_direction(client_for, op
 def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
     client_for, user, openai_emulator, db_session, monkeypatch
 ):
-    real_finish = chat_service._finish_reply
+    real_finish = chat_generation.finish_reply
     calls = []
 
     def deadlocks_once(session, **kwargs):
@@ -111,7 +112,7 @@ def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
             raise OperationalError("UPDATE chat_messages ...", {}, Exception(1213, "Deadlock found"))
         return real_finish(session, **kwargs)
 
-    monkeypatch.setattr(chat_service, "_finish_reply", deadlocks_once)
+    monkeypatch.setattr(chat_generation, "finish_reply", deadlocks_once)
     openai_emulator.control.script_reply("Survives a deadlock.", chunk_delay_ms=1)
     events = SSEReader(post_chat(client_for, {"message": "hi"}, stream=True)).read_all()
     assert events[-1].name == "done" and reply_text(events) == "Survives a deadlock."
