@@ -23,12 +23,16 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "app.web.openapi",
     "app.web.chat",
 )
+# Modules that only add JSON routes to `app.web.api.bp`.
+API_MODULES: tuple[str, ...] = ("app.web.api.chat",)
 
 
 def register_blueprints(app: Flask) -> None:
     from app.web import api
 
     modules = [importlib.import_module(name) for name in DOMAIN_MODULES]
+    for name in API_MODULES:
+        importlib.import_module(name)
     for module in modules:
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)

@@ -284,12 +284,12 @@ def test_a_send_that_waits_too_long_for_a_slot_is_a_503_with_nothing_stored_or_h
 ):
     import threading
 
-    from app.web import chat as chat_web
+    from app.runtime import admission
 
     full = threading.BoundedSemaphore(1)
     full.acquire()  # every send slot of this process is taken
-    monkeypatch.setattr(chat_web, "_send_slots", full)
-    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(admission, "_send_slots", full)
+    monkeypatch.setattr(admission, "SEND_QUEUE_TIMEOUT_S", 0.05)
     response = post_chat(client_for, {"message": "hi"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "unavailable"
@@ -434,7 +434,7 @@ def test_an_exhausted_database_pool_is_a_retryable_503_not_a_500(client_for, mon
 
 
 def test_a_process_shutting_down_starts_no_new_reply(client_for, monkeypatch, openai_emulator, db_session):
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     monkeypatch.setattr(lifecycle, "is_draining", lambda: True)
     response = post_chat(client_for, {"message": "hi"})
@@ -444,7 +444,7 @@ def test_a_process_shutting_down_starts_no_new_reply(client_for, monkeypatch, op
 
 
 def test_chat_registers_its_shutdown_hook():
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     assert "chat generations" in lifecycle.registered_hooks()
 
@@ -452,11 +452,11 @@ def test_chat_registers_its_shutdown_hook():
 def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, monkeypatch):
     import threading
 
-    from app.web import chat as chat_web
+    from app.runtime import admission
 
     # One slot: had the refused sends kept theirs, the last send would wait and get a 503.
-    monkeypatch.setattr(chat_web, "_send_slots", threading.BoundedSemaphore(1))
-    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(admission, "_send_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(admission, "SEND_QUEUE_TIMEOUT_S", 0.05)
     assert post_chat(client_for, {"message": "   "}).status_code == 400
     assert post_chat(client_for, {"message": "hi", "model": "no-such-model"}).status_code == 400
     assert post_chat(client_for, {"message": "hi"}).status_code == 200
@@ -464,7 +464,7 @@ def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, m
 
 
 def test_page_views_are_counted_only_while_handled_so_sends_yield_to_them_briefly(client_for, openai_emulator):
-    from app.services.admission import INTERACTIVE
+    from app.runtime.admission import INTERACTIVE
 
     assert client_for.get("/chat").status_code == 200
     assert client_for.get("/no-such-page").status_code == 404
@@ -476,7 +476,7 @@ def test_page_views_are_counted_only_while_handled_so_sends_yield_to_them_briefl
     assert reader.next_event().name == "start"
     assert INTERACTIVE.count == 0  # a send is not a page view, and a streamed body is not waited for
     # A page view in progress makes the send wait for it, but not for longer than the bound.
-    from app.services.admission import YIELD_TO_PAGES_MAX_S
+    from app.runtime.admission import YIELD_TO_PAGES_MAX_S
 
     INTERACTIVE.enter()
     try:

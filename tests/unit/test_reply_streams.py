@@ -5,7 +5,8 @@ import threading
 import pytest
 import redis
 
-from app.services.streams import LocalReplyStreams, RedisReplyStreams, StreamEvent, coalesce_deltas
+from app.runtime.redis_streams import RedisReplyStreams
+from app.runtime.streams import LocalReplyStreams, StreamEvent
 from tests.conftest import DEFAULT_TEST_REDIS_URL
 
 
@@ -57,8 +58,5 @@ def test_stop_flags(streams):
     assert streams.stop_requested([]) == set()
 
 
-def test_sse_wire_format_and_coalescing():
+def test_sse_wire_format():
     assert StreamEvent(4, "delta", {"text": "hé\n"}).to_sse() == 'id: 4\nevent: delta\ndata: {"text":"h\\u00e9\\n"}\n\n'
-    merged = coalesce_deltas([delta(2, "a"), delta(3, "b"), StreamEvent(4, "done", {}), delta(5, "c")])
-    assert [(e.id, e.name, e.data.get("text")) for e in merged] == [(3, "delta", "ab"), (4, "done", None),
-                                                                     (5, "delta", "c")]

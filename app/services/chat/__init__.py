@@ -7,7 +7,7 @@ The life of a reply:
    `InsufficientCredits` nothing is stored and no provider is called.
 2. `start_generation` (`generation.py`) runs `generate_reply` in a background thread (a greenlet under
    gevent) of this web process. It streams from OpenAI and writes `delta` events to the reply's stream
-   (`services/streams.py`), coalesced to at most one per window, and saves the text and a heartbeat to
+   (`app/runtime/streams.py`), coalesced to at most one per window, and saves the text and a heartbeat to
    the database every few seconds. No HTTP connection is involved: readers follow the stream
    (`following.py`), so a reply keeps generating (and is saved and charged) when its tab closes.
 3. The reply ends exactly once (`ending.finish_reply`, under a row lock on the message): `complete`,
@@ -37,6 +37,7 @@ from app.services.chat.ending import (
 from app.services.chat.following import (
     KEEPALIVE_S,
     STATUS_CHECK_S,
+    finished_reply_events,
     follow_reply,
     terminal_events_from_message,
 )
@@ -59,10 +60,13 @@ from app.services.chat.history import (
     HISTORY_MAX_LIMIT,
     SEARCH_LIMIT,
     HistoryPage,
+    ReplyView,
     conversation_filter,
     list_history,
+    messages_by_id,
     owned_project,
     owned_reply,
+    reply_view,
     search_messages,
 )
 from app.services.chat.prompt import estimate_tokens
@@ -95,6 +99,7 @@ __all__ = [
     "GenerationRegistry",
     "HistoryPage",
     "ReplyOutcome",
+    "ReplyView",
     "SentMessage",
     "choose_model",
     "clean_message_text",
@@ -104,11 +109,14 @@ __all__ = [
     "finish_generation",
     "finish_or_stop_generations",
     "finish_reply",
+    "finished_reply_events",
     "follow_reply",
     "generate_reply",
     "list_history",
+    "messages_by_id",
     "owned_project",
     "owned_reply",
+    "reply_view",
     "request_stop",
     "save_interval_s",
     "search_messages",

@@ -30,11 +30,11 @@ from app.models.chat import (
     STATUS_STREAMING,
 )
 from app.providers.openai_client import OpenAIFailure, Usage
+from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import credits
 from app.services.chat.history import owned_reply
 from app.services.chat.prompt import estimate_tokens
 from app.services.chat.settings import ChatSettings
-from app.services.streams import ReplyStreams, StreamEvent
 
 # The table itself, for the UPDATEs on a reply's hot path (progress, heartbeats, its end): Core statements,
 # which skip the ORM's bulk-update machinery (session synchronisation), ~1 ms of CPU each.

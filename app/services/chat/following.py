@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+from sqlalchemy.orm import Session
+
 from app.models import ChatMessage
+from app.models.chat import FINAL_STATUSES
+from app.runtime.streams import ReplyStreams, StreamEvent
+from app.services import credits
 from app.services.chat.ending import ReplyOutcome, publish_end
-from app.services.streams import ReplyStreams, StreamEvent
 
 KEEPALIVE_S = 15.0
 STATUS_CHECK_S = 10.0
@@ -31,6 +35,16 @@ def terminal_events_from_message(message: ChatMessage, after_id: int, balance: i
     collector = _CollectingStreams()
     publish_end(collector, message.id, next_id, outcome)
     return events + collector.events
+
+
+def finished_reply_events(session: Session, message_id: int, after_id: int) -> list[StreamEvent] | None:
+    """The reply's events after `after_id` rebuilt from the database when it has ended, else None (the
+    `load_finished` of `follow_reply`). Reads only."""
+    message = session.get(ChatMessage, message_id)
+    if message is None or message.status not in FINAL_STATUSES:
+        return None
+    balance = credits.read_balance(session, message.user_id)
+    return terminal_events_from_message(message, after_id, balance.balance if balance else 0)
 
 
 class _CollectingStreams(ReplyStreams):

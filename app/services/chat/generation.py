@@ -1,7 +1,7 @@
 """Generating a reply in the background of this web process, and the registry of the replies it generates.
 
 `start_generation` runs `generate_reply` in a background thread (a greenlet under gevent). It streams
-from OpenAI and writes `delta` events to the reply's stream (`services/streams.py`), coalesced to at most
+from OpenAI and writes `delta` events to the reply's stream (`app/runtime/streams.py`), coalesced to at most
 one per window (`coalesce_window_s`: 0.1 s, longer when this process generates many replies at once),
 and saves the text and a heartbeat to the database every `save_interval_s` (3 s, longer under load). No
 HTTP connection is involved: readers follow the stream, so a reply keeps generating (and is saved and
@@ -27,10 +27,11 @@ from app.models.base import utcnow
 from app.models.chat import STATUS_COMPLETE, STATUS_FAILED, STATUS_PENDING, STATUS_STOPPED, STATUS_STREAMING
 from app.providers import openai_client
 from app.providers.openai_client import ClientSettings, OpenAIFailure, TextDelta, Usage
-from app.services import credits, lifecycle
-from app.services.admission import INTERACTIVE
+from app.runtime import lifecycle
+from app.runtime.admission import INTERACTIVE
+from app.runtime.streams import ReplyStreams, StreamEvent
+from app.services import credits
 from app.services.chat.ending import MESSAGES, finish_reply, publish_end
-from app.services.streams import ReplyStreams, StreamEvent
 from app.services.transactions import is_lock_conflict
 
 if TYPE_CHECKING:
@@ -391,7 +392,7 @@ def finish_generation(
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         try:
             with _finish_slots:
-                INTERACTIVE.wait_quiet()  # pages first (services/admission.py)
+                INTERACTIVE.wait_quiet()  # pages first (app/runtime/admission.py)
                 outcome = finish_reply(
                     session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
                     usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
@@ -416,7 +417,7 @@ FINISH_ATTEMPTS = 4
 # started together end together, and each end is a ledger transaction; all at once, they would hold the
 # whole database pool while page views wait for a connection. Waiting here holds no connection (the
 # generation's last save committed), and the ends take the same CPU in a different order. An admitted
-# end also lets the process's page views go first (services/admission.py).
+# end also lets the process's page views go first (app/runtime/admission.py).
 MAX_CONCURRENT_FINISHES = 4
 _finish_slots = threading.BoundedSemaphore(MAX_CONCURRENT_FINISHES)
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import ChatMessage, Project
 from app.models.chat import ROLE_ASSISTANT
+from app.services import credits
 from app.services.errors import NotFound
 
 HISTORY_MAX_LIMIT = 100
@@ -34,6 +35,34 @@ def owned_reply(session: Session, *, user_id: int, message_id: int) -> ChatMessa
     if message is None or message.user_id != user_id or message.role != ROLE_ASSISTANT:
         raise NotFound("There is no such reply.")
     return message
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    """A reply as a page or the API shows it: the message, its project, and its owner's balance."""
+
+    message: ChatMessage
+    project: Project | None
+    balance: int
+
+
+def reply_view(session: Session, *, user_id: int, message_id: int) -> ReplyView:
+    """The user's reply as committed now (read afresh, never from the session's identity map), with its
+    project and the user's balance; `NotFound` for someone else's or a missing reply. Reads only."""
+    message = session.get(ChatMessage, message_id, populate_existing=True)
+    if message is None or message.user_id != user_id or message.role != ROLE_ASSISTANT:
+        raise NotFound("There is no such reply.")
+    project = session.get(Project, message.project_id) if message.project_id else None
+    balance = credits.read_balance(session, user_id)
+    return ReplyView(message, project, balance.balance if balance else 0)
+
+
+def messages_by_id(session: Session, *, user_id: int, message_ids: list[int]) -> list[ChatMessage]:
+    """The user's messages among `message_ids`, oldest first (someone else's are left out). Reads only."""
+    return list(session.execute(
+        select(ChatMessage).where(ChatMessage.id.in_(message_ids), ChatMessage.user_id == user_id)
+        .order_by(ChatMessage.id)
+    ).scalars())
 
 
 def conversation_filter(user_id: int, project_id: int | None) -> Any:

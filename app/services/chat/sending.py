@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 from app.models import Blob, ChatMessage, CreditBalance, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
-from app.services import credits, lifecycle
+from app.runtime import lifecycle
+from app.runtime.streams import ReplyStreams, StreamEvent
+from app.services import credits
 from app.services.chat.generation import GenerationJob
 from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter, owned_project
 from app.services.chat.prompt import (
@@ -28,7 +30,6 @@ from app.services.chat.prompt import (
 )
 from app.services.chat.settings import ChatSettings
 from app.services.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
-from app.services.streams import ReplyStreams, StreamEvent
 
 log = logging.getLogger(__name__)
 
