@@ -44,6 +44,17 @@ class RedisReplyStreams(ReplyStreams):
     def key(message_id: int) -> str:
         return f"{STREAM_KEY_PREFIX}{message_id}"
 
+    def start(self, message_id: int, event: StreamEvent) -> None:
+        key = self.key(message_id)
+        # One MULTI: no reader sees the id without a stream, or the new `start` beside the old events.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key, f"{STOP_KEY_PREFIX}{message_id}")
+        pipe.xadd(key, {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}, id=f"{event.id}-0")
+        pipe.expire(key, LIVE_STREAM_TTL_S)
+        pipe.execute()
+        # A reader of this process may still follow the old stream: its subscription holds the old events.
+        _fanout_for(self.client).forget(message_id)
+
     def publish(self, message_id: int, event: StreamEvent) -> bool:
         import redis
 
@@ -207,6 +218,13 @@ class RedisFanout:
                 if events or remaining <= 0 or self._subs.get(message_id) is not sub:
                     return events
                 sub.changed.wait(remaining)
+
+    def forget(self, message_id: int) -> None:
+        """Drop the reply's subscription (its readers get nothing more from it; the next read subscribes anew)."""
+        with self._lock:
+            sub = self._subs.pop(message_id, None)
+            if sub is not None:
+                sub.changed.notify_all()
 
     def _subscription(self, message_id: int, after_id: int) -> _Subscription:
         """The reply's subscription, covering the events after `after_id` (earlier ones fetched now)."""

@@ -54,6 +54,18 @@ class StreamEvent:
 class ReplyStreams:
     """The interface both implementations keep."""
 
+    def start(self, message_id: int, event: StreamEvent) -> None:
+        """Begin a new reply's stream with its first event, replacing whatever is stored under its id.
+
+        The database has just handed out `message_id`, so anything the store holds under it (events, a
+        stop flag) belongs to a reply of an earlier database that had the same id: one rebuilt, or
+        restored from a backup, while the store kept its streams (a finished stream stays
+        `FINISHED_STREAM_TTL_S`, a stop flag `STOP_SIGNAL_TTL_S`). Appended to instead, the new `start`
+        would be refused, a reader would take the old reply's `done` for this one's end, and the old
+        stop flag would stop the new reply.
+        """
+        raise NotImplementedError
+
     def publish(self, message_id: int, event: StreamEvent) -> bool:
         """Append `event`; returns False (and writes nothing) when its id is not after the last one."""
         raise NotImplementedError
@@ -98,6 +110,14 @@ class LocalReplyStreams(ReplyStreams):
         self._streams: dict[int, _LocalStream] = {}
         self._stops: dict[int, float] = {}
         self._changed = threading.Condition()
+
+    def start(self, message_id: int, event: StreamEvent) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self._forget_expired(now)
+            self._streams[message_id] = _LocalStream([event], now + LIVE_STREAM_TTL_S)
+            self._stops.pop(message_id, None)
+            self._changed.notify_all()
 
     def publish(self, message_id: int, event: StreamEvent) -> bool:
         now = time.monotonic()

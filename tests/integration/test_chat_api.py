@@ -17,11 +17,25 @@ from app.services.chat import generation as chat_generation
 from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
 from sandbox.emulators.openai_emulator import count_prompt_tokens, count_tokens
-from tests.chat_helpers import SSEReader, api_headers, post_chat, reply_text
+from tests.chat_helpers import (
+    STREAM_STORES,
+    SSEReader,
+    api_headers,
+    app_on_stream_store,
+    leave_stale_streams_at_the_next_ids,
+    post_chat,
+    reply_text,
+)
 from tests.conftest import sign_in
 
 PRICE = Price(10, 10)  # CREDITS_PER_1K_TOKENS in the test configuration, both directions
 LONG_TEXT = " ".join(f"word{i}" for i in range(300))
+
+
+@pytest.fixture
+def app(request, app, app_config, tmp_path):
+    """The session's app (Redis), or the same on the in-process broker for tests parametrised with it."""
+    yield from app_on_stream_store(getattr(request, "param", "redis"), app, app_config, str(tmp_path))
 
 
 def balance(db_session, user_id):
@@ -122,6 +136,7 @@ def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
     assert balance(db_session, user.id) == (5000 - row.cost, 0)
 
 
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
 def test_reply_without_streaming_answers_json_as_the_contract(client_for, user, openai_emulator, db_session):
     openai_emulator.control.script_reply("Plain JSON reply.")
     response = post_chat(client_for, {"message": "hello", "model": "gpt-5-mini"})
@@ -131,10 +146,60 @@ def test_reply_without_streaming_answers_json_as_the_contract(client_for, user, 
     assert set(body) >= {"message", "user_message_id", "balance"}
     assert set(message) >= {"id", "role", "content", "model", "tokens_in", "tokens_out", "cost"}
     assert message["role"] == "assistant" and message["content"] == "Plain JSON reply."
+    assert message["status"] == "complete" and message["usage_source"] == "provider"
     assert message["model"] == "gpt-5-mini"
     assert message["cost"] == provider_cost(openai_emulator, "Plain JSON reply.")
     assert body["balance"] == 5000 - message["cost"] == balance(db_session, user.id)[0]
     assert openai_emulator.control.chat_requests()[-1]["model"] == "gpt-5-mini"
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_a_slow_reply_without_streaming_is_answered_finished_and_charged(client_for, user, openai_emulator, db_session):
+    text = " ".join(f"part{i}" for i in range(40))
+    openai_emulator.control.script_reply(text, chunk_delay_ms=40)
+    body = post_chat(client_for, {"message": "take your time"}).get_json()
+    message = body["message"]
+    assert (message["status"], message["content"]) == ("complete", text)
+    assert message["cost"] == provider_cost(openai_emulator, text) > 0
+    row = reply_row(db_session, message["id"])
+    assert (row.status, row.cost) == ("complete", message["cost"])
+    assert balance(db_session, user.id) == (body["balance"], 0) == (5000 - message["cost"], 0)
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_a_send_is_not_answered_from_a_stream_left_under_the_same_id_by_an_earlier_database(
+    app, client_for, user, openai_emulator, db_session
+):
+    """A database rebuilt or restored from a backup hands out ids again that the stream store still holds
+    (a finished reply's events stay 30 minutes, a stop flag an hour): the new reply's stream starts afresh."""
+    stale_ids = leave_stale_streams_at_the_next_ids(app, user.id)
+    openai_emulator.control.script_reply("A reply of this database.", chunk_delay_ms=20)
+    body = post_chat(client_for, {"message": "hello again"}).get_json()
+    message = body["message"]
+    assert message["id"] in stale_ids
+    assert (message["status"], message["content"]) == ("complete", "A reply of this database.")
+    assert message["cost"] == provider_cost(openai_emulator, message["content"]) > 0
+    assert balance(db_session, user.id) == (5000 - message["cost"], 0)
+    events = SSEReader(client_for.get(f"/api/chat/{message['id']}/stream", buffered=False)).read_all()
+    assert [e.name for e in events][0] == "start" and events[-1].name == "done"
+    assert events[0].data["user_message_id"] == body["user_message_id"]
+    assert reply_text(events) == "A reply of this database." and events[-1].data["cost"] == message["cost"]
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_credits_are_held_while_a_reply_streams_then_charged_at_its_end(client_for, user, openai_emulator):
+    text = " ".join(f"slow{i}" for i in range(30))
+    openai_emulator.control.script_reply(text, chunk_delay_ms=100)
+    reader = SSEReader(post_chat(client_for, {"message": "slowly please"}, stream=True))
+    assert reader.next_event().name == "start" and reader.next_event().name == "delta"
+    during = client_for.get("/api/credits").get_json()
+    assert during["balance"] == 5000 and during["held"] > 0
+    rest = reader.read_all()
+    assert rest[-1].name == "done"
+    cost = rest[-1].data["cost"]
+    assert 0 < cost <= during["held"]
+    after = client_for.get("/api/credits").get_json()
+    assert (after["balance"], after["held"]) == (5000 - cost, 0)
 
 
 def test_the_provider_gets_the_system_prompt_history_and_streaming_options(client_for, openai_emulator):
@@ -189,6 +254,7 @@ def test_provider_401_is_a_clear_error_logged_and_not_charged(client_for, user, 
     assert len(chat_calls(openai_emulator)) == 1  # a bad key is not retried
 
 
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
 def test_provider_401_without_streaming_is_a_502_naming_openai(client_for, user, openai_emulator, db_session):
     openai_emulator.control.script_reply(kind="unauthorized")
     response = post_chat(client_for, {"message": "hi"})

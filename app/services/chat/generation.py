@@ -413,7 +413,7 @@ def finish_generation(
 
 
 FINISH_ATTEMPTS = 4
-# Ending replies is admitted a few at a time per process, like sending (app/web/chat.py): replies that
+# Ending replies is admitted a few at a time per process, like sending (app/runtime/admission.py): replies that
 # started together end together, and each end is a ledger transaction; all at once, they would hold the
 # whole database pool while page views wait for a connection. Waiting here holds no connection (the
 # generation's last save committed), and the ends take the same CPU in a different order. An admitted

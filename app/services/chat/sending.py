@@ -197,7 +197,8 @@ def send_message(
     Raises `InvalidRequest` (empty message, unknown model), `TooLarge` (over `max_message_chars`),
     `NotFound` (someone else's project) and `InsufficientCredits` (nothing is stored then). When the
     balance cannot cover `max_completion_tokens`, the reply's room shrinks to what it covers, down to
-    `MIN_COMPLETION_TOKENS`. Starts the reply's stream with its `start` event (id 1).
+    `MIN_COMPLETION_TOKENS`. Starts the reply's stream afresh with its `start` event (id 1): whatever the
+    stream store held under the new id belongs to an earlier database (`ReplyStreams.start`).
     """
     if lifecycle.is_draining():
         # This process is shutting down: the client retries, and the load balancer sends it elsewhere.
@@ -231,7 +232,7 @@ def send_message(
     if project is not None:
         session.execute(update(Project).where(Project.id == project.id).values(updated_at=now))
         session.commit()
-    streams.publish(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
+    streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
     log.info(
         "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
         reply_id, user_id, model_name, prompt.prompt_tokens, room, prompt.history_kept,
