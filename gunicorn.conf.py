@@ -26,7 +26,7 @@ comparison is in deploy/README.md ("Choosing the worker class"); `GUNICORN_WORKE
 switches without any code change.
 
 Graceful shutdown (SIGTERM, as systemd and most platforms stop a service): each worker stops accepting
-connections, turns `/readyz` to 503 and runs the shutdown hooks of app/services/lifecycle.py, which
+connections, turns `/readyz` to 503 and runs the shutdown hooks of app/runtime/lifecycle.py, which
 let running generations finish for up to `SHUTDOWN_GRACE_S` and then end the rest as failed with their
 credit holds released. `graceful_timeout` is longer than that grace, so no worker is killed while it
 is still releasing holds.
@@ -115,7 +115,7 @@ def child_exit(server, worker) -> None:
 
 
 def _begin_shutdown(worker, grace_s: float) -> None:
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     lifecycle.begin_shutdown(worker.wsgi, grace_s)
 
@@ -143,7 +143,7 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """The worker's loop has ended (its connections are closed): let running shutdown hooks finish."""
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     # Bounded by the master anyway: it kills the worker at graceful_timeout after its SIGTERM.
     lifecycle.wait_until_shut_down(max(graceful_timeout - 2, 0))

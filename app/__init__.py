@@ -24,6 +24,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app import extensions, runtime
     from app.cli import register_commands
+    from app.runtime.admission import register_admission
     from app.web import register_blueprints
     from app.web.errors import register_error_handlers
     from app.web.observability import register_observability
@@ -43,6 +44,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_observability(app)
     register_security(app)
     register_blueprints(app)
+    register_admission(app)  # after the blueprints: its hooks run where the chat blueprint's used to
     register_error_handlers(app)
     register_commands(app)
     return app

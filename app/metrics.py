@@ -15,7 +15,7 @@ Increment them where the event happens; never label with unbounded values (user 
 - `CREDITS` — counter, labels `reason` (the ledger reason), `direction` ("charged" / "granted").
   Counted from committed ledger entries by a session hook below: nothing to do elsewhere, and a
   rolled-back entry (an idempotent retry that lost its race) is not counted.
-- `JOBS` — counter, labels `job`, `outcome` ("ok" / "failed"), by app/services/jobs.py.
+- `JOBS` — counter, labels `job`, `outcome` ("ok" / "failed"), by app/runtime/jobs.py.
 
 Under gunicorn each worker is its own process: set `PROMETHEUS_MULTIPROC_DIR` to an empty directory
 writable by the workers (gunicorn.conf.py empties it at start and marks dead workers) and `/metrics`

@@ -98,7 +98,7 @@ def run(port: int, host: str, latency_ms: int) -> None:
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.services import jobs, lifecycle
+    from app.runtime import jobs, lifecycle
 
     app = create_app()
     with app.app_context():

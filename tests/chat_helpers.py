@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tests.conftest import csrf_token_for
@@ -85,3 +86,54 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
             return value
         time.sleep(interval_s)
     raise AssertionError("condition not met in time")
+
+
+# -- the two stream stores ------------------------------------------------------------------------------
+# Sending, waiting and following a reply go through Redis Streams when REDIS_URL is set and through the
+# in-process broker otherwise: tests of the waiting paths run on both (`parametrize("app", STREAM_STORES,
+# indirect=True)` with a module's `app` fixture built by `app_on_stream_store`).
+STREAM_STORES = ("redis", "in-process")
+
+
+def app_on_stream_store(store: str, session_app, app_config, instance_dir: str) -> Iterator[Any]:
+    """The session's app (Redis) for "redis"; for "in-process", an app on the same database without Redis."""
+    if store == "redis":
+        yield session_app
+        return
+    from app import create_app
+    from app.extensions import db
+
+    application = create_app(replace(app_config, REDIS_URL=None, INSTANCE_DIR=instance_dir))
+    assert application.extensions["sorya.config"].REDIS_URL is None
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def leave_stale_streams_at_the_next_ids(app, user_id: int) -> list[int]:
+    """The stream store as a database rebuilt or restored from a backup leaves it: finished streams, and
+    stop flags, under the message ids the database hands out next (ids start again where the data ends,
+    while the store still holds the replies that had them). Returns those ids."""
+    from app import runtime
+    from app.extensions import db
+    from app.models import ChatMessage
+    from app.runtime.streams import StreamEvent, streams_for
+
+    with app.app_context():
+        probe = ChatMessage(user_id=user_id, role="user", content="probe", status="complete")
+        db.session.add(probe)
+        db.session.commit()
+        first_id = probe.id
+        db.session.delete(probe)
+        db.session.commit()
+        streams = streams_for(runtime.redis_client())
+        ids = list(range(first_id, first_id + 3))
+        for message_id in ids:
+            streams.publish(message_id, StreamEvent(1, "start", {"user_message_id": 0, "message_id": message_id}))
+            streams.publish(message_id, StreamEvent(2, "delta", {"text": "A reply from the old database."}))
+            streams.publish(message_id, StreamEvent(3, "done", {"message_id": message_id, "cost": 1}))
+            streams.finish(message_id)
+            streams.request_stop(message_id)
+        db.session.remove()
+    return ids

@@ -205,10 +205,12 @@ def app(app_config: Config):
 @pytest.fixture(autouse=True)
 def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
     """Empty every table and the worker's Redis database after each test that used the app."""
-    yield
     if "app" not in request.fixturenames:
+        yield
         return
+    # Taken before the test: a module may override `app` with a fixture of its own, torn down before this one.
     application = request.getfixturevalue("app")
+    yield
     empty_database(application)
     reset_emulators(request.getfixturevalue("emulator_server"))
 

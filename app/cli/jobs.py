@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from app import runtime
 from app.cli.groups import jobs
-from app.services import jobs as background
+from app.runtime import jobs as background
 
 
 @jobs.command("worker")

@@ -170,7 +170,7 @@ class ReplyStream:
     The SSE body is parsed here from the SDK's raw streaming response rather than through the SDK's
     typed chunks: building a pydantic object per chunk costs ~0.2 ms, which at hundreds of concurrent
     replies is most of a CPU. Everything read in one network read becomes one `TextDelta`, so a caller
-    that reads less often (see `services/chat.py`) gets fewer, larger deltas.
+    that reads less often (see `services/chat/generation.py`) gets fewer, larger deltas.
     """
 
     def __init__(self, response: httpx.Response) -> None:

@@ -1,7 +1,7 @@
 """*Download my data* as a background job: prepare the export, keep it for an hour, hand it to its owner.
 
 `start_export(user_id)` records an export named by an unguessable token and enqueues
-`build_export(session, token)` (`app.services.jobs`: an RQ job with Redis, a thread without). The job
+`build_export(session, token)` (`app.runtime.jobs`: an RQ job with Redis, a thread without). The job
 writes `accounts.export_account` as gzip-compressed JSON into the export store; the account page polls
 `current_export(user_id)` until it is ready, then links to the download, which `open_export` serves only
 to the export's owner (anyone else gets NotFound, exactly as for a token that never existed).
@@ -36,7 +36,8 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from app import runtime
-from app.services import accounts, jobs
+from app.runtime import jobs
+from app.services import accounts
 from app.services.errors import NotFound
 
 EXPORT_TTL_S = 60 * 60

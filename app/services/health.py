@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.services import lifecycle
+from app.runtime import lifecycle
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,7 @@ from app.providers.github_git import (
     RefExists,
     RemoteTree,
 )
-from app.services import jobs
+from app.runtime import jobs
 from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
 from app.services.crypto import DecryptionError, Keyring, decrypt_secret
 from app.services.errors import Conflict, DomainError, InvalidRequest, NotFound

@@ -73,7 +73,7 @@ from sqlalchemy.orm import Session
 from app.models import Blob, ChatMessage, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
-from app.services import jobs
+from app.runtime import jobs
 from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.services.transactions import is_lock_conflict
 

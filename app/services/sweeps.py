@@ -1,5 +1,5 @@
 """Repairs of what a crashed process left behind, run in order by `flask credits sweep` and, as one
-periodic job, by the background workers (app/services/jobs.py).
+periodic job, by the background workers (app/runtime/jobs.py).
 
 Order matters: an abandoned reply first settles its hold for the text it produced; only then may the
 hold sweep release holds that are still open, or it would release that hold unpaid.
@@ -11,14 +11,15 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from app.services import credits, jobs
+from app.runtime import jobs
+from app.services import credits
 
 
 def sweep_abandoned_replies(session: Session) -> int:
-    """Chat replies whose process died: failed, charged for what they produced (services/chat.py)."""
+    """Chat replies whose process died: failed, charged for what they produced (services/chat/ending.py)."""
     from app import runtime
+    from app.runtime.streams import streams_for
     from app.services.chat import ChatSettings, sweep_stale_generations
-    from app.services.streams import streams_for
 
     return sweep_stale_generations(
         session, settings=ChatSettings.from_config(runtime.settings()), streams=streams_for(runtime.redis_client())

@@ -27,6 +27,7 @@ def register_blueprints(app: Flask) -> None:
     )
     from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
     from app.web.api import billing as billing_api  # noqa: F401
+    from app.web.api import chat as chat_api  # noqa: F401
     from app.web.api import credits as credits_api  # noqa: F401
     from app.web.api import projects as projects_api  # noqa: F401
 

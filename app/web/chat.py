@@ -1,13 +1,13 @@
-"""The chat pages (general and per project) and the chat JSON API with its event stream.
+"""The chat pages (general and per project), and what they share with the chat JSON API
+(`web/api/chat.py`): starting a reply, following its event stream, waiting for its end.
 
-Routes only parse, call `services/chat.py` and render. Sending starts the reply's generation in the
+Routes only parse, call `services/chat/` and render. Sending starts the reply's generation in the
 background and answers at once (HTMX and the API's event stream) or once the reply has ended (a form
 posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-stream`).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +17,6 @@ from flask import (
     Flask,
     Response,
     current_app,
-    g,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -31,18 +29,16 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from app import runtime
 from app.extensions import db, limiter
 from app.models import ChatMessage, Project
-from app.models.chat import FINAL_STATUSES
-from app.services import chat, credits
-from app.services.admission import INTERACTIVE
+from app.runtime.admission import admit_send, release_send_slot
+from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
+from app.services import chat
 from app.services.errors import (
     DomainError,
     InsufficientCredits,
     InvalidRequest,
     Unauthenticated,
     Unavailable,
-    UpstreamError,
 )
-from app.services.streams import ReplyStreams, StreamEvent, streams_for
 from app.web import api
 from app.web.reply_markdown import render_reply_html
 
@@ -51,64 +47,6 @@ bp = Blueprint("chat", __name__)
 PAGE_HISTORY_LIMIT = 30
 # A form posted with JavaScript off waits this long for the reply before showing the page anyway.
 NO_JS_WAIT_S = 600.0
-# Admission control: at most this many sends of this process are handled at once; the others queue (first
-# come, first served) before anything else, even loading the signed-in user. Under a burst, the first
-# sends then finish, and their replies start, in a few milliseconds each, instead of all of them
-# advancing in step through their dozen round trips and starting together at the end of the burst; and
-# the queued ones neither hold nor wait for the database connections that page views need.
-MAX_CONCURRENT_SENDS = 4
-SEND_QUEUE_TIMEOUT_S = 20.0
-SEND_ENDPOINTS = frozenset({"api.api_send", "chat.send_general", "chat.send_project"})
-# Created at import, in the worker after gevent patched `threading` (as the generation registry's locks).
-_send_slots = threading.BoundedSemaphore(MAX_CONCURRENT_SENDS)
-
-
-def admit_send() -> None:
-    """Take one of this process's send slots for this request; released once its reply has started."""
-    if g.get("send_slot"):
-        return
-    if not _send_slots.acquire(blocking=False):
-        # Wait without a database connection (one may already be open, e.g. the one that loaded the user).
-        db.session.rollback()
-        if not _send_slots.acquire(timeout=SEND_QUEUE_TIMEOUT_S):
-            raise Unavailable("Sorya is very busy right now; please send your message again in a moment.")
-    g.send_slot = True
-    _leave_interactive()  # a request that turns out to send is no page view to wait for
-    INTERACTIVE.wait_quiet()  # then lets the process's page views go first (services/admission.py)
-
-
-def release_send_slot(_error: BaseException | None = None) -> None:
-    if g.pop("send_slot", False):
-        _send_slots.release()
-
-
-def _leave_interactive() -> None:
-    if g.pop("interactive", False):
-        INTERACTIVE.leave()
-
-
-@bp.before_app_request
-def admit_sends_first() -> None:
-    if request.method == "POST" and request.endpoint in SEND_ENDPOINTS:
-        admit_send()
-    else:
-        INTERACTIVE.enter()
-        g.interactive = True
-
-
-@bp.after_app_request
-def interactive_handled(response: Response) -> Response:
-    # Counted until the view has answered; a streamed body (a reply, a zip) is not waited for.
-    _leave_interactive()
-    return response
-
-
-@bp.teardown_app_request
-def release_request_slots(_error: BaseException | None = None) -> None:
-    # A send that never reached its reply's start (refused input, rate limit, an error) frees its slot
-    # here; a request that failed before its response leaves the interactive count here.
-    release_send_slot()
-    _leave_interactive()
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -145,7 +83,7 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
     streams = reply_streams()
-    admit_send()  # taken before the request loaded anything, for the send routes (admit_sends_first)
+    admit_send()  # taken before the request loaded anything, for the send routes (runtime/admission.py)
     try:
         sent = chat.send_message(
             db.session, user_id=user_id, text=text, project_id=project_id, model=model,
@@ -169,11 +107,7 @@ def follow(message_id: int, after_id: int) -> Iterator[StreamEvent | None]:
     def load_finished(last_id: int) -> list[StreamEvent] | None:
         with app.app_context():
             try:
-                message = db.session.get(ChatMessage, message_id)
-                if message is None or message.status not in FINAL_STATUSES:
-                    return None
-                balance = credits.read_balance(db.session, message.user_id)
-                return chat.terminal_events_from_message(message, last_id, balance.balance if balance else 0)
+                return chat.finished_reply_events(db.session, message_id, last_id)
             finally:
                 db.session.remove()
 
@@ -218,87 +152,6 @@ def last_event_id() -> int:
 
 def plans_url() -> str | None:
     return url_for("billing.plans") if "billing.plans" in current_app.view_functions else None
-
-
-def message_json(message: ChatMessage) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": message.id, "role": message.role, "content": message.content, "project_id": message.project_id,
-        "model": message.model, "tokens_in": message.tokens_in, "tokens_out": message.tokens_out,
-        "cost": message.cost, "status": message.status, "usage_source": message.usage_source,
-        "reply_to_id": message.reply_to_id, "created_at": message.created_at.isoformat(),
-    }
-    if message.error_code:
-        body["error"] = {"code": message.error_code, "message": message.error_message}
-    return body
-
-
-# -- JSON API ------------------------------------------------------------------------------------
-
-
-def _project_id_from(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise InvalidRequest("project_id must be a project's id.", fields={"project_id": "not an id"})
-    return int(value)
-
-
-@api.bp.post("/chat")
-@limit_sending
-def api_send():
-    user_id = current_user_id()
-    body = api.read_json()
-    try:
-        sent = start_reply(user_id, body.get("message"), _project_id_from(body.get("project_id")), body.get("model"))
-    except InsufficientCredits as exc:
-        if plans_url():
-            exc.extra["plans_url"] = plans_url()
-        raise
-    if "text/event-stream" in request.headers.get("Accept", ""):
-        return event_stream_response(sent.reply_id, 0)
-    end = wait_for_end(sent.reply_id, NO_JS_WAIT_S)
-    message = db.session.get(ChatMessage, sent.reply_id)
-    db.session.refresh(message)
-    if end is not None and end.name == "error":
-        raise UpstreamError("OpenAI", end.data.get("message", "The reply failed."), message_id=sent.reply_id,
-                            user_message_id=sent.user_message_id)
-    balance = credits.read_balance(db.session, user_id)
-    return jsonify(
-        message={key: message_json(message)[key] for key in (
-            "id", "role", "content", "model", "tokens_in", "tokens_out", "cost", "status", "usage_source")},
-        user_message_id=sent.user_message_id,
-        balance=balance.balance if balance else 0,
-    )
-
-
-@api.bp.get("/chat/<int:message_id>/stream")
-def api_stream(message_id: int):
-    user_id = current_user_id()
-    after_id = last_event_id()
-    chat.owned_reply(db.session, user_id=user_id, message_id=message_id)
-    return event_stream_response(message_id, after_id)
-
-
-@api.bp.post("/chat/<int:message_id>/stop")
-def api_stop(message_id: int):
-    user_id = current_user_id()
-    status = chat.request_stop(
-        db.session, user_id=user_id, message_id=message_id, streams=reply_streams(), settings=chat_settings()
-    )
-    return jsonify(message_id=message_id, status=status)
-
-
-@api.bp.get("/chat/history")
-def api_history():
-    user_id = current_user_id()
-    page = chat.list_history(
-        db.session,
-        user_id=user_id,
-        project_id=api.int_arg("project_id"),
-        limit=api.int_arg("limit", default=chat.HISTORY_MAX_LIMIT, maximum=chat.HISTORY_MAX_LIMIT),
-        before=api.int_arg("before"),
-    )
-    return jsonify(messages=[message_json(m) for m in page.messages], next_before=page.next_before)
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -407,8 +260,7 @@ def _send(project_id: int | None):
         return _render_page(project, status=exc.status, draft=text, error=exc.message,
                             error_links_plans=isinstance(exc, InsufficientCredits))
     if htmx:
-        messages = db.session.query(ChatMessage).filter(
-            ChatMessage.id.in_((sent.user_message_id, sent.reply_id))).order_by(ChatMessage.id).all()
+        messages = chat.messages_by_id(db.session, user_id=user_id, message_ids=[sent.user_message_id, sent.reply_id])
         return render_template("partials/_chat_sent.html", messages=messages, project=project)
     # JavaScript off: wait for the whole reply, then show the page with it. (send_message committed, so
     # this request holds no database connection while it waits.)
@@ -434,11 +286,9 @@ def send_project(project_id: int):
 @login_required
 def message_fragment(message_id: int):
     """One message's partial (a finished reply replaces its live version with it), and the counter."""
-    message = chat.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
-    project = db.session.get(Project, message.project_id) if message.project_id else None
-    balance = credits.read_balance(db.session, message.user_id)
-    return render_template("partials/_chat_message_swap.html", message=message, project=project,
-                           credit_balance=balance.balance if balance else 0)
+    view = chat.reply_view(db.session, user_id=current_user_id(), message_id=message_id)
+    return render_template("partials/_chat_message_swap.html", message=view.message, project=view.project,
+                           credit_balance=view.balance)
 
 
 @bp.post("/chat/messages/<int:message_id>/stop")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Blob
-from app.services import jobs
+from app.runtime import jobs
 from tests.snapshot_helpers import make_project, make_snapshot
 
 

@@ -13,14 +13,29 @@ from sqlalchemy.exc import OperationalError
 from app.models import ChatMessage, CreditBalance, CreditHold, LedgerEntry, Project
 from app.providers import openai_client
 from app.services import chat as chat_service
-from app.services.chat_context import estimate_tokens
+from app.services.chat import generation as chat_generation
+from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
 from sandbox.emulators.openai_emulator import count_prompt_tokens, count_tokens
-from tests.chat_helpers import SSEReader, api_headers, post_chat, reply_text
+from tests.chat_helpers import (
+    STREAM_STORES,
+    SSEReader,
+    api_headers,
+    app_on_stream_store,
+    leave_stale_streams_at_the_next_ids,
+    post_chat,
+    reply_text,
+)
 from tests.conftest import sign_in
 
 PRICE = Price(10, 10)  # CREDITS_PER_1K_TOKENS in the test configuration, both directions
 LONG_TEXT = " ".join(f"word{i}" for i in range(300))
+
+
+@pytest.fixture
+def app(request, app, app_config, tmp_path):
+    """The session's app (Redis), or the same on the in-process broker for tests parametrised with it."""
+    yield from app_on_stream_store(getattr(request, "param", "redis"), app, app_config, str(tmp_path))
 
 
 def balance(db_session, user_id):
@@ -101,7 +116,7 @@ def test_a_settled_reply_meters_its_tokens_by_model_and_direction(client_for, op
 def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
     client_for, user, openai_emulator, db_session, monkeypatch
 ):
-    real_finish = chat_service._finish_reply
+    real_finish = chat_generation.finish_reply
     calls = []
 
     def deadlocks_once(session, **kwargs):
@@ -111,7 +126,7 @@ def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
             raise OperationalError("UPDATE chat_messages ...", {}, Exception(1213, "Deadlock found"))
         return real_finish(session, **kwargs)
 
-    monkeypatch.setattr(chat_service, "_finish_reply", deadlocks_once)
+    monkeypatch.setattr(chat_generation, "finish_reply", deadlocks_once)
     openai_emulator.control.script_reply("Survives a deadlock.", chunk_delay_ms=1)
     events = SSEReader(post_chat(client_for, {"message": "hi"}, stream=True)).read_all()
     assert events[-1].name == "done" and reply_text(events) == "Survives a deadlock."
@@ -121,6 +136,7 @@ def test_a_deadlock_while_ending_a_reply_is_retried_not_left_hanging(
     assert balance(db_session, user.id) == (5000 - row.cost, 0)
 
 
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
 def test_reply_without_streaming_answers_json_as_the_contract(client_for, user, openai_emulator, db_session):
     openai_emulator.control.script_reply("Plain JSON reply.")
     response = post_chat(client_for, {"message": "hello", "model": "gpt-5-mini"})
@@ -130,10 +146,60 @@ def test_reply_without_streaming_answers_json_as_the_contract(client_for, user, 
     assert set(body) >= {"message", "user_message_id", "balance"}
     assert set(message) >= {"id", "role", "content", "model", "tokens_in", "tokens_out", "cost"}
     assert message["role"] == "assistant" and message["content"] == "Plain JSON reply."
+    assert message["status"] == "complete" and message["usage_source"] == "provider"
     assert message["model"] == "gpt-5-mini"
     assert message["cost"] == provider_cost(openai_emulator, "Plain JSON reply.")
     assert body["balance"] == 5000 - message["cost"] == balance(db_session, user.id)[0]
     assert openai_emulator.control.chat_requests()[-1]["model"] == "gpt-5-mini"
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_a_slow_reply_without_streaming_is_answered_finished_and_charged(client_for, user, openai_emulator, db_session):
+    text = " ".join(f"part{i}" for i in range(40))
+    openai_emulator.control.script_reply(text, chunk_delay_ms=40)
+    body = post_chat(client_for, {"message": "take your time"}).get_json()
+    message = body["message"]
+    assert (message["status"], message["content"]) == ("complete", text)
+    assert message["cost"] == provider_cost(openai_emulator, text) > 0
+    row = reply_row(db_session, message["id"])
+    assert (row.status, row.cost) == ("complete", message["cost"])
+    assert balance(db_session, user.id) == (body["balance"], 0) == (5000 - message["cost"], 0)
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_a_send_is_not_answered_from_a_stream_left_under_the_same_id_by_an_earlier_database(
+    app, client_for, user, openai_emulator, db_session
+):
+    """A database rebuilt or restored from a backup hands out ids again that the stream store still holds
+    (a finished reply's events stay 30 minutes, a stop flag an hour): the new reply's stream starts afresh."""
+    stale_ids = leave_stale_streams_at_the_next_ids(app, user.id)
+    openai_emulator.control.script_reply("A reply of this database.", chunk_delay_ms=20)
+    body = post_chat(client_for, {"message": "hello again"}).get_json()
+    message = body["message"]
+    assert message["id"] in stale_ids
+    assert (message["status"], message["content"]) == ("complete", "A reply of this database.")
+    assert message["cost"] == provider_cost(openai_emulator, message["content"]) > 0
+    assert balance(db_session, user.id) == (5000 - message["cost"], 0)
+    events = SSEReader(client_for.get(f"/api/chat/{message['id']}/stream", buffered=False)).read_all()
+    assert [e.name for e in events][0] == "start" and events[-1].name == "done"
+    assert events[0].data["user_message_id"] == body["user_message_id"]
+    assert reply_text(events) == "A reply of this database." and events[-1].data["cost"] == message["cost"]
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_credits_are_held_while_a_reply_streams_then_charged_at_its_end(client_for, user, openai_emulator):
+    text = " ".join(f"slow{i}" for i in range(30))
+    openai_emulator.control.script_reply(text, chunk_delay_ms=100)
+    reader = SSEReader(post_chat(client_for, {"message": "slowly please"}, stream=True))
+    assert reader.next_event().name == "start" and reader.next_event().name == "delta"
+    during = client_for.get("/api/credits").get_json()
+    assert during["balance"] == 5000 and during["held"] > 0
+    rest = reader.read_all()
+    assert rest[-1].name == "done"
+    cost = rest[-1].data["cost"]
+    assert 0 < cost <= during["held"]
+    after = client_for.get("/api/credits").get_json()
+    assert (after["balance"], after["held"]) == (5000 - cost, 0)
 
 
 def test_the_provider_gets_the_system_prompt_history_and_streaming_options(client_for, openai_emulator):
@@ -188,6 +254,7 @@ def test_provider_401_is_a_clear_error_logged_and_not_charged(client_for, user, 
     assert len(chat_calls(openai_emulator)) == 1  # a bad key is not retried
 
 
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
 def test_provider_401_without_streaming_is_a_502_naming_openai(client_for, user, openai_emulator, db_session):
     openai_emulator.control.script_reply(kind="unauthorized")
     response = post_chat(client_for, {"message": "hi"})
@@ -283,12 +350,12 @@ def test_a_send_that_waits_too_long_for_a_slot_is_a_503_with_nothing_stored_or_h
 ):
     import threading
 
-    from app.web import chat as chat_web
+    from app.runtime import admission
 
     full = threading.BoundedSemaphore(1)
     full.acquire()  # every send slot of this process is taken
-    monkeypatch.setattr(chat_web, "_send_slots", full)
-    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(admission, "_send_slots", full)
+    monkeypatch.setattr(admission, "SEND_QUEUE_TIMEOUT_S", 0.05)
     response = post_chat(client_for, {"message": "hi"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "unavailable"
@@ -433,7 +500,7 @@ def test_an_exhausted_database_pool_is_a_retryable_503_not_a_500(client_for, mon
 
 
 def test_a_process_shutting_down_starts_no_new_reply(client_for, monkeypatch, openai_emulator, db_session):
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     monkeypatch.setattr(lifecycle, "is_draining", lambda: True)
     response = post_chat(client_for, {"message": "hi"})
@@ -443,7 +510,7 @@ def test_a_process_shutting_down_starts_no_new_reply(client_for, monkeypatch, op
 
 
 def test_chat_registers_its_shutdown_hook():
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     assert "chat generations" in lifecycle.registered_hooks()
 
@@ -451,11 +518,11 @@ def test_chat_registers_its_shutdown_hook():
 def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, monkeypatch):
     import threading
 
-    from app.web import chat as chat_web
+    from app.runtime import admission
 
     # One slot: had the refused sends kept theirs, the last send would wait and get a 503.
-    monkeypatch.setattr(chat_web, "_send_slots", threading.BoundedSemaphore(1))
-    monkeypatch.setattr(chat_web, "SEND_QUEUE_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(admission, "_send_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(admission, "SEND_QUEUE_TIMEOUT_S", 0.05)
     assert post_chat(client_for, {"message": "   "}).status_code == 400
     assert post_chat(client_for, {"message": "hi", "model": "no-such-model"}).status_code == 400
     assert post_chat(client_for, {"message": "hi"}).status_code == 200
@@ -463,7 +530,7 @@ def test_a_refused_send_gives_its_slot_back(client_for, user, openai_emulator, m
 
 
 def test_page_views_are_counted_only_while_handled_so_sends_yield_to_them_briefly(client_for, openai_emulator):
-    from app.services.admission import INTERACTIVE
+    from app.runtime.admission import INTERACTIVE
 
     assert client_for.get("/chat").status_code == 200
     assert client_for.get("/no-such-page").status_code == 404
@@ -475,7 +542,7 @@ def test_page_views_are_counted_only_while_handled_so_sends_yield_to_them_briefl
     assert reader.next_event().name == "start"
     assert INTERACTIVE.count == 0  # a send is not a page view, and a streamed body is not waited for
     # A page view in progress makes the send wait for it, but not for longer than the bound.
-    from app.services.admission import YIELD_TO_PAGES_MAX_S
+    from app.runtime.admission import YIELD_TO_PAGES_MAX_S
 
     INTERACTIVE.enter()
     try:

@@ -7,11 +7,22 @@ import re
 import pytest
 
 from app.models import ChatMessage, Project
-from tests.chat_helpers import wait_for
+from tests.chat_helpers import (
+    STREAM_STORES,
+    app_on_stream_store,
+    leave_stale_streams_at_the_next_ids,
+    wait_for,
+)
 from tests.conftest import csrf_token_for, sign_in
 
 XSS_REPLY = 'Look: <img src=x onerror=alert(1)> and <script>alert("boom")</script> [click](javascript:alert(2))\n\n' \
             "```python path=app/main.py\nprint('<b>hi</b>')\n```\n"
+
+
+@pytest.fixture
+def app(request, app, app_config, tmp_path):
+    """The session's app (Redis), or the same on the in-process broker for tests parametrised with it."""
+    yield from app_on_stream_store(getattr(request, "param", "redis"), app, app_config, str(tmp_path))
 
 
 @pytest.fixture
@@ -62,11 +73,18 @@ def test_sending_with_htmx_appends_the_message_and_a_live_reply(browser_client, 
     assert f"{cost:,} credits" in finished and f"{5000 - cost:,}" in finished
 
 
-def test_without_javascript_the_form_waits_for_the_reply_and_shows_it_safely(browser_client, openai_emulator):
-    openai_emulator.control.script_reply(XSS_REPLY)
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_without_javascript_the_form_waits_for_the_reply_and_shows_it_safely(
+    browser_client, openai_emulator, db_session
+):
+    openai_emulator.control.script_reply(XSS_REPLY, chunk_delay_ms=10)
     response = send_form(browser_client, "show me", model="gpt-5-mini")
     assert response.status_code == 303
-    assert re.match(r"/chat#message-\d+$", response.headers["Location"])
+    location = re.match(r"/chat#message-(\d+)$", response.headers["Location"])
+    assert location
+    db_session.expire_all()
+    reply = db_session.get(ChatMessage, int(location.group(1)))
+    assert (reply.status, reply.content) == ("complete", XSS_REPLY) and reply.cost > 0
     page = browser_client.get("/chat").get_data(as_text=True)
     body = page.split('<main', 1)[1]
     assert "<script" not in body and "<img" not in body
@@ -76,6 +94,23 @@ def test_without_javascript_the_form_waits_for_the_reply_and_shows_it_safely(bro
     assert '<span class="code-path">app/main.py</span>' in body
     assert re.search(r'data-copy-target="(code-\d+-1)".*id="\1"', body, re.S)
     assert "gpt-5-mini" in body and '<option value="gpt-5-mini" selected>' in body
+
+
+@pytest.mark.parametrize("app", STREAM_STORES, indirect=True)
+def test_without_javascript_a_stream_left_under_the_same_id_by_an_earlier_database_is_not_the_reply(
+    app, browser_client, user, openai_emulator, db_session
+):
+    stale_ids = leave_stale_streams_at_the_next_ids(app, user.id)
+    openai_emulator.control.script_reply("The reply of this database.", chunk_delay_ms=20)
+    response = send_form(browser_client, "hello again")
+    assert response.status_code == 303
+    reply_id = int(re.match(r"/chat#message-(\d+)$", response.headers["Location"]).group(1))
+    assert reply_id in stale_ids
+    db_session.expire_all()
+    reply = db_session.get(ChatMessage, reply_id)
+    assert (reply.status, reply.content) == ("complete", "The reply of this database.")
+    page = browser_client.get("/chat").get_data(as_text=True)
+    assert "The reply of this database." in page and "A reply from the old database." not in page
 
 
 @pytest.mark.parametrize(

@@ -26,11 +26,12 @@ from app.models import (
     SnapshotFile,
 )
 from app.models.base import utcnow
+from app.runtime.redis_streams import RedisReplyStreams
+from app.runtime.streams import StreamEvent
 from app.services import chat as chat_service
 from app.services import credits
-from app.services.chat_context import estimate_tokens
+from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
-from app.services.streams import RedisReplyStreams, StreamEvent
 from tests.chat_helpers import SSEReader, api_headers, parse_sse, post_chat, reply_text, wait_for
 
 PRICE = Price(10, 10)

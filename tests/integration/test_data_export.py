@@ -13,7 +13,8 @@ from rq import Queue
 
 from app import create_app
 from app.models import ChatMessage, Project
-from app.services import exports, jobs
+from app.runtime import jobs
+from app.services import exports
 from tests.conftest import build_config, csrf_token_for, sign_in
 from tests.servers import JobsWorker
 

@@ -10,7 +10,8 @@ from rq import Queue
 
 from app import create_app
 from app.models import CreditHold
-from app.services import credits, jobs
+from app.runtime import jobs
+from app.services import credits
 from tests.conftest import build_config
 from tests.servers import ROOT, app_environment, flask_command
 
@@ -60,13 +61,13 @@ def test_a_failing_thread_job_is_logged_and_counted(threaded_app):
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("app.services.jobs").addHandler(handler)
+    logging.getLogger("app.runtime.jobs").addHandler(handler)
     before = REGISTRY.get_sample_value("sorya_jobs_total", {"job": "failing_job", "outcome": "failed"}) or 0
     with threaded_app.app_context():
         job = jobs.enqueue("tests.integration.test_jobs:failing_job", "disk full")
     assert job.wait(10)
     assert REGISTRY.get_sample_value("sorya_jobs_total", {"job": "failing_job", "outcome": "failed"}) == before + 1
-    logging.getLogger("app.services.jobs").removeHandler(handler)
+    logging.getLogger("app.runtime.jobs").removeHandler(handler)
     assert any("failing_job failed" in record.getMessage() and record.exc_info for record in records)
 
 

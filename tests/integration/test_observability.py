@@ -13,7 +13,8 @@ from flask import Response
 from prometheus_client import REGISTRY
 
 from app import create_app, logs
-from app.services import credits, lifecycle
+from app.runtime import lifecycle
+from app.services import credits
 from app.services.errors import UpstreamError
 from tests.conftest import TEST_ENCRYPTION_KEY, build_config, sign_in
 

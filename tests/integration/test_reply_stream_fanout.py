@@ -8,7 +8,8 @@ import threading
 import pytest
 import redis
 
-from app.services.streams import RedisFanout, RedisPublisher, RedisReplyStreams, StreamEvent
+from app.runtime.redis_streams import RedisFanout, RedisPublisher, RedisReplyStreams
+from app.runtime.streams import StreamEvent
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ class CountingRedis(redis.Redis):
 
 
 def test_stop_polls_read_flags_only_for_new_replies_or_after_a_stop_request(client, redis_url):
-    from app.services.streams import _StopWatch
+    from app.runtime.redis_streams import _StopWatch
 
     watcher = CountingRedis.from_url(redis_url)
     watch = _StopWatch(watcher)
@@ -137,8 +138,8 @@ def test_one_stop_poll_serves_every_reply_a_process_generates(redis_url):
     counter once for all of them, not once per reply (hundreds of round trips a second under load)."""
     from types import SimpleNamespace
 
+    from app.runtime.streams import streams_for
     from app.services.chat import Generation, GenerationRegistry
-    from app.services.streams import streams_for
 
     connection = CountingPollRedis.from_url(redis_url)
     connection.flushdb()

@@ -6,7 +6,7 @@ import time
 import pytest
 from flask import Flask, current_app
 
-from app.services import lifecycle
+from app.runtime import lifecycle
 
 
 @pytest.fixture

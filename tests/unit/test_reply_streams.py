@@ -5,7 +5,8 @@ import threading
 import pytest
 import redis
 
-from app.services.streams import LocalReplyStreams, RedisReplyStreams, StreamEvent, coalesce_deltas
+from app.runtime.redis_streams import RedisReplyStreams
+from app.runtime.streams import LocalReplyStreams, StreamEvent
 from tests.conftest import DEFAULT_TEST_REDIS_URL
 
 
@@ -57,8 +58,22 @@ def test_stop_flags(streams):
     assert streams.stop_requested([]) == set()
 
 
-def test_sse_wire_format_and_coalescing():
+def test_sse_wire_format():
     assert StreamEvent(4, "delta", {"text": "hé\n"}).to_sse() == 'id: 4\nevent: delta\ndata: {"text":"h\\u00e9\\n"}\n\n'
-    merged = coalesce_deltas([delta(2, "a"), delta(3, "b"), StreamEvent(4, "done", {}), delta(5, "c")])
-    assert [(e.id, e.name, e.data.get("text")) for e in merged] == [(3, "delta", "ab"), (4, "done", None),
-                                                                     (5, "delta", "c")]
+
+
+def test_starting_a_reply_replaces_what_an_earlier_reply_with_its_id_left(streams):
+    # A database rebuilt or restored from a backup hands out the id again; the store kept the old reply.
+    streams.publish(5, StreamEvent(1, "start", {"message_id": 5, "user_message_id": 4}))
+    streams.publish(5, delta(2, "the old reply"))
+    streams.publish(5, StreamEvent(3, "done", {"cost": 7}))
+    streams.finish(5)
+    streams.request_stop(5)
+    assert not streams.publish(5, StreamEvent(1, "start", {"message_id": 5, "user_message_id": 40}))
+
+    streams.start(5, StreamEvent(1, "start", {"message_id": 5, "user_message_id": 40}))
+    assert streams.read(5, 0, timeout_s=0.01) == [StreamEvent(1, "start", {"message_id": 5, "user_message_id": 40})]
+    assert streams.last_event(5).name == "start"
+    assert streams.stop_requested([5]) == set()
+    assert streams.publish(5, delta(2, "the new reply"))
+    assert [e.data.get("text") for e in streams.read(5, 1, timeout_s=0.01)] == ["the new reply"]

@@ -14,7 +14,7 @@ When gunicorn (or the sandbox server) is asked to stop, `begin_shutdown(app, gra
 
 Registering (the chat service does this at import time):
 
-    from app.services import lifecycle
+    from app.runtime import lifecycle
 
     @lifecycle.on_shutdown("chat generations")
     def finish_or_stop_generations(deadline: float) -> None:

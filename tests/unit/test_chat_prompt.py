@@ -1,6 +1,6 @@
 """The context budget: what the model is sent, and what is dropped to fit its window."""
 
-from app.services.chat_context import (
+from app.services.chat.prompt import (
     MESSAGE_OVERHEAD_TOKENS,
     SYSTEM_PROMPT,
     HistoryMessage,

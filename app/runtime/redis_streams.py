@@ -1,19 +1,11 @@
-"""Per-reply event streams: the generator writes events, any number of readers follow them.
+"""Reply streams in Redis, shared by every web process: one Redis Stream per reply
+(`sorya:reply:<message_id>`), entries added with the explicit ids `<n>-0` (so Redis itself refuses a
+duplicate or out-of-order id).
 
-A reply's events (`start`, `delta`..., then `done` or `error`) carry ids 1, 2, 3... in order. Readers
-ask for the events after an id, so a client that lost its connection re-attaches with `Last-Event-ID`
-and gets exactly what it missed, from any web process.
-
-- With `REDIS_URL`: one Redis Stream per reply (`sorya:reply:<message_id>`), entries added with the
-  explicit ids `<n>-0` (so Redis itself refuses a duplicate or out-of-order id). Each process reads
-  all the replies it follows with one blocking `XREAD` (`RedisFanout`) and writes deltas through one
-  batching publisher (`RedisPublisher`), so Redis round trips do not grow with readers x deltas. A live stream expires after `LIVE_STREAM_TTL_S` (a guard against a dead
-  generator); a finished one after `FINISHED_STREAM_TTL_S`, after which readers rebuild the reply
-  from the database (see `services/chat.py`).
-- Without Redis: the same in one process, in memory (`LocalReplyStreams`).
-
-Stop requests travel the same way (`request_stop` / `stop_requested`), because the process asked to
-stop a reply need not be the one generating it.
+A process follows and writes many replies at once over one connection pool: it reads all the replies it
+follows with one blocking `XREAD` (`RedisFanout`), writes deltas through one batching publisher
+(`RedisPublisher`) and polls stop flags through one counter (`_StopWatch`), so Redis round trips do not
+grow with readers x deltas.
 """
 
 from __future__ import annotations
@@ -23,85 +15,25 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from app.runtime.streams import (
+    FINISHED_STREAM_TTL_S,
+    LIVE_STREAM_TTL_S,
+    MAX_BLOCK_S,
+    STOP_COUNTER_KEY,
+    STOP_KEY_PREFIX,
+    STOP_SIGNAL_TTL_S,
+    STREAM_KEY_PREFIX,
+    ReplyStreams,
+    StreamEvent,
+)
 
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-STREAM_KEY_PREFIX = "sorya:reply:"
-STOP_KEY_PREFIX = "sorya:reply-stop:"
-STOP_COUNTER_KEY = "sorya:reply-stops"
-LIVE_STREAM_TTL_S = 6 * 3600
-FINISHED_STREAM_TTL_S = 30 * 60
-STOP_SIGNAL_TTL_S = 3600
-# Blocking reads stay under the shared Redis client's 5 s socket timeout.
-MAX_BLOCK_S = 3.0
-TERMINAL_EVENTS = frozenset({"done", "error"})
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    id: int
-    name: str
-    data: dict[str, Any]
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.name in TERMINAL_EVENTS
-
-    def to_sse(self) -> str:
-        """The event in the wire format of server-sent events."""
-        return f"id: {self.id}\nevent: {self.name}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n"
-
-
-def coalesce_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
-    """Merge runs of consecutive `delta` events into one carrying the last id (fewer writes to a
-    client; a reconnect from that id still resumes exactly after the merged text)."""
-    merged: list[StreamEvent] = []
-    for event in events:
-        previous = merged[-1] if merged else None
-        if event.name == "delta" and previous is not None and previous.name == "delta":
-            merged[-1] = StreamEvent(event.id, "delta", {"text": previous.data["text"] + event.data["text"]})
-        else:
-            merged.append(event)
-    return merged
-
-
-class ReplyStreams:
-    """The interface both implementations keep."""
-
-    def publish(self, message_id: int, event: StreamEvent) -> bool:
-        """Append `event`; returns False (and writes nothing) when its id is not after the last one."""
-        raise NotImplementedError
-
-    def publish_soon(self, message_id: int, event: StreamEvent) -> None:
-        """Append `event` without waiting for the store (deltas); `flush` before the reply's last event."""
-        self.publish(message_id, event)
-
-    def flush(self) -> None:
-        """Wait until every `publish_soon` of this process so far has been written."""
-
-    def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
-        """The events after `after_id`, waiting up to `timeout_s` for at least one (may return [])."""
-        raise NotImplementedError
-
-    def last_event(self, message_id: int) -> StreamEvent | None:
-        """The stream's latest event, or None when it has none (or has expired)."""
-        raise NotImplementedError
-
-    def finish(self, message_id: int) -> None:
-        """The reply has ended: keep its events for `FINISHED_STREAM_TTL_S`, then forget them."""
-        raise NotImplementedError
-
-    def request_stop(self, message_id: int) -> None:
-        raise NotImplementedError
-
-    def stop_requested(self, message_ids: list[int]) -> set[int]:
-        raise NotImplementedError
 
 
 class RedisReplyStreams(ReplyStreams):
@@ -111,6 +43,17 @@ class RedisReplyStreams(ReplyStreams):
     @staticmethod
     def key(message_id: int) -> str:
         return f"{STREAM_KEY_PREFIX}{message_id}"
+
+    def start(self, message_id: int, event: StreamEvent) -> None:
+        key = self.key(message_id)
+        # One MULTI: no reader sees the id without a stream, or the new `start` beside the old events.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(key, f"{STOP_KEY_PREFIX}{message_id}")
+        pipe.xadd(key, {"e": event.name, "d": json.dumps(event.data, separators=(",", ":"))}, id=f"{event.id}-0")
+        pipe.expire(key, LIVE_STREAM_TTL_S)
+        pipe.execute()
+        # A reader of this process may still follow the old stream: its subscription holds the old events.
+        _fanout_for(self.client).forget(message_id)
 
     def publish(self, message_id: int, event: StreamEvent) -> bool:
         import redis
@@ -206,7 +149,7 @@ class _StopWatch:
 
 
 def _stop_watch_for(client: redis.Redis) -> _StopWatch:
-    return _one_per_client(_StopWatch, client)
+    return one_per_client(_StopWatch, client)
 
 
 # -- one Redis reader per process, for every reply followed in it ------------------------------------
@@ -275,6 +218,13 @@ class RedisFanout:
                 if events or remaining <= 0 or self._subs.get(message_id) is not sub:
                     return events
                 sub.changed.wait(remaining)
+
+    def forget(self, message_id: int) -> None:
+        """Drop the reply's subscription (its readers get nothing more from it; the next read subscribes anew)."""
+        with self._lock:
+            sub = self._subs.pop(message_id, None)
+            if sub is not None:
+                sub.changed.notify_all()
 
     def _subscription(self, message_id: int, after_id: int) -> _Subscription:
         """The reply's subscription, covering the events after `after_id` (earlier ones fetched now)."""
@@ -453,7 +403,7 @@ _per_client: dict[tuple[type, int], Any] = {}
 _per_client_lock = threading.Lock()
 
 
-def _one_per_client(kind: type[T], client: redis.Redis) -> T:
+def one_per_client(kind: type[T], client: redis.Redis) -> T:
     with _per_client_lock:
         helper = _per_client.get((kind, id(client)))
         if helper is None or helper.client is not client:
@@ -462,85 +412,8 @@ def _one_per_client(kind: type[T], client: redis.Redis) -> T:
 
 
 def _publisher_for(client: redis.Redis) -> RedisPublisher:
-    return _one_per_client(RedisPublisher, client)
+    return one_per_client(RedisPublisher, client)
 
 
 def _fanout_for(client: redis.Redis) -> RedisFanout:
-    return _one_per_client(RedisFanout, client)
-
-
-@dataclass
-class _LocalStream:
-    events: list[StreamEvent]
-    expires_at: float
-
-
-class LocalReplyStreams(ReplyStreams):
-    """The in-process broker of the embedded default (one web process, no Redis)."""
-
-    def __init__(self) -> None:
-        self._streams: dict[int, _LocalStream] = {}
-        self._stops: dict[int, float] = {}
-        self._changed = threading.Condition()
-
-    def publish(self, message_id: int, event: StreamEvent) -> bool:
-        now = time.monotonic()
-        with self._changed:
-            stream = self._streams.get(message_id)
-            if stream is None:
-                self._forget_expired(now)
-                stream = self._streams[message_id] = _LocalStream([], now + LIVE_STREAM_TTL_S)
-            if stream.events and event.id <= stream.events[-1].id:
-                return False
-            stream.events.append(event)
-            self._changed.notify_all()
-        return True
-
-    def read(self, message_id: int, after_id: int, timeout_s: float) -> list[StreamEvent]:
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while True:
-                stream = self._streams.get(message_id)
-                if stream is not None and stream.events and stream.events[-1].id > after_id:
-                    return [e for e in stream.events if e.id > after_id]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._changed.wait(remaining)
-
-    def last_event(self, message_id: int) -> StreamEvent | None:
-        with self._changed:
-            stream = self._streams.get(message_id)
-            return stream.events[-1] if stream is not None and stream.events else None
-
-    def finish(self, message_id: int) -> None:
-        with self._changed:
-            stream = self._streams.get(message_id)
-            if stream is not None:
-                stream.expires_at = time.monotonic() + FINISHED_STREAM_TTL_S
-            self._stops.pop(message_id, None)
-
-    def request_stop(self, message_id: int) -> None:
-        with self._changed:
-            self._stops[message_id] = time.monotonic() + STOP_SIGNAL_TTL_S
-
-    def stop_requested(self, message_ids: list[int]) -> set[int]:
-        with self._changed:
-            return {mid for mid in message_ids if mid in self._stops}
-
-    def _forget_expired(self, now: float) -> None:
-        for message_id in [mid for mid, s in self._streams.items() if s.expires_at < now]:
-            del self._streams[message_id]
-        for message_id in [mid for mid, until in self._stops.items() if until < now]:
-            del self._stops[message_id]
-
-
-_local_streams = LocalReplyStreams()
-
-
-def streams_for(redis_client: redis.Redis | None) -> ReplyStreams:
-    """Redis Streams when Redis is configured, else this process's in-memory broker."""
-    if redis_client is None:
-        return _local_streams
-    # One store per client: the supervisor polls stops once per store for all of its replies.
-    return _one_per_client(RedisReplyStreams, redis_client)
+    return one_per_client(RedisFanout, client)

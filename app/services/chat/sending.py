@@ -1,0 +1,246 @@
+"""Sending a message: the person's message and a pending reply stored, the reply's worst-case cost held,
+its stream started. The generation itself is `generation.start_generation`'s (a background thread)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Blob, ChatMessage, CreditBalance, Project, Snapshot, SnapshotFile
+from app.models.base import utcnow
+from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
+from app.runtime import lifecycle
+from app.runtime.streams import ReplyStreams, StreamEvent
+from app.services import credits
+from app.services.chat.generation import GenerationJob
+from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter, owned_project
+from app.services.chat.prompt import (
+    HistoryMessage,
+    ProjectContext,
+    ProjectFile,
+    Prompt,
+    build_prompt,
+    recent_texts,
+    referenced_files,
+)
+from app.services.chat.settings import ChatSettings
+from app.services.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
+
+log = logging.getLogger(__name__)
+
+# A reply that cannot afford this much room is refused up front rather than cut off at once.
+MIN_COMPLETION_TOKENS = 256
+HISTORY_LOAD_LIMIT = 200
+MAX_REFERENCED_FILES = 20
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    user_message_id: int
+    reply_id: int
+    job: GenerationJob
+
+
+def clean_message_text(text: Any, max_chars: int) -> str:
+    """The message as stored: newlines normalised, control characters dropped, outer blanks trimmed.
+
+    Raises `InvalidRequest` when nothing is left and `TooLarge` above `max_chars`.
+    """
+    if not isinstance(text, str):
+        raise InvalidRequest("Write a message first.", fields={"message": "must be text"})
+    cleaned = CONTROL_CHARS_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if not cleaned:
+        raise InvalidRequest("Write a message first.", fields={"message": "is empty"})
+    if len(cleaned) > max_chars:
+        raise TooLarge(
+            f"Messages are limited to {max_chars:,} characters; this one has {len(cleaned):,}.",
+            fields={"message": f"longer than {max_chars:,} characters"},
+            limit=max_chars,
+        )
+    return cleaned
+
+
+def choose_model(requested: Any, settings: ChatSettings) -> str:
+    if requested in (None, ""):
+        return settings.default_model
+    if not isinstance(requested, str) or requested not in settings.models:
+        raise InvalidRequest(
+            "Choose one of the available models: " + ", ".join(settings.models) + ".",
+            fields={"model": "not an available model"},
+        )
+    return requested
+
+
+def _load_history(session: Session, user_id: int, project_id: int | None) -> list[HistoryMessage]:
+    rows = session.execute(
+        select(ChatMessage.role, ChatMessage.content)
+        .where(conversation_filter(user_id, project_id), ChatMessage.content != "")
+        .order_by(ChatMessage.id.desc())
+        .limit(HISTORY_LOAD_LIMIT)
+    ).all()
+    return [HistoryMessage(role, content) for role, content in reversed(rows)]
+
+
+def _load_project_context(
+    session: Session, project: Project, new_message: str, history: list[HistoryMessage]
+) -> ProjectContext:
+    """The latest snapshot's paths, with contents loaded only for the files the conversation names."""
+    snapshot_id = session.execute(
+        select(Snapshot.id).where(Snapshot.project_id == project.id).order_by(Snapshot.number.desc()).limit(1)
+    ).scalar_one_or_none()
+    if snapshot_id is None:
+        return ProjectContext(project.name, [])
+    rows = session.execute(
+        select(SnapshotFile.path, SnapshotFile.blob_id)
+        .where(SnapshotFile.snapshot_id == snapshot_id)
+        .order_by(SnapshotFile.path)
+    ).all()
+    paths = [ProjectFile(path, None) for path, _blob_id in rows]
+    wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history))[:MAX_REFERENCED_FILES]}
+    blob_ids = {path: blob_id for path, blob_id in rows if path in wanted}
+    contents: dict[int, str | None] = {}
+    if blob_ids:
+        for blob_id, is_binary, content in session.execute(
+            select(Blob.id, Blob.is_binary, Blob.content).where(Blob.id.in_(set(blob_ids.values())))
+        ).all():
+            contents[blob_id] = None if is_binary else content.decode("utf-8", errors="replace")
+    files = [ProjectFile(path, contents.get(blob_ids[path]) if path in blob_ids else None) for path, _ in rows]
+    return ProjectContext(project.name, files)
+
+
+def _affordable_completion_tokens(available: int, prompt_tokens: int, price: credits.Price, wanted: int) -> int:
+    """The largest reply room (≤ wanted) whose worst-case cost the available credits cover."""
+    if credits.reply_cost(prompt_tokens, wanted, price) <= available:
+        return wanted
+    if price.per_1k_out <= 0:
+        return wanted if credits.reply_cost(prompt_tokens, 0, price) <= available else 0
+    room = (available * 1000 - prompt_tokens * price.per_1k_in) // price.per_1k_out
+    return max(0, min(wanted, room))
+
+
+def _prompt_for(
+    session: Session, *, user_id: int, project: Project | None, message: str, model: str, settings: ChatSettings
+) -> Prompt:
+    """What the model is sent: the conversation so far and the project's files, fitted to its window."""
+    history = _load_history(session, user_id, project.id if project else None)
+    project_context = _load_project_context(session, project, message, history) if project else None
+    return build_prompt(
+        model=model,
+        new_message=message,
+        history=history,
+        max_completion_tokens=settings.max_completion_tokens,
+        project=project_context,
+    )
+
+
+def _lock_reply_room(
+    session: Session, *, user_id: int, model: str, prompt_tokens: int, price: credits.Price, settings: ChatSettings
+) -> tuple[CreditBalance, int]:
+    """The user's balance, locked, and the reply's room it covers; `InsufficientCredits` (rolled back)
+    when it covers less than `MIN_COMPLETION_TOKENS`."""
+    # Locked once, here: the reply's room is sized from the very balance the hold is placed under, and
+    # place_hold does not take the lock a second time (one round trip fewer than read-then-lock).
+    balance = credits.lock_balance(session, user_id)
+    available = balance.balance - balance.held
+    room = _affordable_completion_tokens(available, prompt_tokens, price, settings.max_completion_tokens)
+    if room < min(MIN_COMPLETION_TOKENS, settings.max_completion_tokens):
+        needed = credits.reply_cost(prompt_tokens, settings.max_completion_tokens, price)
+        session.rollback()
+        raise InsufficientCredits(
+            f"A reply from {model} may cost up to {needed:,} credits and you have {max(available, 0):,} "
+            "available. Choose a plan to get more credits.",
+            needed=needed,
+            available=max(available, 0),
+        )
+    return balance, room
+
+
+def _add_message_and_reply(
+    session: Session, *, user_id: int, project_id: int | None, message: str, model: str, prompt_tokens: int,
+    now: datetime,
+) -> tuple[int, int]:
+    """Flush the person's message and its pending reply (not committed); returns their ids."""
+    user_message = ChatMessage(
+        user_id=user_id, project_id=project_id, role=ROLE_USER, content=message, model=model,
+        status=STATUS_COMPLETE, created_at=now, finished_at=now,
+    )
+    session.add(user_message)
+    session.flush()
+    reply = ChatMessage(
+        user_id=user_id, project_id=project_id, role=ROLE_ASSISTANT, content="", model=model,
+        reply_to_id=user_message.id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
+        # The prompt's estimate until the provider's usage replaces it: the sweep charges by it.
+        tokens_in=prompt_tokens,
+    )
+    session.add(reply)
+    session.flush()
+    return user_message.id, reply.id
+
+
+def send_message(
+    session: Session,
+    *,
+    user_id: int,
+    text: Any,
+    project_id: int | None,
+    model: Any,
+    settings: ChatSettings,
+    streams: ReplyStreams,
+) -> SentMessage:
+    """Store the person's message and a pending reply, hold the reply's worst-case cost. Commits once.
+
+    Raises `InvalidRequest` (empty message, unknown model), `TooLarge` (over `max_message_chars`),
+    `NotFound` (someone else's project) and `InsufficientCredits` (nothing is stored then). When the
+    balance cannot cover `max_completion_tokens`, the reply's room shrinks to what it covers, down to
+    `MIN_COMPLETION_TOKENS`. Starts the reply's stream afresh with its `start` event (id 1): whatever the
+    stream store held under the new id belongs to an earlier database (`ReplyStreams.start`).
+    """
+    if lifecycle.is_draining():
+        # This process is shutting down: the client retries, and the load balancer sends it elsewhere.
+        raise Unavailable("This server is restarting; please send your message again.")
+    message = clean_message_text(text, settings.max_message_chars)
+    model_name = choose_model(model, settings)
+    project = owned_project(session, user_id=user_id, project_id=project_id) if project_id is not None else None
+    prompt = _prompt_for(session, user_id=user_id, project=project, message=message, model=model_name,
+                         settings=settings)
+    price = settings.price(model_name)
+    balance, room = _lock_reply_room(session, user_id=user_id, model=model_name, prompt_tokens=prompt.prompt_tokens,
+                                     price=price, settings=settings)
+    now = utcnow()
+    user_message_id, reply_id = _add_message_and_reply(
+        session, user_id=user_id, project_id=project_id, message=message, model=model_name,
+        prompt_tokens=prompt.prompt_tokens, now=now,
+    )
+    # place_hold commits the two messages with the hold, or rolls all three back when credits fall short.
+    hold = credits.place_hold(
+        session,
+        user_id=user_id,
+        amount=credits.reply_cost(prompt.prompt_tokens, room, price),
+        idempotency_key=f"chat-reply:{reply_id}",
+        message_id=reply_id,
+        new_key=True,  # the reply was created just above, in this very transaction
+        locked_balance=balance,
+    )
+    hold_id = inspect(hold).identity[0]  # the committed hold is expired: `hold.id` would reload it
+    # The reply's hold_id is stored by the generation's first save, off the path to the first token;
+    # until then the hold is found by its key (`ending.reply_hold_id`).
+    if project is not None:
+        session.execute(update(Project).where(Project.id == project.id).values(updated_at=now))
+        session.commit()
+    streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
+    log.info(
+        "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
+        reply_id, user_id, model_name, prompt.prompt_tokens, room, prompt.history_kept,
+        prompt.history_kept + prompt.history_dropped, len(prompt.files_included),
+    )
+    job = GenerationJob(
+        message_id=reply_id, user_id=user_id, model=model_name, messages=prompt.messages,
+        prompt_tokens_estimate=prompt.prompt_tokens, max_completion_tokens=room, hold_id=hold_id, price=price,
+        provider=settings.provider,
+    )
+    return SentMessage(user_message_id=user_message_id, reply_id=reply_id, job=job)

@@ -1,0 +1,42 @@
+"""The settings chat needs, as plain values built from `Config` (the routes build them, services take them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.providers.openai_client import ClientSettings
+from app.services import credits
+
+if TYPE_CHECKING:
+    from config import Config
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """The settings chat needs, as plain values (built from `Config` by the routes)."""
+
+    models: list[str]
+    default_model: str
+    max_message_chars: int
+    max_completion_tokens: int
+    model_prices: dict[str, tuple[int, int]]
+    default_price_per_1k: int
+    provider: ClientSettings
+
+    @classmethod
+    def from_config(cls, config: Config) -> ChatSettings:
+        return cls(
+            models=list(config.OPENAI_MODELS),
+            default_model=config.OPENAI_MODEL,
+            max_message_chars=config.MAX_MESSAGE_CHARS,
+            max_completion_tokens=config.OPENAI_MAX_COMPLETION_TOKENS,
+            model_prices=dict(config.MODEL_PRICES),
+            default_price_per_1k=config.CREDITS_PER_1K_TOKENS,
+            provider=ClientSettings(
+                base_url=config.OPENAI_BASE_URL, api_key=config.OPENAI_API_KEY, timeout_s=config.OPENAI_TIMEOUT_S
+            ),
+        )
+
+    def price(self, model: str) -> credits.Price:
+        return credits.price_for_model(model, self.model_prices, self.default_price_per_1k)

@@ -1,0 +1,104 @@
+"""The chat JSON API: send a message (answered with its event stream, or once the reply has ended), follow
+or stop a reply, page through a conversation. Routes only parse, call `services/chat/` and answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+from app.extensions import db
+from app.models import ChatMessage
+from app.services import chat
+from app.services.errors import InsufficientCredits, InvalidRequest, UpstreamError
+from app.web import api
+from app.web.chat import (
+    NO_JS_WAIT_S,
+    chat_settings,
+    current_user_id,
+    event_stream_response,
+    last_event_id,
+    limit_sending,
+    plans_url,
+    reply_streams,
+    start_reply,
+    wait_for_end,
+)
+
+REPLY_FIELDS = ("id", "role", "content", "model", "tokens_in", "tokens_out", "cost", "status", "usage_source")
+
+
+def message_json(message: ChatMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": message.id, "role": message.role, "content": message.content, "project_id": message.project_id,
+        "model": message.model, "tokens_in": message.tokens_in, "tokens_out": message.tokens_out,
+        "cost": message.cost, "status": message.status, "usage_source": message.usage_source,
+        "reply_to_id": message.reply_to_id, "created_at": message.created_at.isoformat(),
+    }
+    if message.error_code:
+        body["error"] = {"code": message.error_code, "message": message.error_message}
+    return body
+
+
+def _project_id_from(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise InvalidRequest("project_id must be a project's id.", fields={"project_id": "not an id"})
+    return int(value)
+
+
+@api.bp.post("/chat")
+@limit_sending
+def api_send():
+    user_id = current_user_id()
+    body = api.read_json()
+    try:
+        sent = start_reply(user_id, body.get("message"), _project_id_from(body.get("project_id")), body.get("model"))
+    except InsufficientCredits as exc:
+        if plans_url():
+            exc.extra["plans_url"] = plans_url()
+        raise
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return event_stream_response(sent.reply_id, 0)
+    end = wait_for_end(sent.reply_id, NO_JS_WAIT_S)
+    if end is not None and end.name == "error":
+        raise UpstreamError("OpenAI", end.data.get("message", "The reply failed."), message_id=sent.reply_id,
+                            user_message_id=sent.user_message_id)
+    view = chat.reply_view(db.session, user_id=user_id, message_id=sent.reply_id)
+    reply = message_json(view.message)
+    return jsonify(
+        message={key: reply[key] for key in REPLY_FIELDS},
+        user_message_id=sent.user_message_id,
+        balance=view.balance,
+    )
+
+
+@api.bp.get("/chat/<int:message_id>/stream")
+def api_stream(message_id: int):
+    user_id = current_user_id()
+    after_id = last_event_id()
+    chat.owned_reply(db.session, user_id=user_id, message_id=message_id)
+    return event_stream_response(message_id, after_id)
+
+
+@api.bp.post("/chat/<int:message_id>/stop")
+def api_stop(message_id: int):
+    user_id = current_user_id()
+    status = chat.request_stop(
+        db.session, user_id=user_id, message_id=message_id, streams=reply_streams(), settings=chat_settings()
+    )
+    return jsonify(message_id=message_id, status=status)
+
+
+@api.bp.get("/chat/history")
+def api_history():
+    user_id = current_user_id()
+    page = chat.list_history(
+        db.session,
+        user_id=user_id,
+        project_id=api.int_arg("project_id"),
+        limit=api.int_arg("limit", default=chat.HISTORY_MAX_LIMIT, maximum=chat.HISTORY_MAX_LIMIT),
+        before=api.int_arg("before"),
+    )
+    return jsonify(messages=[message_json(m) for m in page.messages], next_before=page.next_before)
