@@ -1,4 +1,4 @@
-"""What counts as a file in a reply (app.services.snapshots.parse_reply_files), and which paths are safe."""
+"""What counts as a file in a reply (app.services.snapshots.reply_files), and which paths are safe."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.snapshots import check_path, clean_path, parse_reply_files, render_reply_file
+from app.services.snapshots import check_path, clean_path, parse_reply_files
+from tests.snapshot_helpers import fenced_file
 
 
 def files_of(text: str, **kwargs) -> dict[str, str]:
@@ -170,7 +171,7 @@ file_content = st.lists(content_line, max_size=8).map(lambda lines: "".join(line
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=6))
 def test_rendered_files_parse_back_exactly(files):
-    reply = "Here you go:\n\n" + "\n".join(render_reply_file(p, c, "text") for p, c in files.items()) + "\nDone."
+    reply = "Here you go:\n\n" + "\n".join(fenced_file(p, c, "text") for p, c in files.items()) + "\nDone."
     parsed = parse_reply_files(reply)
     assert {f.path: f.content for f in parsed.files} == files
     assert parsed.warnings == []
@@ -188,7 +189,7 @@ def test_any_text_parses_without_error_and_only_to_safe_paths(text):
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=4), st.booleans())
 def test_line_endings_never_change_what_is_parsed(files, finished):
-    reply = "\n".join(render_reply_file(p, c) for p, c in files.items())
+    reply = "\n".join(fenced_file(p, c) for p, c in files.items())
     as_lf = parse_reply_files(reply, reply_finished=finished)
     as_crlf = parse_reply_files(reply.replace("\n", "\r\n"), reply_finished=finished)
     assert as_lf == as_crlf
@@ -197,7 +198,7 @@ def test_line_endings_never_change_what_is_parsed(files, finished):
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=4), st.data())
 def test_a_reply_cut_anywhere_yields_only_whole_files_when_stopped(files, data):
-    reply = "".join(render_reply_file(p, c) for p, c in files.items())
+    reply = "".join(fenced_file(p, c) for p, c in files.items())
     cut = data.draw(st.integers(min_value=0, max_value=len(reply)))
     parsed = parse_reply_files(reply[:cut], reply_finished=False)
     for item in parsed.files:
