@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -203,3 +206,74 @@ def test_a_reply_cut_anywhere_yields_only_whole_files_when_stopped(files, data):
     parsed = parse_reply_files(reply[:cut], reply_finished=False)
     for item in parsed.files:
         assert files[item.path] == item.content
+
+
+# -- linear time on hostile lines --------------------------------------------------------------------
+
+def best_parse_time(text: str, repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        parse_reply_files(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def whitespace_run(length: int) -> str:
+    return (" \t" * length)[:length]
+
+
+@pytest.mark.parametrize(
+    "make_reply",
+    [
+        # A first-line path comment padded with whitespace before a letter: the old pattern's `\s*` around a
+        # lazy `.+?` tried every split of the run (cubic: 500 characters already took seconds).
+        lambda n: f"```js\n// path: a{whitespace_run(n)}b\nlet a = 1;\n```\n",
+        lambda n: f"```html\n<!-- file: a{whitespace_run(n)}b{whitespace_run(n)}-->\n<p>\n```\n",
+        # One long word in an info string: every start inside it rescanned the word looking for `=`.
+        lambda n: "```" + "a" * n + "\ncode\n```\n",
+        lambda n: "```" + "1a" * (n // 2) + "\ncode\n```\n",
+    ],
+    ids=["first-line-comment", "first-line-html-comment", "info-word", "info-mixed-word"],
+)
+def test_parse_time_grows_linearly_with_a_hostile_line(make_reply):
+    small, large = best_parse_time(make_reply(1_000)), best_parse_time(make_reply(8_000))
+    # Eight times the text may take about eight times as long; a quadratic pattern takes 64 times.
+    assert large / max(small, 1e-6) < 20, (small, large)
+
+
+def reference_first_line_path(line: str) -> str | None:
+    """The path the first-line comment names, by the original pattern (fine on short lines only)."""
+    old = re.compile(
+        r"^\s*(?://|#|--|;|/\*|<!--)\s*(?:path|file|filename)\s*:\s*(?P<path>.+?)\s*(?:\*/|-->)?\s*$",
+        re.IGNORECASE,
+    )
+    match = old.match(line)
+    return match.group("path") if match else None
+
+
+comment_line = st.builds(
+    lambda lead, opener, key, gap, body, closer, tail: f"{lead}{opener}{gap}{key}:{body}{closer}{tail}",
+    st.text(alphabet=" \t\u00a0\u2003", max_size=4),
+    st.sampled_from(["//", "#", "--", ";", "/*", "<!--"]),
+    st.sampled_from(["path", "FILE", "filename"]),
+    st.text(alphabet=" \t", max_size=3),
+    st.text(alphabet=" \t\u00a0\u3000ab/.*->", max_size=16),
+    st.sampled_from(["", "*/", "-->", " */", "  -->"]),
+    st.text(alphabet=" \t\u2003", max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(comment_line)
+def test_a_whitespace_heavy_first_line_reads_as_the_original_pattern_did(line):
+    parsed = parse_reply_files(f"```text\n{line}\nbody\n```\n")
+    expected = reference_first_line_path(line)
+    if expected is None:
+        assert parsed.files == [] and parsed.refused == []
+        return
+    path = clean_path(expected)
+    if check_path(path) is None:
+        assert [(f.path, f.content) for f in parsed.files] == [(path, "body\n")]
+    else:
+        assert parsed.files == [] and [r.reason for r in parsed.refused] == [check_path(path)]

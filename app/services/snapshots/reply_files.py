@@ -53,11 +53,17 @@ PATH_KEYS = ("path", "file", "filename")
 DELETE_WORDS = ("delete", "deleted")
 
 FENCE_RE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-INFO_PAIR_RE = re.compile(r"""(?P<key>[A-Za-z_][\w-]*)=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>\S+))""")
-FIRST_LINE_PATH_RE = re.compile(
-    r"^\s*(?://|#|--|;|/\*|<!--)\s*(?:path|file|filename)\s*:\s*(?P<path>.+?)\s*(?:\*/|-->)?\s*$",
-    re.IGNORECASE,
+# `key=value` in an info string. A key starts at the first letter of a run of word characters and dashes
+# (`1a-b=x` has the key `a-b`). Matching starts only at the beginning of such a run, and each run is read
+# once (possessive `*+`): starting again at every character of a long word made this quadratic.
+INFO_PAIR_RE = re.compile(
+    r"""(?<![\w-])(?:(?![A-Za-z_])[\w-])*+(?P<key>[A-Za-z_][\w-]*+)="""
+    r"""(?:"(?P<dq>[^"]*+)"|'(?P<sq>[^']*+)'|(?P<bare>\S++))"""
 )
+# The opening of a first-line path comment, up to the colon; the path is what follows, trimmed in
+# `_first_line_path` (a pattern with `\s*` on both sides of a lazy path is cubic in a run of whitespace).
+FIRST_LINE_KEY_RE = re.compile(r"^\s*+(?://|#|--|;|/\*|<!--)\s*+(?:path|filename|file)\s*+:", re.IGNORECASE)
+COMMENT_CLOSERS = ("*/", "-->")
 DRIVE_LETTER_RE = re.compile(r"^[A-Za-z]:")
 
 
@@ -167,7 +173,8 @@ def _read_info(info: str) -> tuple[str | None, str | None, bool]:
             path = value
         elif key == "action" and value.lower() in DELETE_WORDS:
             deleted = True
-    words = INFO_PAIR_RE.sub(" ", info).split()
+    # Only the pair itself is taken out of the words, not what precedes its key in the same run.
+    words = INFO_PAIR_RE.sub(lambda m: m.group(0)[: m.start("key") - m.start()] + " ", info).split()
     if any(word.lower() in DELETE_WORDS for word in words):
         deleted = True
     language = next((w for w in words if w.lower() not in DELETE_WORDS), None)
@@ -265,12 +272,32 @@ def _keep_or_drop_truncated(block: ReplyFile | None, reply_finished: bool, warni
     return None
 
 
+def _first_line_path(line: str) -> str | None:
+    """The path a first-line comment names (`// path: x`, `<!-- file: x -->`), or None. Linear in the line.
+
+    The path is what follows the colon without surrounding whitespace and without a final comment closer;
+    a closer that is all there is stays the path (and is refused later), as whitespace alone does.
+    """
+    match = FIRST_LINE_KEY_RE.match(line)
+    if match is None:
+        return None
+    rest = line[match.end():]
+    if not rest:
+        return None
+    path = rest.strip()
+    if not path:
+        return rest[-1]  # whitespace only: an empty path, refused by check_path
+    for closer in COMMENT_CLOSERS:
+        if path.endswith(closer) and path[: -len(closer)].rstrip():
+            return path[: -len(closer)].rstrip()
+    return path
+
+
 def _block_to_file(opener: _Opener, body: list[str], *, truncated: bool) -> tuple[ReplyFile | None, str]:
     language, raw_path, deleted = _read_info(opener.info)
     if raw_path is None and body:
-        match = FIRST_LINE_PATH_RE.match(body[0])
-        if match is not None:
-            raw_path = match.group("path")
+        raw_path = _first_line_path(body[0])
+        if raw_path is not None:
             body = body[1:]
     if raw_path is None:
         return None, ""
