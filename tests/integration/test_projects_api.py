@@ -149,6 +149,23 @@ def test_limits_give_a_413_with_the_numbers(api, app):
     assert (error["maximum"], error["actual"]) == (2, 3)
 
 
+def test_a_diff_past_the_budget_is_marked_in_the_api_and_explained_on_the_page(api, app):
+    project_id = make_project(app, api.user)
+    old_text, new_text = "a\nb\n" * 1_500, "b\na\n" * 1_500
+    first = make_snapshot(app, api.user, project_id, {"flip.txt": old_text, "small.py": "one\n"})
+    second = make_snapshot(app, api.user, project_id, {"flip.txt": new_text, "small.py": "two\n"})
+
+    changed = {c["path"]: c for c in api.get(f"/api/snapshots/{second}/diff").json["changed"]}
+    assert changed["flip.txt"]["too_large_to_diff"] is True
+    assert (changed["flip.txt"]["old_size"], changed["flip.txt"]["new_size"]) == (len(old_text), len(new_text))
+    assert isinstance(changed["flip.txt"]["unified_diff"], str) and "-a\n" not in changed["flip.txt"]["unified_diff"]
+    assert changed["small.py"]["too_large_to_diff"] is False and "-one\n+two" in changed["small.py"]["unified_diff"]
+
+    page = api.get(f"/projects/{project_id}/diff?target={second}")
+    assert page.status_code == 200
+    assert "Too large to compare line by line" in page.get_data(as_text=True)
+
+
 def test_preview_diff_archive_and_restore(api, app):
     project_id = make_project(app, api.user)
     first = make_snapshot(app, api.user, project_id, {"a.py": "one\n", "keys.py": "K = 'AKIAIOSFODNN7EXAMPLE'\n"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -14,8 +15,16 @@ from app.services.snapshots.reading import FileEntry, get_snapshot, list_snapsho
 from app.services.snapshots.secrets import redact_secrets
 
 DIFF_CONTEXT_LINES = 3
-# difflib is quadratic on pathological input: past this many lines a side, only sizes are compared.
+# difflib is quadratic on pathological input. Lines equal at both ends are matched by trimming (linear);
+# what remains is compared only under two budgets, else the file is marked too large to diff and only
+# its sizes are shown: at most this many lines a side...
 DIFF_MAX_LINES = 20_000
+# ...and at most this many line comparisons in difflib's first pass (for every old line, each equal line
+# on the new side: lines that repeat, like blank lines or `}`, cost the product of their counts).
+# About half a second of CPU at most.
+DIFF_MAX_COMPARISONS = 1_000_000
+
+Opcode = tuple[str, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -105,11 +114,67 @@ def _range(start: int, stop: int) -> str:
     return f"{first},{length}"
 
 
+class _GroupedOpcodes(difflib.SequenceMatcher):
+    """difflib's grouping of opcodes into hunks, over opcodes computed by `bounded_opcodes`."""
+
+    def __init__(self, opcodes: list[Opcode]) -> None:
+        super().__init__(None, [], [])
+        self.known_opcodes = opcodes
+
+    def get_opcodes(self) -> list[Opcode]:
+        return list(self.known_opcodes)
+
+
+def estimated_comparisons(old: list[str], new: list[str]) -> int:
+    """The line comparisons difflib's first longest-match pass makes: for each old line, every equal new
+    line. Deeper passes work on parts of the same ranges."""
+    counts = Counter(new)
+    return sum(counts.get(line, 0) for line in old)
+
+
+def bounded_opcodes(
+    old: list[str], new: list[str], *, max_comparisons: int | None = DIFF_MAX_COMPARISONS
+) -> list[Opcode] | None:
+    """difflib opcodes turning `old` into `new`, or None when comparing them is past the budgets.
+
+    The common first and last lines are matched by trimming; difflib sees only the middle, where the
+    sides differ, so one change in a long file costs what the change costs.
+    """
+    prefix = 0
+    while prefix < min(len(old), len(new)) and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < min(len(old), len(new)) - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    old_middle, new_middle = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    if max_comparisons is not None and (
+        max(len(old_middle), len(new_middle)) > DIFF_MAX_LINES
+        or estimated_comparisons(old_middle, new_middle) > max_comparisons
+    ):
+        return None
+    opcodes: list[Opcode] = [("equal", 0, prefix, 0, prefix)] if prefix else []
+    if old_middle or new_middle:
+        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
+        opcodes.extend(
+            (tag, i1 + prefix, i2 + prefix, j1 + prefix, j2 + prefix) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        )
+    if suffix:
+        opcodes.append(("equal", len(old) - suffix, len(old), len(new) - suffix, len(new)))
+    return opcodes
+
+
 def diff_lines(old: list[str], new: list[str], context: int = DIFF_CONTEXT_LINES) -> list[DiffHunk]:
-    """Hunks of a line diff, as rows a page can show inline or side by side."""
+    """Hunks of a line diff, as rows a page can show inline or side by side. Unbounded: callers that
+    face arbitrary files use `diff_file`, which keeps to the budgets."""
+    opcodes = bounded_opcodes(old, new, max_comparisons=None)
+    assert opcodes is not None  # no budget given
+    return hunks_of(old, new, opcodes, context)
+
+
+def hunks_of(old: list[str], new: list[str], opcodes: list[Opcode], context: int = DIFF_CONTEXT_LINES) -> list[DiffHunk]:
+    """The opcodes grouped into hunks with `context` lines around each change, as display rows."""
     hunks = []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for group in matcher.get_grouped_opcodes(context):
+    for group in _GroupedOpcodes(opcodes).get_grouped_opcodes(context):
         header = f"@@ -{_range(group[0][1], group[-1][2])} +{_range(group[0][3], group[-1][4])} @@"
         rows: list[DiffRow] = []
         for tag, i1, i2, j1, j2 in group:
@@ -133,14 +198,16 @@ def _text_lines(path: str, content: bytes) -> tuple[list[str], bool]:
 
 
 def diff_file(path: str, old: bytes, new: bytes) -> FileDiff:
-    """The diff of one changed file, with secrets redacted on both sides first."""
+    """The diff of one changed file, with secrets redacted on both sides first. Past the budgets
+    (`DIFF_MAX_LINES`, `DIFF_MAX_COMPARISONS`) it is `too_large`, with both sizes and no hunks."""
     if looks_binary(old) or looks_binary(new):
         return FileDiff(path, "changed", len(old), len(new), is_binary=True)
     old_lines, old_redacted = _text_lines(path, old)
     new_lines, new_redacted = _text_lines(path, new)
-    if max(len(old_lines), len(new_lines)) > DIFF_MAX_LINES:
+    opcodes = bounded_opcodes(old_lines, new_lines)
+    if opcodes is None:
         return FileDiff(path, "changed", len(old), len(new), too_large=True)
-    hunks = diff_lines(old_lines, new_lines)
+    hunks = hunks_of(old_lines, new_lines, opcodes)
     if not hunks:  # only the final newline differs
         hunks = [DiffHunk("@@ end of file @@", [DiffRow("context", None, "(the last line's newline changed)", None,
                                                          "(the last line's newline changed)")])]
