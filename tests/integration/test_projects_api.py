@@ -152,7 +152,7 @@ def test_limits_give_a_413_with_the_numbers(api, app):
 def test_a_diff_past_the_budget_is_marked_in_the_api_and_explained_on_the_page(api, app):
     project_id = make_project(app, api.user)
     old_text, new_text = "a\nb\n" * 1_500, "b\na\n" * 1_500
-    first = make_snapshot(app, api.user, project_id, {"flip.txt": old_text, "small.py": "one\n"})
+    make_snapshot(app, api.user, project_id, {"flip.txt": old_text, "small.py": "one\n"})
     second = make_snapshot(app, api.user, project_id, {"flip.txt": new_text, "small.py": "two\n"})
 
     changed = {c["path"]: c for c in api.get(f"/api/snapshots/{second}/diff").json["changed"]}
