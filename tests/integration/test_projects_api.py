@@ -135,6 +135,21 @@ def test_bad_file_lists_are_refused_with_the_reason(api, app, files, status, nee
     assert needle in response.json["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "code_point"),
+    [("x\u202egnp.exe", "U+202E"), ("a\u200bb.txt", "U+200B"), ("a\u2028b", "U+2028"), ("a\ud800b", "U+D800")],
+)
+def test_a_path_with_an_invisible_character_is_refused_with_the_reason_in_fields(api, app, path, code_point):
+    project_id = make_project(app, api.user)
+    response = api.post(f"/api/projects/{project_id}/snapshots",
+                        json={"files": [{"path": path, "content": "1"}, {"path": "ok.txt", "content": "2"}]})
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert error["code"] == "invalid_request"
+    assert f"contains an invisible or control character ({code_point})" in error["fields"]["files"]
+    assert api.get(f"/api/projects/{project_id}/snapshots").json["snapshots"] == []
+
+
 def test_limits_give_a_413_with_the_numbers(api, app):
     app.extensions["sorya.config"].SNAPSHOT_MAX_FILES = 2
     try:

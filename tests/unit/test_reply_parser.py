@@ -119,8 +119,15 @@ def test_inline_triple_backticks_are_not_fences():
         ("c:evil", "starts with a drive letter; paths must be relative to the project folder"),
         (".git/config", "is inside .git, which holds Git's own data"),
         ("sub/.GIT/hooks/pre-commit", "is inside .git, which holds Git's own data"),
-        ("a\x00b", "contains a control character"),
-        ("a\x1bb", "contains a control character"),
+        ("a\x00b", "contains an invisible or control character (U+0000)"),
+        ("a\x1bb", "contains an invisible or control character (U+001B)"),
+        ("a\x85b", "contains an invisible or control character (U+0085)"),
+        ("x\u202egnp.exe", "contains an invisible or control character (U+202E)"),  # right-to-left override
+        ("a\u200bb.txt", "contains an invisible or control character (U+200B)"),  # zero-width space
+        ("bom\ufeff.py", "contains an invisible or control character (U+FEFF)"),
+        ("a\u2028b", "contains an invisible or control character (U+2028)"),  # line separator
+        ("a\u2029b", "contains an invisible or control character (U+2029)"),  # paragraph separator
+        ("a\ud800b", "contains an invisible or control character (U+D800)"),  # a lone surrogate
         ("a\\b.txt", "uses a backslash; separate folders with /"),
         ("a//b", "has an empty folder name (//)"),
         ("a/./b", "has a '.' folder name"),
@@ -133,6 +140,20 @@ def test_inline_triple_backticks_are_not_fences():
 )
 def test_unsafe_paths_are_refused_with_a_reason(path, reason):
     assert check_path(path) == reason
+
+
+def test_a_reply_naming_a_file_with_an_invisible_character_is_refused_with_the_reason():
+    parsed = parse_reply_files("```text path=invoice\u202efdp.exe\nMZ\n```\n\n```text path=ok.txt\nfine\n```\n")
+    assert [f.path for f in parsed.files] == ["ok.txt"]
+    assert [(r.path, r.reason) for r in parsed.refused] == [
+        ("invoice\u202efdp.exe", "contains an invisible or control character (U+202E)")
+    ]
+    assert "U+202E" in parsed.warnings[-1] and "\u202e" not in parsed.warnings[-1]  # shown escaped, never applied
+
+
+def test_visible_non_ascii_names_stay_allowed():
+    for path in ("café/menu.txt", "日本語/ファイル.md", "emoji/🚀.txt", "a b/c d.txt", "ünïcödé\u00a0nbsp.txt"):
+        assert check_path(path) is None, path
 
 
 @pytest.mark.parametrize("path", ["a.py", "src/app/main.py", ".github/workflows/ci.yml", ".gitignore",

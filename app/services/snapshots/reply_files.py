@@ -35,7 +35,8 @@ The reply is read line by line after turning CRLF and lone CR into LF.
    reply, with a warning. When the reply was stopped or failed, the file was cut off mid-way: it is left
    out (so a snapshot keeps the previous version of it), with a warning.
 8. **Paths** are trimmed, unquoted, NFC-normalised, and a leading `./` is dropped. Then `check_path`
-   refuses, with a reason: empty paths, control characters (NUL included), backslashes, absolute paths,
+   refuses, with a reason: empty paths, invisible or control characters (Unicode Cc, Cf, Zl, Zp, lone
+   surrogates; NUL included), backslashes, absolute paths,
    drive letters, `.` or `..` segments, empty segments (`a//b`), a trailing `/`, any `.git` segment
    (any case), a segment over 255 bytes or a path over 1,024 bytes (UTF-8). Refused paths are listed in
    `ParsedFiles.refused`; they never appear in `files`.
@@ -65,6 +66,11 @@ INFO_PAIR_RE = re.compile(
 FIRST_LINE_KEY_RE = re.compile(r"^\s*+(?://|#|--|;|/\*|<!--)\s*+(?:path|filename|file)\s*+:", re.IGNORECASE)
 COMMENT_CLOSERS = ("*/", "-->")
 DRIVE_LETTER_RE = re.compile(r"^[A-Za-z]:")
+# Characters a person cannot see in a file name, or that change how it reads: controls (Cc, NUL and
+# DEL included), formats (Cf: right-to-left overrides that make `x\u202egnp.exe` read as `xexe.png`,
+# zero-width spaces, BOMs), line and paragraph separators (Zl, Zp), and lone surrogates (Cs), which are
+# not text at all and cannot be stored as UTF-8.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,9 @@ def check_path(path: str) -> str | None:
     """
     if not path:
         return "is empty"
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in path):
-        return "contains a control character"
+    hidden = next((ch for ch in path if unicodedata.category(ch) in HIDDEN_CATEGORIES), None)
+    if hidden is not None:
+        return f"contains an invisible or control character (U+{ord(hidden):04X})"
     if "\\" in path:
         return "uses a backslash; separate folders with /"
     if path.startswith("/"):
