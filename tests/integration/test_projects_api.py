@@ -234,3 +234,50 @@ def test_other_users_objects_are_404_in_the_api(api, app, make_user):
     assert_not_found_and_nothing_leaked(responses, b"TOP SECRET")
     assert {response.json["error"]["code"] for response in responses} == {"not_found"}
     assert [p["id"] for p in api.get("/api/projects").json["projects"]] == [mine]
+
+
+@pytest.fixture
+def storage_quota(app):
+    def set_quota(quota_bytes: int) -> None:
+        app.extensions["sorya.config"].STORAGE_QUOTA_BYTES = quota_bytes
+
+    original = app.extensions["sorya.config"].STORAGE_QUOTA_BYTES
+    yield set_quota
+    app.extensions["sorya.config"].STORAGE_QUOTA_BYTES = original
+
+
+def upload(api, project_id: int, files: dict[str, str]):
+    return api.post(f"/api/projects/{project_id}/snapshots",
+                    json={"files": [{"path": p, "content": c} for p, c in files.items()]})
+
+
+def test_storage_quota_counts_each_distinct_content_once_and_refuses_past_it(api, app, make_user, storage_quota):
+    from app.extensions import db
+    from app.models import Blob
+    from app.services.snapshots import sha256_hex
+
+    storage_quota(2_000)
+    # Another user's copy of a content does not count for this user: it is new storage to them.
+    shared = "s" * 500
+    other = make_user("bob")
+    make_snapshot(app, other, make_project(app, other, "Bob's"), {"shared.txt": shared})
+    first_project, second_project = make_project(app, api.user, "One"), make_project(app, api.user, "Two")
+
+    assert upload(api, first_project, {"a.txt": "a" * 700, "shared.txt": shared}).status_code == 201  # 1,200
+    # The same contents again, in this project and in another one, are already stored: nothing new.
+    assert upload(api, first_project, {"a.txt": "a" * 700, "copy.txt": shared}).status_code == 201
+    assert upload(api, second_project, {"a.txt": "a" * 700, "b.txt": "b" * 800}).status_code == 201  # 2,000
+
+    response = upload(api, second_project, {"a.txt": "a" * 700, "c.txt": "c" * 101})
+    assert response.status_code == 413
+    error = response.json["error"]
+    assert error["code"] == "too_large" and error["limit"] == "storage_quota"
+    assert (error["maximum"], error["actual"]) == (2_000, 2_101)
+    assert "would bring your storage to 2.1 KB of your 2 KB" in error["message"]
+    assert "delete" in error["message"]
+    assert len(api.get(f"/api/projects/{second_project}/snapshots").json["snapshots"]) == 1
+    with app.app_context():
+        assert db.session.query(Blob).filter_by(sha256=sha256_hex(b"c" * 101)).count() == 0
+
+    page = api.get("/usage").get_data(as_text=True)
+    assert "Storage" in page and "2 KB" in page and "of 2 KB" in page

@@ -11,6 +11,7 @@ One concern per module; callers import from this package:
 - `secrets`: redaction of keys and tokens in previews and diffs;
 - `blobs`: hashing, storing and reading contents, and garbage collection of unused blobs;
 - `reading`: access to projects and snapshots, and a snapshot's file list;
+- `quota`: the per-user storage quota over distinct contents;
 - `store`: the limits, and taking and restoring snapshots (one transaction each, under the project lock);
 - `diff`, `preview`, `archive`: how a snapshot is compared, shown and downloaded.
 """
@@ -43,6 +44,7 @@ from app.services.snapshots.preview import (
     lexer_class_for_path,
     preview_text,
 )
+from app.services.snapshots.quota import StorageUsage, readable_bytes, storage_usage, storage_used_bytes
 from app.services.snapshots.reading import (
     ORIGIN_CARRIED,
     ORIGIN_REPLY,
@@ -87,5 +89,5 @@ __all__ = [
     "looks_binary", "parse_reply_files", "preview_text", "previous_snapshot", "read_blob_contents",
     "read_snapshot_file", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
     "store_blobs", "stream_snapshot_zip", "take_snapshot_from_files", "take_snapshot_from_message",
-    "unreferenced_blob_ids",
+    "unreferenced_blob_ids", "StorageUsage", "readable_bytes", "storage_usage", "storage_used_bytes",
 ]

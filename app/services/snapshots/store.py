@@ -23,6 +23,7 @@ from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
 from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.services.snapshots.blobs import _existing_blob_ids, sha256_hex, store_blobs
+from app.services.snapshots.quota import check_storage_quota
 from app.services.snapshots.reading import (
     ORIGIN_CARRIED,
     ORIGIN_REPLY,
@@ -41,15 +42,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SnapshotLimits:
-    """Per-snapshot limits, from `SNAPSHOT_MAX_FILES`, `SNAPSHOT_MAX_FILE_BYTES`, `SNAPSHOT_MAX_TOTAL_BYTES`."""
+    """Per-snapshot limits, from `SNAPSHOT_MAX_FILES`, `SNAPSHOT_MAX_FILE_BYTES`, `SNAPSHOT_MAX_TOTAL_BYTES`,
+    and the per-user storage quota (`app.services.snapshots.quota`)."""
 
     max_files: int
     max_file_bytes: int
     max_total_bytes: int
+    storage_quota_bytes: int = 0  # `STORAGE_QUOTA_BYTES`, over all of the user's snapshots; 0: none
 
     @classmethod
     def from_settings(cls, settings: Any) -> SnapshotLimits:
-        return cls(settings.SNAPSHOT_MAX_FILES, settings.SNAPSHOT_MAX_FILE_BYTES, settings.SNAPSHOT_MAX_TOTAL_BYTES)
+        return cls(settings.SNAPSHOT_MAX_FILES, settings.SNAPSHOT_MAX_FILE_BYTES, settings.SNAPSHOT_MAX_TOTAL_BYTES,
+                   settings.STORAGE_QUOTA_BYTES)
 
     def check(self, sizes: dict[str, int]) -> None:
         """Raise `TooLarge` with the numbers when a snapshot of these file sizes is over a limit."""
@@ -147,6 +151,8 @@ def _write_snapshot(
     if not plan.files:
         raise InvalidRequest("A snapshot needs at least one file; this one would be empty.")
     limits.check({path: size for path, (_, size, _, _) in plan.files.items()})
+    new_sizes = {sha: size for blob_id, size, _, sha in plan.files.values() if blob_id is None}
+    check_storage_quota(session, project.user_id, new_sizes, limits.storage_quota_bytes)
 
     blob_ids = store_blobs(session, list(plan.new_content.values()))
     inherited_flags = set(base.flagged_paths or []) if base and carry_over else set()
