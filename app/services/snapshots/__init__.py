@@ -16,7 +16,12 @@ One concern per module; callers import from this package:
 - `diff`, `preview`, `archive`: how a snapshot is compared, shown and downloaded.
 """
 
-from app.services.snapshots.archive import archive_folder_name, stream_snapshot_zip
+from app.services.snapshots.archive import (
+    ZIP_READ_CHUNK_FILES,
+    archive_folder_name,
+    stream_snapshot_zip,
+    stream_zip,
+)
 from app.services.snapshots.blobs import (
     collect_all_garbage_blobs,
     collect_garbage_blobs,
@@ -88,6 +93,6 @@ __all__ = [
     "language_for_path", "latest_snapshot", "lexer_class_for_path", "list_snapshot_files", "list_snapshots",
     "looks_binary", "parse_reply_files", "preview_text", "previous_snapshot", "read_blob_contents",
     "read_snapshot_file", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
-    "store_blobs", "stream_snapshot_zip", "take_snapshot_from_files", "take_snapshot_from_message",
+    "store_blobs", "stream_snapshot_zip", "stream_zip", "ZIP_READ_CHUNK_FILES", "take_snapshot_from_files", "take_snapshot_from_message",
     "unreferenced_blob_ids", "StorageUsage", "readable_bytes", "storage_usage", "storage_used_bytes",
 ]
