@@ -128,6 +128,8 @@ class Config:
     SNAPSHOT_MAX_FILES: int = 500
     SNAPSHOT_MAX_FILE_BYTES: int = 1_000_000
     SNAPSHOT_MAX_TOTAL_BYTES: int = 20_000_000
+    # Bytes of distinct file contents all of a user's snapshots may hold; 0 for no quota.
+    STORAGE_QUOTA_BYTES: int = 200_000_000
 
     # Operations (deploy/README.md). Proxies in front of the app that set X-Forwarded-*: trusted only
     # when counted here, since a client could send those headers itself.
@@ -185,6 +187,7 @@ class Config:
             SNAPSHOT_MAX_FILES=_env_int(env, "SNAPSHOT_MAX_FILES", cls.SNAPSHOT_MAX_FILES),
             SNAPSHOT_MAX_FILE_BYTES=_env_int(env, "SNAPSHOT_MAX_FILE_BYTES", cls.SNAPSHOT_MAX_FILE_BYTES),
             SNAPSHOT_MAX_TOTAL_BYTES=_env_int(env, "SNAPSHOT_MAX_TOTAL_BYTES", cls.SNAPSHOT_MAX_TOTAL_BYTES),
+            STORAGE_QUOTA_BYTES=_env_int(env, "STORAGE_QUOTA_BYTES", cls.STORAGE_QUOTA_BYTES),
             TRUSTED_PROXY_HOPS=_env_int(env, "TRUSTED_PROXY_HOPS", cls.TRUSTED_PROXY_HOPS),
             METRICS_TOKEN=env.get("METRICS_TOKEN", ""),
             LOG_FORMAT=env.get("LOG_FORMAT", "").strip().lower(),

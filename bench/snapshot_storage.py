@@ -122,7 +122,7 @@ def main() -> None:
                 changed = rng.sample(paths, CHANGED_PER_SNAPSHOT)
                 for path in changed:
                     current[path] = make_file(rng, paths.index(path), number)
-                reply = "Updated:\n\n" + "".join(svc.render_reply_file(p, current[p], "python") for p in changed)
+                reply = "Updated:\n\n" + "".join(f"```python path={p}\n{current[p]}```\n" for p in changed)
                 event.remove(db.engine, "before_cursor_execute", count_rows)  # the chat's rows, not ours
                 message = ChatMessage(user_id=user.id, project_id=project.id, role="assistant", content=reply,
                                       status="complete")

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 from app.extensions import db
 from app.models import ChatMessage, Project
-from app.services.snapshots import IncomingFile, SnapshotLimits, render_reply_file, take_snapshot_from_files
+from app.services.snapshots import IncomingFile, SnapshotLimits, take_snapshot_from_files
 
 GENEROUS_LIMITS = SnapshotLimits(max_files=5000, max_file_bytes=5_000_000, max_total_bytes=200_000_000)
 
 
+def fenced_file(path: str, content: str, language: str = "") -> str:
+    """A file as the contract asks the model to write it. The fence is longer than any backtick run that
+    starts a content line, so it closes where it should."""
+    longest = max((len(m.group(0)) for m in re.finditer(r"(?m)^ *(`{3,})", content)), default=0)
+    fence = "`" * max(3, longest + 1)
+    if any(ch.isspace() for ch in path) or '"' in path:
+        path = f"'{path}'" if '"' in path else f'"{path}"'
+    info = f"{language} path={path}" if language else f"path={path}"
+    body = content if content.endswith("\n") or not content else content + "\n"
+    return f"{fence}{info}\n{body}{fence}\n"
+
+
 def reply_with(files: dict[str, str], *, intro: str = "Here are the files.") -> str:
-    blocks = [render_reply_file(path, content, "text") for path, content in files.items()]
+    blocks = [fenced_file(path, content, "text") for path, content in files.items()]
     return intro + "\n\n" + "\n".join(blocks) + "\nThat's all."
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.models import (
     ApiToken,
@@ -382,12 +382,13 @@ def _blob_json(blob: Blob) -> dict[str, Any]:
     return {"encoding": "base64", "content": base64.b64encode(blob.content).decode()}
 
 
-def export_account(session: Session, user_id: int) -> dict[str, Any]:
+def export_account(session: Session, user_id: int, *, include_contents: bool = True) -> dict[str, Any]:
     """Everything Sorya holds about the user, as one JSON-ready document. Reads only.
 
     Secrets are described, never included: the GitHub token is reported by its status and scopes, API
     tokens by name and prefix. File contents appear once per distinct blob (`files` refer to them by
-    sha256), so a file carried through many snapshots is not repeated.
+    sha256), so a file carried through many snapshots is not repeated. Without `include_contents` they
+    are neither read nor included (no `blobs`): the streamed export writes them one by one beside it.
     """
     overview = account_overview(session, user_id)
     user, github = overview.user, overview.github
@@ -396,6 +397,9 @@ def export_account(session: Session, user_id: int) -> dict[str, Any]:
     snapshots = (
         session.execute(
             select(Snapshot).where(Snapshot.project_id.in_(project_ids)).order_by(Snapshot.project_id, Snapshot.number)
+            .options(*([] if include_contents else [
+                selectinload(Snapshot.files).joinedload(SnapshotFile.blob).defer(Blob.content, raiseload=True)
+            ]))
         ).scalars().all()
         if project_ids else []
     )
@@ -405,7 +409,8 @@ def export_account(session: Session, user_id: int) -> dict[str, Any]:
         files = []
         for file in snapshot.files:
             files.append({"path": file.path, "sha256": file.blob.sha256, "size": file.blob.size, "origin": file.origin})
-            blobs.setdefault(file.blob.sha256, _blob_json(file.blob))
+            if include_contents:
+                blobs.setdefault(file.blob.sha256, _blob_json(file.blob))
         snapshots_by_project.setdefault(snapshot.project_id, []).append({
             "id": snapshot.id, "number": snapshot.number, "summary": snapshot.summary,
             "source_message_id": snapshot.source_message_id, "created_at": _iso(snapshot.created_at),
@@ -482,7 +487,7 @@ def export_account(session: Session, user_id: int) -> dict[str, Any]:
                 for s in subscriptions
             ],
         },
-        "blobs": blobs,
+        **({"blobs": blobs} if include_contents else {}),
     }
 
 

@@ -15,6 +15,10 @@ The export store is the one piece of state, behind one small interface (`ExportS
   lock, with the same expiry checked on read. It is lost on restart, which only means preparing again.
 
 Nothing is written to MariaDB: an export is a copy of what is already there, kept `EXPORT_TTL_S`.
+
+`stream_account_zip` is the synchronous export (`GET /account/export`, for scripts): the same document as a
+zip written while it is sent, each file content beside it as `blobs/<sha256>`, read a few at a time, so
+the request never holds every content in memory.
 Preparing while an export is already being prepared returns that one (one job per user at a time); an
 export still "preparing" after `STALE_AFTER_S` (its job was lost with a worker) counts as failed, so the
 user can start again.
@@ -33,12 +37,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import runtime
+from app.models import Blob
 from app.runtime import jobs
 from app.services import accounts
 from app.services.errors import NotFound
+from app.services.snapshots import ZIP_READ_CHUNK_FILES, read_blob_contents, stream_zip
 
 EXPORT_TTL_S = 60 * 60
 # A job runs at most jobs.JOB_TIMEOUT_S; past that plus a margin, no job is working on it any more.
@@ -249,3 +256,28 @@ def discard_for_user(user_id: int) -> None:
         discard(export)
     store().delete(_user_key(user_id))
 
+
+
+# -- the synchronous export ------------------------------------------------------------------------
+
+FILE_CONTENTS_NOTE = "Each file's content is blobs/<sha256> in this zip, named by the sha256 its entries list."
+
+
+def stream_account_zip(session: Session, user_id: int, folder: str) -> Iterator[bytes]:
+    """The user's export as a zip, in chunks, under `folder/`: `account.json` (the export document without
+    contents) and `blobs/<sha256>` for each distinct file content, read `ZIP_READ_CHUNK_FILES` at a time.
+    Reads only; a generator, so nothing is read before the first chunk is asked for."""
+    document = accounts.export_account(session, user_id, include_contents=False)
+    document["file_contents"] = FILE_CONTENTS_NOTE
+    shas = sorted({f["sha256"] for p in document["projects"] for s in p["snapshots"] for f in s["files"]})
+
+    def entries() -> Iterator[tuple[str, bytes]]:
+        yield f"{folder}/account.json", json.dumps(document, ensure_ascii=False, indent=2).encode()
+        for start in range(0, len(shas), ZIP_READ_CHUNK_FILES):
+            chunk = shas[start : start + ZIP_READ_CHUNK_FILES]
+            ids = dict(session.execute(select(Blob.sha256, Blob.id).where(Blob.sha256.in_(chunk))).all())
+            contents = read_blob_contents(session, list(ids.values()))
+            for sha in chunk:
+                yield f"{folder}/blobs/{sha}", contents[ids[sha]]
+
+    yield from stream_zip(entries())

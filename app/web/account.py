@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import (
@@ -122,14 +121,14 @@ def export_filename() -> str:
 @bp.get("/account/export")
 @login_required
 def export():
-    """The same document built in this request: kept for scripts and old bookmarks. The page uses the
-    background export below, which does not hold a web worker while a large account is read."""
-    document = accounts.export_account(db.session, current_user.id)
-    body = json.dumps(document, ensure_ascii=False, indent=2)
+    """The same document built in this request, as a zip streamed while it is written (file contents
+    beside the JSON): kept for scripts and old bookmarks. The page uses the background export below,
+    which does not hold a web worker while a large account is read."""
+    folder = export_filename().removesuffix(".json")
     return Response(
-        body,
-        mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{export_filename()}"', "Cache-Control": "no-store"},
+        stream_with_context(exports.stream_account_zip(db.session, current_user.id, folder)),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{folder}.zip"', "Cache-Control": "no-store"},
     )
 
 

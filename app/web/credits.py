@@ -15,14 +15,20 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from flask_login import current_user, login_required
 
+from app import runtime
 from app.extensions import db
 from app.models import LedgerEntry
 from app.models.base import utcnow
-from app.services import credits
+from app.services import credits, snapshots
 from app.web.api import int_arg
 from app.web.usage_chart import CHART_DAYS, build_usage_chart
 
 bp = Blueprint("credits", __name__)
+
+
+@bp.app_template_filter("readable_bytes")
+def readable_bytes_filter(size: int) -> str:
+    return snapshots.readable_bytes(size)
 
 REASON_WORDS = {
     credits.REASON_SIGNUP: "Welcome credits",
@@ -114,6 +120,7 @@ def usage():
         "credits/usage.html",
         summary=credits.credit_summary(db.session, current_user.id),
         chart=chart,
+        storage=snapshots.storage_usage(db.session, current_user.id, runtime.settings().STORAGE_QUOTA_BYTES),
         **_ledger_context(current_user.id, before),
     )
 

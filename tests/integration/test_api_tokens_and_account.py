@@ -3,8 +3,10 @@ the throttled last-used write, other users' objects, the data export, deletion a
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 
 import pytest
 from sqlalchemy import func, select, text
@@ -411,9 +413,12 @@ def test_download_my_data_has_everything_but_secrets(app, client, github_emulato
 
     response = client.get("/account/export")
 
-    assert response.status_code == 200
-    assert response.headers["Content-Disposition"] == 'attachment; filename="sorya-octocat-data.json"'
-    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.is_streamed
+    assert response.mimetype == "application/zip"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="sorya-octocat-data.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    assert archive.read("sorya-octocat-data/blobs/" + "a" * 64) == b"hello"
+    body = archive.read("sorya-octocat-data/account.json").decode()
     data = json.loads(body)
     assert data["account"]["login"] == "octocat"
     assert data["github"]["user_id"] == 583231
@@ -423,7 +428,7 @@ def test_download_my_data_has_everything_but_secrets(app, client, github_emulato
     assert data["projects"][0]["snapshots"][0]["files"] == [
         {"path": "index.html", "sha256": "a" * 64, "size": 5, "origin": "reply"}
     ]
-    assert data["blobs"]["a" * 64] == {"encoding": "utf-8", "content": "hello"}
+    assert "blobs" not in data and "blobs/<sha256>" in data["file_contents"]
     assert data["chat_messages"][0]["content"] == "make a site"
     assert "stranger" not in body
     assert api_token not in body and api_token[:40] not in body

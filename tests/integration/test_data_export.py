@@ -4,9 +4,11 @@ no-JavaScript path."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
+import zipfile
 
 import pytest
 from rq import Queue
@@ -81,11 +83,17 @@ def test_without_redis_the_export_is_a_thread_and_downloads_from_memory(threaded
     assert response.headers["Content-Disposition"] == 'attachment; filename="sorya-threaded-data.json"'
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_data(as_text=True)
-    # What the synchronous export returns: the same document (but for when it was made), same layout.
-    synchronous = json.loads(client.get("/account/export").get_data(as_text=True))
+    # What the synchronous export returns: the same document (but for when it was made) in a zip, with
+    # each file content beside it instead of inside it.
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/account/export").get_data()))
+    synchronous = json.loads(archive.read("sorya-threaded-data/account.json"))
     document = json.loads(body)
     assert body == json.dumps(document, ensure_ascii=False, indent=2)
+    blobs = document.pop("blobs")
+    assert "blobs/<sha256>" in synchronous.pop("file_contents")
     assert {**document, "exported_at": None} == {**synchronous, "exported_at": None}
+    for sha, blob in blobs.items():
+        assert archive.read(f"sorya-threaded-data/blobs/{sha}").decode() == blob["content"]
     assert json.loads(body)["chat_messages"][0]["content"] == "make a <script>site</script> ✓"
     with threaded_app.app_context():
         assert isinstance(exports.store(), exports.LocalExportStore)
@@ -233,3 +241,29 @@ def test_deleting_the_account_forgets_its_export(threaded_app, make_user):
 
     with threaded_app.app_context():
         assert not exports.store().entries
+
+
+def test_the_synchronous_export_is_a_zip_written_as_a_stream_with_every_file(app, make_user):
+    from app.extensions import db
+    from app.services.snapshots import ZIP_READ_CHUNK_FILES
+    from tests.snapshot_helpers import make_project, make_snapshot
+
+    user = make_user("many", balance=10)
+    project_id = make_project(app, user)
+    files = {f"src/file_{n}.txt": f"content {n}\n" * (n + 1) for n in range(ZIP_READ_CHUNK_FILES + 8)}
+    make_snapshot(app, user, project_id, files)
+    make_snapshot(app, user, project_id, {**files, "src/file_0.txt": "changed\n", "logo.png": b"\x89PNG\0\1"})
+
+    with app.app_context():
+        chunks = exports.stream_account_zip(db.session, user.id, "sorya-many-data")
+        first = next(chunks)  # a generator: nothing is read until it is asked for the next piece
+        rest = list(chunks)
+    assert len(rest) >= ZIP_READ_CHUNK_FILES  # one piece per file at least, not one buffer at the end
+    archive = zipfile.ZipFile(io.BytesIO(first + b"".join(rest)))
+    document = json.loads(archive.read("sorya-many-data/account.json"))
+    listed = {f["path"]: f["sha256"] for s in document["projects"][0]["snapshots"] for f in s["files"]}
+    assert len(document["projects"][0]["snapshots"]) == 2
+    stored = {name.rsplit("/", 1)[-1] for name in archive.namelist() if "/blobs/" in name}
+    assert stored == {f["sha256"] for s in document["projects"][0]["snapshots"] for f in s["files"]}
+    assert archive.read("sorya-many-data/blobs/" + listed["logo.png"]) == b"\x89PNG\0\1"
+    assert archive.read("sorya-many-data/blobs/" + listed["src/file_3.txt"]) == ("content 3\n" * 4).encode()

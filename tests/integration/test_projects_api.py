@@ -136,6 +136,21 @@ def test_bad_file_lists_are_refused_with_the_reason(api, app, files, status, nee
     assert needle in response.json["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "code_point"),
+    [("x\u202egnp.exe", "U+202E"), ("a\u200bb.txt", "U+200B"), ("a\u2028b", "U+2028"), ("a\ud800b", "U+D800")],
+)
+def test_a_path_with_an_invisible_character_is_refused_with_the_reason_in_fields(api, app, path, code_point):
+    project_id = make_project(app, api.user)
+    response = api.post(f"/api/projects/{project_id}/snapshots",
+                        json={"files": [{"path": path, "content": "1"}, {"path": "ok.txt", "content": "2"}]})
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert error["code"] == "invalid_request"
+    assert f"contains an invisible or control character ({code_point})" in error["fields"]["files"]
+    assert api.get(f"/api/projects/{project_id}/snapshots").json["snapshots"] == []
+
+
 def test_limits_give_a_413_with_the_numbers(api, app):
     app.extensions["sorya.config"].SNAPSHOT_MAX_FILES = 2
     try:
@@ -148,6 +163,23 @@ def test_limits_give_a_413_with_the_numbers(api, app):
     error = response.json["error"]
     assert error["code"] == "too_large" and "3 files" in error["message"] and "limit is 2" in error["message"]
     assert (error["maximum"], error["actual"]) == (2, 3)
+
+
+def test_a_diff_past_the_budget_is_marked_in_the_api_and_explained_on_the_page(api, app):
+    project_id = make_project(app, api.user)
+    old_text, new_text = "a\nb\n" * 1_500, "b\na\n" * 1_500
+    make_snapshot(app, api.user, project_id, {"flip.txt": old_text, "small.py": "one\n"})
+    second = make_snapshot(app, api.user, project_id, {"flip.txt": new_text, "small.py": "two\n"})
+
+    changed = {c["path"]: c for c in api.get(f"/api/snapshots/{second}/diff").json["changed"]}
+    assert changed["flip.txt"]["too_large_to_diff"] is True
+    assert (changed["flip.txt"]["old_size"], changed["flip.txt"]["new_size"]) == (len(old_text), len(new_text))
+    assert isinstance(changed["flip.txt"]["unified_diff"], str) and "-a\n" not in changed["flip.txt"]["unified_diff"]
+    assert changed["small.py"]["too_large_to_diff"] is False and "-one\n+two" in changed["small.py"]["unified_diff"]
+
+    page = api.get(f"/projects/{project_id}/diff?target={second}")
+    assert page.status_code == 200
+    assert "Too large to compare line by line" in page.get_data(as_text=True)
 
 
 def test_preview_diff_archive_and_restore(api, app):
@@ -293,3 +325,50 @@ def test_a_browser_session_uploads_a_snapshot_larger_than_the_default_limit(api,
     files = [{"path": f"part{i}.txt", "content": "y" * 700_000} for i in range(2)]
     response = api.post(f"/api/projects/{project_id}/snapshots", json={"files": files})
     assert response.status_code == 201 and response.json["total_bytes"] == 1_400_000
+
+
+@pytest.fixture
+def storage_quota(app):
+    def set_quota(quota_bytes: int) -> None:
+        app.extensions["sorya.config"].STORAGE_QUOTA_BYTES = quota_bytes
+
+    original = app.extensions["sorya.config"].STORAGE_QUOTA_BYTES
+    yield set_quota
+    app.extensions["sorya.config"].STORAGE_QUOTA_BYTES = original
+
+
+def upload(api, project_id: int, files: dict[str, str]):
+    return api.post(f"/api/projects/{project_id}/snapshots",
+                    json={"files": [{"path": p, "content": c} for p, c in files.items()]})
+
+
+def test_storage_quota_counts_each_distinct_content_once_and_refuses_past_it(api, app, make_user, storage_quota):
+    from app.extensions import db
+    from app.models import Blob
+    from app.services.snapshots import sha256_hex
+
+    storage_quota(2_000)
+    # Another user's copy of a content does not count for this user: it is new storage to them.
+    shared = "s" * 500
+    other = make_user("bob")
+    make_snapshot(app, other, make_project(app, other, "Bob's"), {"shared.txt": shared})
+    first_project, second_project = make_project(app, api.user, "One"), make_project(app, api.user, "Two")
+
+    assert upload(api, first_project, {"a.txt": "a" * 700, "shared.txt": shared}).status_code == 201  # 1,200
+    # The same contents again, in this project and in another one, are already stored: nothing new.
+    assert upload(api, first_project, {"a.txt": "a" * 700, "copy.txt": shared}).status_code == 201
+    assert upload(api, second_project, {"a.txt": "a" * 700, "b.txt": "b" * 800}).status_code == 201  # 2,000
+
+    response = upload(api, second_project, {"a.txt": "a" * 700, "c.txt": "c" * 101})
+    assert response.status_code == 413
+    error = response.json["error"]
+    assert error["code"] == "too_large" and error["limit"] == "storage_quota"
+    assert (error["maximum"], error["actual"]) == (2_000, 2_101)
+    assert "would bring your storage to 2.1 KB of your 2 KB" in error["message"]
+    assert "delete" in error["message"]
+    assert len(api.get(f"/api/projects/{second_project}/snapshots").json["snapshots"]) == 1
+    with app.app_context():
+        assert db.session.query(Blob).filter_by(sha256=sha256_hex(b"c" * 101)).count() == 0
+
+    page = api.get("/usage").get_data(as_text=True)
+    assert "Storage" in page and "2 KB" in page and "of 2 KB" in page

@@ -1,12 +1,16 @@
-"""What counts as a file in a reply (app.services.snapshots.parse_reply_files), and which paths are safe."""
+"""What counts as a file in a reply (app.services.snapshots.reply_files), and which paths are safe."""
 
 from __future__ import annotations
+
+import re
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.snapshots import check_path, clean_path, parse_reply_files, render_reply_file
+from app.services.snapshots import check_path, clean_path, parse_reply_files
+from tests.snapshot_helpers import fenced_file
 
 
 def files_of(text: str, **kwargs) -> dict[str, str]:
@@ -115,8 +119,15 @@ def test_inline_triple_backticks_are_not_fences():
         ("c:evil", "starts with a drive letter; paths must be relative to the project folder"),
         (".git/config", "is inside .git, which holds Git's own data"),
         ("sub/.GIT/hooks/pre-commit", "is inside .git, which holds Git's own data"),
-        ("a\x00b", "contains a control character"),
-        ("a\x1bb", "contains a control character"),
+        ("a\x00b", "contains an invisible or control character (U+0000)"),
+        ("a\x1bb", "contains an invisible or control character (U+001B)"),
+        ("a\x85b", "contains an invisible or control character (U+0085)"),
+        ("x\u202egnp.exe", "contains an invisible or control character (U+202E)"),  # right-to-left override
+        ("a\u200bb.txt", "contains an invisible or control character (U+200B)"),  # zero-width space
+        ("bom\ufeff.py", "contains an invisible or control character (U+FEFF)"),
+        ("a\u2028b", "contains an invisible or control character (U+2028)"),  # line separator
+        ("a\u2029b", "contains an invisible or control character (U+2029)"),  # paragraph separator
+        ("a\ud800b", "contains an invisible or control character (U+D800)"),  # a lone surrogate
         ("a\\b.txt", "uses a backslash; separate folders with /"),
         ("a//b", "has an empty folder name (//)"),
         ("a/./b", "has a '.' folder name"),
@@ -129,6 +140,20 @@ def test_inline_triple_backticks_are_not_fences():
 )
 def test_unsafe_paths_are_refused_with_a_reason(path, reason):
     assert check_path(path) == reason
+
+
+def test_a_reply_naming_a_file_with_an_invisible_character_is_refused_with_the_reason():
+    parsed = parse_reply_files("```text path=invoice\u202efdp.exe\nMZ\n```\n\n```text path=ok.txt\nfine\n```\n")
+    assert [f.path for f in parsed.files] == ["ok.txt"]
+    assert [(r.path, r.reason) for r in parsed.refused] == [
+        ("invoice\u202efdp.exe", "contains an invisible or control character (U+202E)")
+    ]
+    assert "U+202E" in parsed.warnings[-1] and "\u202e" not in parsed.warnings[-1]  # shown escaped, never applied
+
+
+def test_visible_non_ascii_names_stay_allowed():
+    for path in ("café/menu.txt", "日本語/ファイル.md", "emoji/🚀.txt", "a b/c d.txt", "ünïcödé\u00a0nbsp.txt"):
+        assert check_path(path) is None, path
 
 
 @pytest.mark.parametrize("path", ["a.py", "src/app/main.py", ".github/workflows/ci.yml", ".gitignore",
@@ -170,7 +195,7 @@ file_content = st.lists(content_line, max_size=8).map(lambda lines: "".join(line
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=6))
 def test_rendered_files_parse_back_exactly(files):
-    reply = "Here you go:\n\n" + "\n".join(render_reply_file(p, c, "text") for p, c in files.items()) + "\nDone."
+    reply = "Here you go:\n\n" + "\n".join(fenced_file(p, c, "text") for p, c in files.items()) + "\nDone."
     parsed = parse_reply_files(reply)
     assert {f.path: f.content for f in parsed.files} == files
     assert parsed.warnings == []
@@ -188,7 +213,7 @@ def test_any_text_parses_without_error_and_only_to_safe_paths(text):
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=4), st.booleans())
 def test_line_endings_never_change_what_is_parsed(files, finished):
-    reply = "\n".join(render_reply_file(p, c) for p, c in files.items())
+    reply = "\n".join(fenced_file(p, c) for p, c in files.items())
     as_lf = parse_reply_files(reply, reply_finished=finished)
     as_crlf = parse_reply_files(reply.replace("\n", "\r\n"), reply_finished=finished)
     assert as_lf == as_crlf
@@ -197,8 +222,79 @@ def test_line_endings_never_change_what_is_parsed(files, finished):
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(safe_path, file_content, min_size=1, max_size=4), st.data())
 def test_a_reply_cut_anywhere_yields_only_whole_files_when_stopped(files, data):
-    reply = "".join(render_reply_file(p, c) for p, c in files.items())
+    reply = "".join(fenced_file(p, c) for p, c in files.items())
     cut = data.draw(st.integers(min_value=0, max_value=len(reply)))
     parsed = parse_reply_files(reply[:cut], reply_finished=False)
     for item in parsed.files:
         assert files[item.path] == item.content
+
+
+# -- linear time on hostile lines --------------------------------------------------------------------
+
+def best_parse_time(text: str, repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        parse_reply_files(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def whitespace_run(length: int) -> str:
+    return (" \t" * length)[:length]
+
+
+@pytest.mark.parametrize(
+    "make_reply",
+    [
+        # A first-line path comment padded with whitespace before a letter: the old pattern's `\s*` around a
+        # lazy `.+?` tried every split of the run (cubic: 500 characters already took seconds).
+        lambda n: f"```js\n// path: a{whitespace_run(n)}b\nlet a = 1;\n```\n",
+        lambda n: f"```html\n<!-- file: a{whitespace_run(n)}b{whitespace_run(n)}-->\n<p>\n```\n",
+        # One long word in an info string: every start inside it rescanned the word looking for `=`.
+        lambda n: "```" + "a" * n + "\ncode\n```\n",
+        lambda n: "```" + "1a" * (n // 2) + "\ncode\n```\n",
+    ],
+    ids=["first-line-comment", "first-line-html-comment", "info-word", "info-mixed-word"],
+)
+def test_parse_time_grows_linearly_with_a_hostile_line(make_reply):
+    small, large = best_parse_time(make_reply(1_000)), best_parse_time(make_reply(8_000))
+    # Eight times the text may take about eight times as long; a quadratic pattern takes 64 times.
+    assert large / max(small, 1e-6) < 20, (small, large)
+
+
+def reference_first_line_path(line: str) -> str | None:
+    """The path the first-line comment names, by the original pattern (fine on short lines only)."""
+    old = re.compile(
+        r"^\s*(?://|#|--|;|/\*|<!--)\s*(?:path|file|filename)\s*:\s*(?P<path>.+?)\s*(?:\*/|-->)?\s*$",
+        re.IGNORECASE,
+    )
+    match = old.match(line)
+    return match.group("path") if match else None
+
+
+comment_line = st.builds(
+    lambda lead, opener, key, gap, body, closer, tail: f"{lead}{opener}{gap}{key}:{body}{closer}{tail}",
+    st.text(alphabet=" \t\u00a0\u2003", max_size=4),
+    st.sampled_from(["//", "#", "--", ";", "/*", "<!--"]),
+    st.sampled_from(["path", "FILE", "filename"]),
+    st.text(alphabet=" \t", max_size=3),
+    st.text(alphabet=" \t\u00a0\u3000ab/.*->", max_size=16),
+    st.sampled_from(["", "*/", "-->", " */", "  -->"]),
+    st.text(alphabet=" \t\u2003", max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(comment_line)
+def test_a_whitespace_heavy_first_line_reads_as_the_original_pattern_did(line):
+    parsed = parse_reply_files(f"```text\n{line}\nbody\n```\n")
+    expected = reference_first_line_path(line)
+    if expected is None:
+        assert parsed.files == [] and parsed.refused == []
+        return
+    path = clean_path(expected)
+    if check_path(path) is None:
+        assert [(f.path, f.content) for f in parsed.files] == [(path, "body\n")]
+    else:
+        assert parsed.files == [] and [r.reason for r in parsed.refused] == [check_path(path)]

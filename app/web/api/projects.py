@@ -231,6 +231,7 @@ def api_diff(snapshot_id: int):
         removed=[{"path": e.path, "size": e.size, "sha256": e.sha256} for e in result.removed],
         changed=[
             {"path": c.path, "unified_diff": c.unified_diff, "binary": c.is_binary, "too_large": c.too_large,
+             "too_large_to_diff": c.too_large,
              "redacted": c.redacted, "old_size": c.old_size, "new_size": c.new_size}
             for c in result.changed
         ],

@@ -1,7 +1,7 @@
 """Fixtures and builders for the publish tests: the GitHub emulator, a connected account, snapshots.
 
 Snapshots are built here directly on the schema (blobs with their git sha, snapshot_files), the way
-`services/snapshots.py` stores them, so these tests do not depend on how a reply becomes a snapshot.
+`services/snapshots/` stores them, so these tests do not depend on how a reply becomes a snapshot.
 """
 
 from __future__ import annotations

@@ -1,0 +1,91 @@
+"""Reading snapshots: who may see which project and snapshot, and a snapshot's file list (no content)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Blob, Project, Snapshot, SnapshotFile
+from app.services.errors import NotFound
+from app.services.snapshots.blobs import read_blob_contents
+
+ORIGIN_REPLY = "reply"
+ORIGIN_CARRIED = "carried"
+ORIGIN_UPLOAD = "upload"
+ORIGIN_RESTORED = "restored"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a snapshot, without its content."""
+
+    path: str
+    blob_id: int
+    size: int
+    sha256: str
+    git_sha: str
+    is_binary: bool
+    origin: str
+
+
+def get_project_for_user(session: Session, user_id: int, project_id: int) -> Project:
+    """The user's project, or `NotFound` (also for someone else's: never say it exists)."""
+    project = session.get(Project, project_id)
+    if project is None or project.user_id != user_id:
+        raise NotFound("There is no such project, or it is not yours.")
+    return project
+
+
+def get_snapshot(session: Session, user_id: int, snapshot_id: int, project_id: int | None = None) -> Snapshot:
+    """The snapshot when its project is the user's (and is `project_id` when given), else `NotFound`."""
+    row = session.execute(
+        select(Snapshot)
+        .join(Project, Project.id == Snapshot.project_id)
+        .where(Snapshot.id == snapshot_id, Project.user_id == user_id)
+    ).scalar_one_or_none()
+    if row is None or (project_id is not None and row.project_id != project_id):
+        raise NotFound("There is no such snapshot, or it is not yours.")
+    return row
+
+
+def latest_snapshot(session: Session, project_id: int) -> Snapshot | None:
+    return session.execute(
+        select(Snapshot).where(Snapshot.project_id == project_id).order_by(Snapshot.number.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def list_snapshots(session: Session, project_id: int, *, limit: int | None = None) -> list[Snapshot]:
+    """The project's snapshots, newest first."""
+    query = select(Snapshot).where(Snapshot.project_id == project_id).order_by(Snapshot.number.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def list_snapshot_files(session: Session, snapshot_id: int) -> list[FileEntry]:
+    """The snapshot's files sorted by path, in one query that reads no content."""
+    rows = session.execute(
+        select(
+            SnapshotFile.path,
+            SnapshotFile.blob_id,
+            Blob.size,
+            Blob.sha256,
+            Blob.git_sha,
+            Blob.is_binary,
+            SnapshotFile.origin,
+        )
+        .join(Blob, Blob.id == SnapshotFile.blob_id)
+        .where(SnapshotFile.snapshot_id == snapshot_id)
+    )
+    return sorted((FileEntry(*row) for row in rows), key=lambda entry: entry.path)
+
+
+def read_snapshot_file(session: Session, snapshot_id: int, path: str) -> tuple[FileEntry, bytes]:
+    """One file of a snapshot and its content, or `NotFound`. Two queries whatever the snapshot's size."""
+    entry = next((e for e in list_snapshot_files(session, snapshot_id) if e.path == path), None)
+    if entry is None:
+        raise NotFound(f"This snapshot has no file {path!r}.")
+    return entry, read_blob_contents(session, [entry.blob_id])[entry.blob_id]
+
