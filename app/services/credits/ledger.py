@@ -87,7 +87,13 @@ def _check_key(idempotency_key: str) -> None:
 
 
 def lock_balance(session: Session, user_id: int) -> CreditBalance:
-    """The user's balance row, locked for this transaction and freshly read; created at zero when missing."""
+    """The user's balance row, locked for this transaction and freshly read; created at zero when missing.
+
+    MySQL/MariaDB: a row lock (`SELECT ... FOR UPDATE`). SQLite: the database's write lock (see
+    `take_sqlite_write_lock`), so the rule is the same on both engines: no other transaction changes
+    this balance until this one commits or rolls back.
+    """
+    take_sqlite_write_lock(session, user_id)
     query = (
         select(CreditBalance)
         .where(CreditBalance.user_id == user_id)
@@ -99,6 +105,26 @@ def lock_balance(session: Session, user_id: int) -> CreditBalance:
         return row
     _insert_zero_balance(session, user_id)
     return session.execute(query).scalar_one()
+
+
+def take_sqlite_write_lock(session: Session, user_id: int) -> None:
+    """On SQLite, take the database's write lock for this transaction before the balance is read.
+
+    SQLite ignores `FOR UPDATE`, and its driver runs a SELECT outside any transaction, so two
+    connections could read the same balance, each add its hold or charge in Python, and write over each
+    other (a lost update: `held` drifted below zero and holds together exceeded the balance). A write
+    statement makes the driver begin the transaction and SQLite grant this connection its single
+    writer's lock, held until commit or rollback; a second writer waits for it (the busy timeout) just as
+    a second `FOR UPDATE` waits for the row lock. The statement changes nothing. A no-op elsewhere.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.execute(
+        update(CreditBalance)
+        .where(CreditBalance.user_id == user_id)
+        .values(user_id=CreditBalance.user_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _insert_zero_balance(session: Session, user_id: int) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.models import CreditBalance, CreditHold, LedgerEntry
 from app.services.credits.holds import HOLD_ACTIVE
+from app.services.credits.ledger import take_sqlite_write_lock
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def find_discrepancies(session: Session) -> list[Discrepancy]:
     session.rollback()
     found = []
     for uid in sorted(suspects):
+        take_sqlite_write_lock(session, uid)
         exists = session.execute(select(CreditBalance.user_id).where(CreditBalance.user_id == uid)).first()
         if exists is not None:
             session.execute(select(CreditBalance.user_id).where(CreditBalance.user_id == uid).with_for_update())
