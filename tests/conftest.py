@@ -320,10 +320,24 @@ def make_user(app) -> Callable[..., Any]:
     return create
 
 
+def session_cookie_id(app, user_id: int) -> str:
+    """Open a server-side signed-in session for the user, as the GitHub sign-in does, and return what
+    Flask-Login keeps in the session cookie for it: "<user id>:<session id>"."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.services import accounts
+
+    with app.app_context():
+        session_id = accounts.start_session(db.session, user_id, max_age=timedelta(days=30))
+    return f"{user_id}:{session_id}"
+
+
 def sign_in(client, user) -> None:
     """Put `user` in the test client's session, as Flask-Login does after a successful sign-in."""
+    cookie_id = session_cookie_id(client.application, user.id)
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+        session["_user_id"] = cookie_id
         session["_fresh"] = True
 
 

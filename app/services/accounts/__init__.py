@@ -27,6 +27,7 @@ from app.services.accounts.operators import (
     list_users,
 )
 from app.services.accounts.overview import AccountOverview, account_overview
+from app.services.accounts.sessions import end_all_sessions, end_session, start_session, user_for_session
 from app.services.accounts.signin import (
     SIGN_IN_ATTEMPTS,
     STALE_LOGIN_MARK,
@@ -41,5 +42,6 @@ __all__ = [
     "TOKEN_VALID", "AccountOverview", "SignInResult", "UserSummary", "account_overview", "delete_account",
     "disable_user", "enable_user", "encrypt_github_token", "export_account", "find_github_account",
     "find_user_by_login", "github_access_token", "list_users", "mark_github_token_revoked",
-    "record_token_check", "sign_in_with_github", "signup_grant_key", "token_check_due",
+    "record_token_check", "sign_in_with_github", "signup_grant_key", "token_check_due", "end_all_sessions",
+    "end_session", "start_session", "user_for_session",
 ]

@@ -21,6 +21,7 @@ from app.models import (
     SnapshotFile,
     Subscription,
     User,
+    UserSession,
 )
 from app.services import credits
 from app.services.errors import Conflict, NotFound
@@ -56,6 +57,7 @@ def delete_account(session: Session, user_id: int) -> None:
     session.execute(update(Subscription).where(Subscription.user_id == user_id).values(user_id=None))
     session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
     session.execute(delete(GithubAccount).where(GithubAccount.user_id == user_id))
+    session.execute(delete(UserSession).where(UserSession.user_id == user_id))  # its cookies die with it
     session.execute(delete(User).where(User.id == user_id))
     session.commit()
     log.info("user=%s deleted; ledger entries kept without a user", user_id)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.models import CreditBalance, User
+from app.models import CreditBalance, User, UserSession
 from app.models.base import utcnow
 from app.services.errors import NotFound
 
@@ -48,10 +48,14 @@ def find_user_by_login(session: Session, login: str) -> User:
 
 
 def disable_user(session: Session, login: str) -> User:
-    """Block sign-in, sessions and API tokens for the account, keeping its data. Commits; idempotent."""
+    """Block sign-in, sessions and API tokens for the account, keeping its data. Commits; idempotent.
+
+    Its signed-in sessions are ended too, so enabling it again does not revive an old cookie.
+    """
     user = find_user_by_login(session, login)
     if user.disabled_at is None:
         user.disabled_at = utcnow()
+        session.execute(delete(UserSession).where(UserSession.user_id == user.id))
         session.commit()
         log.info("user=%s disabled", user.id)
     return user
