@@ -139,24 +139,25 @@ def place_hold(
     except InsufficientCredits:
         session.commit()  # keeps the expiries; places nothing
         raise
-    except IntegrityError:
-        session.rollback()
-        winner = find_hold(session, idempotency_key)
-        if winner is None:
-            raise
-        return winner
+    except IntegrityError as exc:
+        return _hold_that_won(session, idempotency_key, exc)
     if not created:
         session.rollback()
         return hold
     try:
         session.commit()
-    except IntegrityError:
-        session.rollback()
-        winner = find_hold(session, idempotency_key)
-        if winner is None:
-            raise
-        return winner
+    except IntegrityError as exc:
+        return _hold_that_won(session, idempotency_key, exc)
     return hold
+
+
+def _hold_that_won(session: Session, idempotency_key: str, error: IntegrityError) -> CreditHold:
+    """After a duplicate key: the hold a concurrent transaction placed under `idempotency_key`."""
+    session.rollback()
+    winner = find_hold(session, idempotency_key)
+    if winner is None:
+        raise error
+    return winner
 
 
 def _place_hold(
