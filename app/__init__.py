@@ -34,6 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     with app.app_context():
         extensions.ping_idle_connections(extensions.db.engine)
         extensions.reset_only_dirty_connections(extensions.db.engine)
+        extensions.wait_for_sqlite_writers(extensions.db.engine)
     extensions.migrate.init_app(app, extensions.db, directory=str(BASE_DIR / "migrations"))
     extensions.login_manager.init_app(app)
     extensions.csrf.init_app(app)

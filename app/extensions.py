@@ -96,3 +96,22 @@ def reset_only_dirty_connections(engine: Engine) -> None:
         if record.info.get(_CLEAN_KEY):
             return
         dbapi_connection.rollback()
+
+
+# How long a SQLite writer waits for the database's single write lock before giving up ("database is
+# locked"): the driver's default is 5 s. Money transactions take that lock before reading a balance
+# (`credits.lock_balance`), so under a burst writers queue on it the way MariaDB queues them on a row
+# lock (whose wait limit, `innodb_lock_wait_timeout`, is 50 s); each holds it for milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def wait_for_sqlite_writers(engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    """On SQLite, let every connection wait up to `busy_timeout_ms` for the write lock. A no-op elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _set_busy_timeout(dbapi_connection, record) -> None:  # noqa: ANN001
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.close()

@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -125,6 +126,7 @@ def prepare_database(env: dict[str, str], users: int) -> list[dict[str, str]]:
     from app import create_app
     from app.extensions import db
     from app.models import User
+    from app.services.accounts import start_session
     from app.services.credits import post_ledger_entry
     from config import Config
     from tests.conftest import recreate_mysql_database
@@ -144,7 +146,7 @@ def prepare_database(env: dict[str, str], users: int) -> list[dict[str, str]]:
                               idempotency_key=f"bench:{user.id}")
             with app.test_request_context():
                 g.pop("csrf_token", None)  # generate_csrf caches its token in g, shared by this app context
-                session["_user_id"] = str(user.id)
+                session["_user_id"] = f"{user.id}:{start_session(db.session, user.id, max_age=timedelta(days=1))}"
                 session["_fresh"] = True
                 token = generate_csrf()
                 cookie = app.session_interface.get_signing_serializer(app).dumps(dict(session))

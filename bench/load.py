@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,7 @@ def seed_users(env: dict[str, str], count: int) -> tuple[list[tuple[str, str]], 
     from app import create_app
     from app.extensions import db
     from app.models import User
+    from app.services.accounts import start_session
     from app.services.credits import REASON_ADJUSTMENT, post_ledger_entry
     from config import Config
 
@@ -154,7 +156,8 @@ def seed_users(env: dict[str, str], count: int) -> tuple[list[tuple[str, str]], 
     for user_id in user_ids:
         # A fresh request (and app) context per user: Flask-WTF caches the signed token in `g`.
         with app.test_request_context():
-            flask_session["_user_id"] = str(user_id)
+            session_id = start_session(db.session, user_id, max_age=timedelta(days=1))
+            flask_session["_user_id"] = f"{user_id}:{session_id}"
             flask_session["_fresh"] = True
             csrf = generate_csrf()  # stored in the session, as the first page view would
             cookies.append((app.session_interface.get_signing_serializer(app).dumps(dict(flask_session)), csrf))

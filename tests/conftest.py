@@ -202,17 +202,42 @@ def app(app_config: Config):
     return application
 
 
+@pytest.fixture(scope="session")
+def sqlite_app(provider_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):
+    """The embedded default: a SQLite file database (never `:memory:`), no Redis, the same emulators.
+
+    Money and identity tests run on it and on `app` alike: SQLite is a real deployment target for one
+    process, and real threads here each take their own connection to the file. A module runs on both
+    engines by overriding `app` (the harness then empties whichever database the test used):
+
+        @pytest.fixture(params=["mariadb", "sqlite"])
+        def app(request, app, sqlite_app):
+            return app if request.param == "mariadb" else sqlite_app
+    """
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    instance = tmp_path_factory.mktemp("sqlite-instance")
+    application = create_app(build_config(str(instance), DATABASE_URL=f"sqlite:///{instance / 'sorya.db'}",
+                                          **provider_settings))
+    with application.app_context():
+        upgrade()
+    return application
+
+
 @pytest.fixture(autouse=True)
 def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
     """Empty every table and the worker's Redis database after each test that used the app."""
     if "app" not in request.fixturenames:
         yield
         return
-    # Taken before the test: a module may override `app` with a fixture of its own, torn down before this one.
+    # Resolved before the test: a module's own `app` (one per engine) is torn down before this one.
     application = request.getfixturevalue("app")
+    emulators = request.getfixturevalue("emulator_server")
     yield
     empty_database(application)
-    reset_emulators(request.getfixturevalue("emulator_server"))
+    reset_emulators(emulators)
 
 
 def empty_database(application) -> None:
@@ -295,10 +320,24 @@ def make_user(app) -> Callable[..., Any]:
     return create
 
 
+def session_cookie_id(app, user_id: int) -> str:
+    """Open a server-side signed-in session for the user, as the GitHub sign-in does, and return what
+    Flask-Login keeps in the session cookie for it: "<user id>:<session id>"."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.services import accounts
+
+    with app.app_context():
+        session_id = accounts.start_session(db.session, user_id, max_age=timedelta(days=30))
+    return f"{user_id}:{session_id}"
+
+
 def sign_in(client, user) -> None:
     """Put `user` in the test client's session, as Flask-Login does after a successful sign-in."""
+    cookie_id = session_cookie_id(client.application, user.id)
     with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
+        session["_user_id"] = cookie_id
         session["_fresh"] = True
 
 

@@ -6,7 +6,7 @@ from app.models.chat import ChatMessage
 from app.models.credits import CreditBalance, CreditHold, LedgerEntry
 from app.models.projects import Blob, Project, Snapshot, SnapshotFile
 from app.models.publish import Push
-from app.models.users import ApiToken, GithubAccount, User
+from app.models.users import ApiToken, GithubAccount, User, UserSession
 
 __all__ = [
     "ApiToken",
@@ -25,4 +25,5 @@ __all__ = [
     "StripeEvent",
     "Subscription",
     "User",
+    "UserSession",
 ]

@@ -79,3 +79,15 @@ class Base(DeclarativeBase):
 def table_args(*items: Any) -> tuple[Any, ...]:
     """`__table_args__` with the MySQL table options appended to a model's own indexes."""
     return (*items, dict(MYSQL_TABLE_OPTIONS))
+
+
+def ids_never_reused(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`__table_args__` (from `table_args`) whose ids SQLite never hands out again after a delete.
+
+    Without AUTOINCREMENT SQLite gives a new row the highest id in use plus one, so deleting the newest
+    row frees its id for the next one; an id that left the server (in a signed cookie, a URL, an API
+    answer) would then name someone else's row. MySQL/MariaDB never reuse an AUTO_INCREMENT id.
+    """
+    *items, options = args
+    return (*items, {**options, "sqlite_autoincrement": True})
+

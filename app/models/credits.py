@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, table_args, utcnow
+from app.models.base import Base, BigIntId, ids_never_reused, table_args, utcnow
 
 
 class CreditBalance(Base):
@@ -32,10 +32,10 @@ class CreditBalance(Base):
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
-    __table_args__ = table_args(
+    __table_args__ = ids_never_reused(table_args(
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
         Index("ix_ledger_entries_user_id_created_at", "user_id", "created_at"),
-    )
+    ))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     # Nulled when the account is deleted: entries stay, anonymised, for accounting.

@@ -9,7 +9,7 @@ from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, BigIntId, table_args, utcnow
+from app.models.base import Base, BigIntId, ids_never_reused, table_args, utcnow
 
 if TYPE_CHECKING:
     from app.models.credits import CreditBalance
@@ -19,7 +19,7 @@ PLAN_FREE = "free"
 
 class User(UserMixin, Base):
     __tablename__ = "users"
-    __table_args__ = table_args()
+    __table_args__ = ids_never_reused(table_args())
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     # The current GitHub login, refreshed at each sign-in; the stable key is GithubAccount.github_user_id.
@@ -39,9 +39,23 @@ class User(UserMixin, Base):
     # balances change through services/credits.py alone.
     credit_balance: Mapped[CreditBalance | None] = relationship(lazy="joined", viewonly=True, uselist=False)
 
+    # The signed-in browser session this object was loaded for (`UserSession.id`), not a column: set by
+    # the sign-in and by the session loader, so `get_id` names the session as well as the account.
+    signed_in_session_id = None  # str once set; unannotated so the ORM does not map it
+
     @property
     def is_active(self) -> bool:  # Flask-Login: a disabled user cannot sign in or use a session.
         return self.disabled_at is None
+
+    def get_id(self) -> str:
+        """What Flask-Login stores in the session and remember cookies: "<user id>:<session id>".
+
+        The cookie then dies with its server-side session (signed out here, signed out everywhere, the
+        account deleted). Without a session id it is the bare user id, which loads nobody.
+        """
+        if self.signed_in_session_id is None:
+            return str(self.id)
+        return f"{self.id}:{self.signed_in_session_id}"
 
 
 class GithubAccount(Base):
@@ -69,7 +83,7 @@ class GithubAccount(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
-    __table_args__ = table_args(Index("ix_api_tokens_user_id_created_at", "user_id", "created_at"))
+    __table_args__ = ids_never_reused(table_args(Index("ix_api_tokens_user_id_created_at", "user_id", "created_at")))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
@@ -81,3 +95,17 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class UserSession(Base):
+    """One signed-in browser. Its random id travels, with the user id, in the signed session cookie and
+    the remember-me cookie; a cookie whose row is gone (signed out, signed out everywhere, the account
+    deleted) signs nobody in, even when it was copied before."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = table_args(Index("ix_user_sessions_user_id_created_at", "user_id", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+

@@ -11,17 +11,17 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     stream_with_context,
     url_for,
 )
-from flask_login import current_user, login_required, logout_user
+from flask_login import current_user, login_required
 
 from app import runtime
 from app.extensions import db
 from app.providers import github
 from app.services import accounts, api_tokens, billing, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
+from app.web.auth import sign_out_this_browser
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,16 @@ def delete():
     except DomainError as exc:
         return render_account(delete_error=exc.message, status=exc.status)
     exports.discard_for_user(user_id)
-    logout_user()
-    session.clear()
+    sign_out_this_browser()
     flash("Your account and its data are deleted. Thank you for trying Sorya.", "info")
+    return redirect(url_for("pages.landing"))
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    accounts.end_all_sessions(db.session, current_user.id)
+    sign_out_this_browser()
+    flash("You are signed out everywhere: every browser signed in to your account, this one included, must "
+          "sign in again. Your API tokens still work until you revoke them.", "success")
     return redirect(url_for("pages.landing"))

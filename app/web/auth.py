@@ -103,6 +103,7 @@ def callback():
     user = accounts.get_user(db.session, result.user_id)
     # A fresh session at sign-in: nothing from before (a fixated id, other pending flows) carries over.
     session.clear()
+    user.signed_in_session_id = accounts.start_session(db.session, user.id, max_age=REMEMBER_DURATION)
     login_user(user, remember=flow.remember, duration=REMEMBER_DURATION)
     if result.created and result.signup_credits:
         flash(f"Welcome to Sorya, {user.login}! Your account starts with {result.signup_credits:,} free credits.",
@@ -117,7 +118,20 @@ def callback():
 
 @bp.post("/auth/logout")
 def logout():
-    logout_user()
-    session.clear()
+    # This browser's session only: its cookies, copied or not, die with it; other devices stay signed in.
+    accounts.end_session(db.session, getattr(current_user, "signed_in_session_id", None))
+    sign_out_this_browser()
     flash("You are signed out.", "info")
     return redirect(url_for("pages.landing"))
+
+
+def sign_out_this_browser() -> None:
+    """Forget the signed-in user in this browser: the session, and the remember-me cookie.
+
+    `logout_user` records in the session that the remember-me cookie must be deleted, so it runs after
+    the session is cleared (clearing after it erased that note, and the cookie signed the browser in
+    again at the next request).
+    """
+    session.clear()
+    logout_user()
+

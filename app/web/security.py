@@ -175,11 +175,8 @@ def load_user(user_id: str) -> User | None:
     # a 401 even when the same client also holds a valid session or remember-me cookie.
     if has_bearer_token():
         return bearer_user()
-    try:
-        user = accounts.get_user(db.session, int(user_id))
-    except ValueError:
-        return None
-    return user if user is not None and user.is_active else None
+    # "<user id>:<session id>": the cookie signs someone in only while its server-side session lives.
+    return accounts.user_for_session(db.session, user_id)
 
 
 @login_manager.request_loader

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import session_cookie_id
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -97,8 +99,9 @@ def sign_in_browser(page, app, user, live_server: LiveServer) -> None:
     """
     from flask import session as flask_session
 
+    cookie_id = session_cookie_id(app, user.id)
     with app.test_request_context():
-        flask_session["_user_id"] = str(user.id)
+        flask_session["_user_id"] = cookie_id
         flask_session["_fresh"] = True
         serializer = app.session_interface.get_signing_serializer(app)
         cookie = serializer.dumps(dict(flask_session))

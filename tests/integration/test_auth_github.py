@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from app.models import GithubAccount, LedgerEntry, User
 from app.services import accounts
+from app.services.errors import Conflict
 from tests.conftest import TEST_GITHUB_CLIENT_ID
 from tests.integration import github_flow
 
@@ -286,7 +287,7 @@ def test_two_racing_callbacks_for_a_new_user_create_one_account_and_grant_once(
             lookup_barrier.wait()
         return found
 
-    monkeypatch.setattr(accounts, "find_github_account", find_after_both_looked)
+    monkeypatch.setattr(accounts.signin, "find_github_account", find_after_both_looked)
     clients = [app.test_client() for _ in range(2)]
     callbacks = [github_flow.consent(github_emulator.url, github_flow.start(c), login="racer") for c in clients]
     barrier = threading.Barrier(len(clients))
@@ -447,7 +448,7 @@ def test_a_github_call_answered_401_marks_the_token_revoked(app, client, github_
         with pytest.raises(github.GithubTokenRevoked):
             github.fetch_identity(token)
         accounts.mark_github_token_revoked(db.session, user_id)
-        with pytest.raises(accounts.Conflict):
+        with pytest.raises(Conflict):
             accounts.github_access_token(db.session, app.extensions["sorya.keyring"], user_id)
     assert "GitHub no longer accepts" in client.get("/account").get_data(as_text=True)
 

@@ -9,7 +9,7 @@ from app.models import ChatMessage, User
 from app.services import chat as chat_service
 from app.services.credits import post_ledger_entry
 from tests.chat_helpers import SSEReader, api_headers, post_chat, reply_text
-from tests.conftest import build_config
+from tests.conftest import build_config, session_cookie_id
 
 
 @pytest.fixture
@@ -32,8 +32,9 @@ def test_chat_streams_resumes_and_charges_on_sqlite_without_redis(tmp_path, emul
         user_id = user.id
         post_ledger_entry(db.session, user_id=user_id, delta=1000, reason="adjustment", idempotency_key="start")
     client = application.test_client()
+    cookie_id = session_cookie_id(application, user_id)
     with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
+        session["_user_id"] = cookie_id
     text = " ".join(f"piece{i}" for i in range(60))
     openai_emulator.control.script_reply(text, chunk_delay_ms=5)
 

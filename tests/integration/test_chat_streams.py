@@ -33,6 +33,7 @@ from app.services import credits
 from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
 from tests.chat_helpers import SSEReader, api_headers, parse_sse, post_chat, reply_text, wait_for
+from tests.conftest import session_cookie_id
 
 PRICE = Price(10, 10)
 LONG_TEXT = " ".join(f"token{i}" for i in range(400))
@@ -217,8 +218,9 @@ def second_instance(app, app_config, tmp_path):
 def session_cookie(app, user) -> str:
     from flask import session as flask_session
 
+    cookie_id = session_cookie_id(app, user.id)
     with app.test_request_context():
-        flask_session["_user_id"] = str(user.id)
+        flask_session["_user_id"] = cookie_id
         flask_session["_fresh"] = True
         return app.session_interface.get_signing_serializer(app).dumps(dict(flask_session))
 

@@ -1,6 +1,7 @@
-"""The ledger under real concurrency: real threads, each with its own MariaDB connection and session.
+"""The ledger under real concurrency: real threads, each with its own connection and session, on MariaDB
+and on a SQLite file (the embedded default), which must be exactly as correct.
 
-A shared session or SQLite would serialise everything and hide exactly the races these tests are about.
+A shared session would serialise everything and hide exactly the races these tests are about.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from app.services import credits
 from app.services.errors import Conflict, InsufficientCredits
 
 
-@pytest.fixture(autouse=True)
-def _needs_mariadb(app):
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("mysql"):
-        pytest.skip("concurrency tests need real MariaDB connections")
+@pytest.fixture(params=["mariadb", "sqlite"])
+def app(request, app, sqlite_app):
+    return app if request.param == "mariadb" else sqlite_app
 
 
 def run_concurrently(app, count: int, work: Callable[[Any, int], Any]) -> list[tuple[str, Any]]:
@@ -246,3 +246,10 @@ def test_concurrent_sweeps_release_each_expired_hold_once(app, make_user):
         after = state(app, user.id)
         assert (after["balance"], after["held"], after["active_holds"]) == (100, 5, 5)
         assert after["discrepancies"] == 0
+
+
+def test_sqlite_writers_queue_for_the_write_lock_instead_of_failing_at_once(sqlite_app):
+    from app.extensions import SQLITE_BUSY_TIMEOUT_MS
+
+    with sqlite_app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS == 30_000

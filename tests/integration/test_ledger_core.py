@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.models import CreditBalance, CreditHold, LedgerEntry
+from app.models import CreditBalance, CreditHold, LedgerEntry, User
 from app.models.base import utcnow
 from app.services import credits
 from app.services.errors import InsufficientCredits, NotFound
@@ -174,18 +174,17 @@ def test_placing_a_hold_releases_the_users_overdue_holds_in_passing(db_session, 
     assert balance_of(db_session, user.id) == (100, 80)
 
 
-def test_hold_for_request_reserves_the_most_a_reply_may_cost(db_session, make_user):
+def test_a_hold_sized_by_the_worst_case_reply_says_what_it_needs(db_session, make_user):
     user = make_user(balance=1000)
     price = credits.Price(10, 30)
-    hold = credits.hold_for_request(
-        db_session, user_id=user.id, prompt_tokens=1200, max_completion_tokens=8000, price=price,
-        idempotency_key="hold:m7", message_id=7,
+    hold = credits.place_hold(
+        db_session, user_id=user.id, amount=credits.reply_cost(1200, 8000, price), idempotency_key="hold:m7",
+        message_id=7,
     )
     assert hold.amount == 12 + 240 and hold.message_id == 7
     with pytest.raises(InsufficientCredits, match="up to 1,021 credits and you have 748 available"):
-        credits.hold_for_request(
-            db_session, user_id=user.id, prompt_tokens=2000, max_completion_tokens=33_334, price=price,
-            idempotency_key="hold:m8",
+        credits.place_hold(
+            db_session, user_id=user.id, amount=credits.reply_cost(2000, 33_334, price), idempotency_key="hold:m8",
         )
 
 
@@ -271,3 +270,30 @@ def test_a_hold_placed_as_new_key_still_cannot_duplicate_its_key(db_session, mak
     assert again.id == first.id
     assert db_session.scalar(select(func.count()).select_from(CreditHold).where(CreditHold.user_id == user.id)) == 1
     assert balance_of(db_session, user.id) == (1000, 100)
+
+
+def test_a_hold_in_the_callers_transaction_is_kept_only_when_the_caller_commits(db_session, make_user, rows):
+    user = make_user(balance=100)
+    hold = credits.place_hold_in_transaction(db_session, user_id=user.id, amount=60, idempotency_key="h:tx")
+    assert hold.id is not None and hold.status == "active"
+    db_session.rollback()  # the caller decided not to go on: nothing of the hold remains
+    assert balance_of(db_session, user.id) == (100, 0)
+    assert db_session.execute(select(CreditHold)).first() is None
+
+    credits.place_hold_in_transaction(db_session, user_id=user.id, amount=60, idempotency_key="h:tx")
+    rows.expire_all()
+    assert rows.get(CreditBalance, user.id).held == 0  # not committed on the caller's behalf
+    db_session.commit()
+    assert balance_of(db_session, user.id) == (100, 60)
+
+
+def test_a_short_balance_commits_nothing_of_the_callers_transaction(db_session, make_user, rows):
+    user = make_user(balance=100)
+    db_session.add(User(login="pending-row", name="The caller's own change"))
+    db_session.flush()
+    with pytest.raises(InsufficientCredits, match="up to 101 credits and you have 100 available"):
+        credits.place_hold_in_transaction(db_session, user_id=user.id, amount=101, idempotency_key="h:short")
+    assert rows.execute(select(User).where(User.login == "pending-row")).first() is None
+    db_session.rollback()
+    assert balance_of(db_session, user.id) == (100, 0)
+    assert db_session.execute(select(User).where(User.login == "pending-row")).first() is None

@@ -13,6 +13,7 @@ import signal
 import pytest
 import requests
 
+from tests.conftest import session_cookie_id
 from tests.servers import Gunicorn, app_environment
 
 RATE_LIMIT = 6
@@ -45,8 +46,9 @@ def session_cookie_for(app, user, *, with_csrf: bool = False):
     from flask import session as flask_session
     from flask_wtf.csrf import generate_csrf
 
+    cookie_id = session_cookie_id(app, user.id)
     with app.test_request_context():
-        flask_session["_user_id"] = str(user.id)
+        flask_session["_user_id"] = cookie_id
         flask_session["_fresh"] = True
         csrf = generate_csrf()
         cookie = app.session_interface.get_signing_serializer(app).dumps(dict(flask_session))

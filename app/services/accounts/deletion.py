@@ -1,0 +1,89 @@
+"""Deleting an account: everything it owns goes, its ledger entries stay without a user."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from app.models import (
+    ApiToken,
+    BillingCustomer,
+    Blob,
+    ChatMessage,
+    CreditBalance,
+    CreditHold,
+    GithubAccount,
+    Project,
+    Push,
+    Snapshot,
+    SnapshotFile,
+    Subscription,
+    User,
+    UserSession,
+)
+from app.services import credits
+from app.services.errors import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+# Subscription statuses that still bill the user: deleting the account must not orphan them.
+BILLING_STATUSES = ("active", "trialing", "past_due", "unpaid", "incomplete")
+
+
+def delete_account(session: Session, user_id: int) -> None:
+    """Delete the account and everything it owns; keep its ledger entries without a user. Commits.
+
+    Refuses (`Conflict`) while a subscription still bills the user. Deletes explicitly, child rows
+    first, rather than trusting ON DELETE rules, so the embedded SQLite default (which enforces no
+    foreign keys) deletes the same rows as MariaDB. File contents shared with another user's snapshot
+    stay; contents only this user's snapshots held are removed.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("There is no such account.")
+    billing = session.execute(
+        select(Subscription.id).where(Subscription.user_id == user_id, Subscription.status.in_(BILLING_STATUSES))
+    ).first()
+    if billing is not None:
+        raise Conflict("Cancel your subscription before deleting your account, so you are not billed again.")
+
+    _delete_projects(session, user_id)
+    session.execute(delete(CreditHold).where(CreditHold.user_id == user_id))
+    credits.detach_ledger_entries(session, user_id)
+    session.execute(delete(CreditBalance).where(CreditBalance.user_id == user_id))
+    session.execute(update(BillingCustomer).where(BillingCustomer.user_id == user_id).values(user_id=None))
+    session.execute(update(Subscription).where(Subscription.user_id == user_id).values(user_id=None))
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+    session.execute(delete(GithubAccount).where(GithubAccount.user_id == user_id))
+    session.execute(delete(UserSession).where(UserSession.user_id == user_id))  # its cookies die with it
+    session.execute(delete(User).where(User.id == user_id))
+    session.commit()
+    log.info("user=%s deleted; ledger entries kept without a user", user_id)
+
+
+def _delete_projects(session: Session, user_id: int) -> None:
+    """The user's projects, snapshots, pushes and messages, and the file contents no one else uses."""
+    project_ids = select(Project.id).where(Project.user_id == user_id).scalar_subquery()
+    snapshot_ids = select(Snapshot.id).where(Snapshot.project_id.in_(project_ids)).scalar_subquery()
+    blob_ids = set(session.execute(
+        select(SnapshotFile.blob_id).where(SnapshotFile.snapshot_id.in_(snapshot_ids))
+    ).scalars())
+    session.execute(delete(Push).where(Push.project_id.in_(project_ids)))
+    session.execute(update(Push).where(Push.user_id == user_id).values(user_id=None))
+    session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_id.in_(snapshot_ids)))
+    session.execute(update(Snapshot).where(Snapshot.project_id.in_(project_ids)).values(parent_id=None))
+    session.execute(delete(Snapshot).where(Snapshot.project_id.in_(project_ids)))
+    session.execute(
+        update(ChatMessage).where(ChatMessage.user_id == user_id).values(reply_to_id=None)
+    )
+    session.execute(delete(ChatMessage).where(ChatMessage.user_id == user_id))
+    session.execute(delete(Project).where(Project.user_id == user_id))
+    if blob_ids:
+        still_used = set(session.execute(
+            select(SnapshotFile.blob_id).where(SnapshotFile.blob_id.in_(blob_ids))
+        ).scalars())
+        orphaned = blob_ids - still_used
+        if orphaned:
+            session.execute(delete(Blob).where(Blob.id.in_(orphaned)))
