@@ -46,14 +46,18 @@ def _return_urls() -> tuple[str, str]:
     return success, _public_url("billing.checkout_canceled")
 
 
+def billing_settings() -> billing.BillingSettings:
+    return billing.BillingSettings.from_config(runtime.settings())
+
+
 def _gateway():
-    return billing.stripe_gateway(runtime.settings())
+    return billing.stripe_gateway(billing_settings())
 
 
 def _checkout(plan: str, request_key: str | None):
     success_url, cancel_url = _return_urls()
     return billing.start_checkout(
-        db.session, _gateway(), runtime.settings(), current_user, plan,
+        db.session, _gateway(), billing_settings(), current_user, plan,
         success_url=success_url, cancel_url=cancel_url, request_key=request_key,
     )
 
@@ -83,7 +87,7 @@ def plans():
     settings = runtime.settings()
     return render_template(
         "billing/plans.html",
-        offers=billing.list_plans(settings, _gateway()),
+        offers=billing.list_plans(billing_settings(), _gateway()),
         status=billing.billing_status(db.session, current_user.id),
         signup_grant=settings.CREDITS_SIGNUP_GRANT,
         checkout_token=secrets.token_urlsafe(18),
@@ -178,7 +182,7 @@ def stripe_webhook():
     payload = request.get_data(cache=False)
     if len(payload) > WEBHOOK_MAX_BYTES:
         raise TooLarge("A Stripe event is never this large.")
-    settings = runtime.settings()
+    settings = billing_settings()
     event = billing.verify_webhook(settings, payload, request.headers.get("Stripe-Signature"))
     try:
         outcome = billing.process_event(db.session, _gateway(), settings, event)

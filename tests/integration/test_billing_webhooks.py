@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import BillingCustomer, LedgerEntry, StripeEvent, Subscription
-from app.services import billing
+from app.services import billing, credits
 from tests.conftest import sign_in
 from tests.integration.billing_helpers import (
     CHECKOUT_TYPES,
@@ -512,7 +512,7 @@ def test_a_grant_failing_rolls_back_the_whole_event(app, buyer, hook, stripe_emu
     def broken_post(*args, **kwargs):
         raise RuntimeError("database went away mid-grant")
 
-    monkeypatch.setattr(billing.credits, "post_ledger_entry", broken_post)
+    monkeypatch.setattr(credits, "post_ledger_entry", broken_post)  # the module billing.context calls
     paid = by_type(deliveries)["invoice.paid"]
     assert post_delivery(hook, paid).status_code == 500
     assert state_of(app, buyer.user.id) == before

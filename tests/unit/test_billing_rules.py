@@ -11,18 +11,20 @@ import pytest
 
 from app.providers.stripe_client import InvalidWebhook, StripePrice, verify_webhook
 from app.services import billing
+from app.services.billing import objects
 from app.services.errors import InvalidRequest, UpstreamError
 from config import Config
 
 SECRET = "whsec_unit"
 
 
-def make_config(**overrides) -> Config:
+def make_settings(**overrides) -> billing.BillingSettings:
+    """Billing's settings as the routes build them: from a `Config`."""
     values = {"STRIPE_PRICE_BASIC": "price_basic", "STRIPE_PRICE_PRO": "price_pro",
               "PLAN_CREDITS_BASIC": 20000, "PLAN_CREDITS_PRO": 100000, "STRIPE_SECRET_KEY": "sk_test_x",
               "SECRET_KEY": "s" * 40, "ENCRYPTION_KEY": "a" * 44, "DATABASE_URL": "sqlite://"}
     values.update(overrides)
-    return Config.from_env(env={}, **values)
+    return billing.BillingSettings.from_config(Config.from_env(env={}, **values))
 
 
 class FakeGateway:
@@ -57,13 +59,13 @@ def sign(payload: str, *, secret: str = SECRET, timestamp: int | None = None) ->
 
 
 def test_plan_for_price_maps_only_configured_prices():
-    config = make_config()
-    assert billing.plan_for_price(config, "price_basic") == "basic"
-    assert billing.plan_for_price(config, "price_pro") == "pro"
-    assert billing.plan_for_price(config, "price_other") is None
-    assert billing.plan_for_price(config, "") is None
+    settings = make_settings()
+    assert billing.plan_for_price(settings, "price_basic") == "basic"
+    assert billing.plan_for_price(settings, "price_pro") == "pro"
+    assert billing.plan_for_price(settings, "price_other") is None
+    assert billing.plan_for_price(settings, "") is None
     # An unset price id must never match an empty price on an object.
-    assert billing.plan_for_price(make_config(STRIPE_PRICE_PRO=""), "") is None
+    assert billing.plan_for_price(make_settings(STRIPE_PRICE_PRO=""), "") is None
 
 
 @pytest.mark.parametrize("raw, expected", [("basic", "basic"), (" Pro ", "pro")])
@@ -145,14 +147,14 @@ def test_price_cache_remembers_a_failure_briefly_and_never_serves_a_stale_price(
 def test_credits_for_invoice(reason, amount_paid, plan, expected):
     gateway = FakeGateway({"price_basic": price("price_basic", 900), "price_pro": price("price_pro", 2900)})
     invoice = {"id": "in_1", "billing_reason": reason, "amount_paid": amount_paid}
-    assert billing.credits_for_invoice(make_config(), gateway, invoice, plan) == expected
+    assert billing.credits_for_invoice(make_settings(), gateway, invoice, plan) == expected
 
 
 def test_proration_needs_the_price_and_fails_loudly_without_it():
     gateway = FakeGateway(fail=True)
     invoice = {"id": "in_1", "billing_reason": "subscription_update", "amount_paid": 100}
     with pytest.raises(UpstreamError):
-        billing.credits_for_invoice(make_config(), gateway, invoice, "pro")
+        billing.credits_for_invoice(make_settings(), gateway, invoice, "pro")
 
 
 # -- reading Stripe objects of API version 2025-10-29.clover ---------------------------------------
@@ -160,19 +162,19 @@ def test_proration_needs_the_price_and_fails_loudly_without_it():
 
 def test_invoice_names_its_subscription_under_parent_details():
     invoice = {"parent": {"subscription_details": {"subscription": "sub_new"}}, "subscription": None}
-    assert billing._invoice_subscription_id(invoice) == "sub_new"
+    assert objects.invoice_subscription_id(invoice) == "sub_new"
     legacy = {"subscription": "sub_old"}
-    assert billing._invoice_subscription_id(legacy) == "sub_old"
+    assert objects.invoice_subscription_id(legacy) == "sub_old"
     from_line = {"lines": {"data": [{"parent": {"subscription_item_details": {"subscription": "sub_l"}}}]}}
-    assert billing._invoice_subscription_id(from_line) == "sub_l"
-    assert billing._invoice_subscription_id({"lines": {"data": []}}) is None
+    assert objects.invoice_subscription_id(from_line) == "sub_l"
+    assert objects.invoice_subscription_id({"lines": {"data": []}}) is None
 
 
 def test_subscription_period_end_lives_on_items():
     subscription = {"items": {"data": [{"current_period_end": 1_800_000_000}]}}
-    assert int(billing._subscription_period_end(subscription).timestamp()) == 1_800_000_000
-    assert int(billing._subscription_period_end({"current_period_end": 1_700_000_000}).timestamp()) == 1_700_000_000
-    assert billing._subscription_period_end({}) is None
+    assert int(objects.subscription_period_end(subscription).timestamp()) == 1_800_000_000
+    assert int(objects.subscription_period_end({"current_period_end": 1_700_000_000}).timestamp()) == 1_700_000_000
+    assert objects.subscription_period_end({}) is None
 
 
 # -- webhook verification ---------------------------------------------------------------------------
