@@ -1,4 +1,4 @@
-"""Stripe, through the pinned `stripe` SDK (13.2.0, API version 2025-10-29.clover).
+"""Stripe, through the pinned `stripe` SDK (16.1.0, API version 2026-10-28.endive: `API_VERSION`).
 
 What this module hides from the billing service:
 - the client: `stripe.StripeClient` pointed at `STRIPE_API_BASE`, with a connect/read timeout and the
@@ -7,7 +7,8 @@ What this module hides from the billing service:
   GETs are naturally idempotent.
 - the SDK's exceptions: every `stripe.StripeError` becomes `UpstreamError("Stripe", ...)` (retryable for
   connection errors, rate limits and 5xx), or `NotFound` when Stripe says the object does not exist.
-- its objects: callers get plain dicts (`StripeObject.to_dict_recursive()`) or the small dataclasses
+- its objects: callers get plain, JSON-shaped dicts (`StripeObject.to_dict(for_json=True)`: since stripe
+  15 an SDK object is no longer a dict, and its decimal strings are `Decimal`s) or the small dataclasses
   below, never SDK types.
 - webhook verification: `verify_webhook` checks the `Stripe-Signature` header with the SDK's
   `stripe.Webhook.construct_event` and returns the event as a plain dict, or raises `InvalidWebhook`.
@@ -34,6 +35,8 @@ READ_TIMEOUT_S = 20
 MAX_NETWORK_RETRIES = 2
 # Stripe's own default: a signature older than five minutes is a replay.
 WEBHOOK_TOLERANCE_S = 300
+# The API version every request sends and every object we read back has (the SDK pins it).
+API_VERSION: str = stripe.api_version
 
 
 class InvalidWebhook(Exception):
@@ -65,9 +68,9 @@ class HostedSession:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    """A plain, JSON-shaped copy of an SDK object (its `str()` is its JSON, the SDK's public form)."""
+    """A plain, JSON-shaped copy of an SDK object (decimal strings stay strings, as on the wire)."""
     if isinstance(obj, stripe.StripeObject):
-        return json.loads(str(obj))
+        return obj.to_dict(recursive=True, for_json=True)
     return dict(obj)
 
 
@@ -225,8 +228,11 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str,
         stripe.Webhook.construct_event(text, signature_header, secret, tolerance=tolerance_s)
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(f"signature rejected: {exc.user_message or exc}") from None
-    except ValueError:
-        raise InvalidWebhook("body is not JSON") from None
+    except ValueError as exc:
+        # stripe 16 refuses a thin (v2) event notification here with a ValueError of its own.
+        if isinstance(exc, json.JSONDecodeError):
+            raise InvalidWebhook("body is not JSON") from None
+        raise InvalidWebhook("body is not a snapshot Stripe event") from None
     except (AttributeError, TypeError):  # valid JSON but not an object: the SDK trips on it
         raise InvalidWebhook("body is not a Stripe event") from None
     # The SDK has verified and parsed it; keep the plain JSON rather than its Event object.

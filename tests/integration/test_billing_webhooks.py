@@ -8,6 +8,7 @@ import itertools
 import json
 import threading
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
@@ -307,7 +308,8 @@ def test_cancel_at_period_end_resume_and_cancel(app, buyer, hook, stripe_emulato
     subscription_id = subscription_id_of(deliveries)
     control = stripe_emulator.control
 
-    time.sleep(1.05)  # Stripe's `created` counts seconds: each change below is a newer event
+    # Stripe's `created` counts seconds: each change below is made a second later, so it is a newer event.
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "cancel_at_period_end")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -315,12 +317,12 @@ def test_cancel_at_period_end_resume_and_cancel(app, buyer, hook, stripe_emulato
     page = buyer.get("/plans").get_data(as_text=True)
     assert "Cancels at period end" in page and "Ends on" in page
 
-    time.sleep(1.05)
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "resume")
     deliver_all(hook, take_deliveries(stripe_emulator))
     assert state_of(app, buyer.user.id)["subscriptions"][0][1:3] == ("active", False)
 
-    time.sleep(1.05)
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "cancel")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -336,7 +338,7 @@ def test_payment_failure_marks_past_due_with_a_banner_then_recovery_grants(app, 
     deliver_all(hook, deliveries)
     subscription_id = subscription_id_of(deliveries)
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "fail_payment")
     failure = take_deliveries(stripe_emulator)
     assert {d["type"] for d in failure} == {"invoice.payment_failed", "customer.subscription.updated"}
@@ -350,7 +352,7 @@ def test_payment_failure_marks_past_due_with_a_banner_then_recovery_grants(app, 
     assert "Your last payment failed" in page and "Fix payment" in page
     deliver_all(hook, failure)
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "renew")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -363,15 +365,60 @@ def test_plan_change_then_the_next_invoice_grants_the_new_plan(app, buyer, hook,
     _, deliveries = checkout_and_pay(buyer, stripe_emulator, "basic")
     deliver_all(hook, deliveries)
     subscription_id = subscription_id_of(deliveries)
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "change_plan", price="price_pro")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
     assert state["plan"] == "pro" and state["balance"] == START + BASIC
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "renew")
     deliver_all(hook, take_deliveries(stripe_emulator))
     assert state_of(app, buyer.user.id)["balance"] == START + BASIC + PRO
+
+
+# -- API versions ------------------------------------------------------------------------------------
+
+ACACIA = "2025-02-24.acacia"  # before 2025-03-31.basil moved the invoice and subscription fields
+ENDIVE = "2026-10-28.endive"  # the version stripe 16.1 pins
+
+
+def _period_end_s(subscription: dict, api_version: str) -> int:
+    if api_version == ACACIA:
+        return subscription["current_period_end"]
+    return subscription["items"]["data"][0]["current_period_end"]
+
+
+def _stored_s(moment) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+@pytest.mark.parametrize(("checkout_version", "renewal_version"),
+                         [(ACACIA, ACACIA), (ACACIA, ENDIVE), (ENDIVE, ENDIVE)])
+def test_events_of_an_older_api_version_still_in_flight_act_the_same(
+        app, buyer, hook, stripe_emulator, checkout_version, renewal_version):
+    control = stripe_emulator.control
+    control.set_webhook(api_version=checkout_version)
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    paid = event_of(by_type(deliveries)["invoice.paid"])
+    assert paid["api_version"] == checkout_version
+    assert ("parent" in paid["data"]["object"]) is (checkout_version == ENDIVE)  # really the other shape
+    deliver_all(hook, deliveries)
+    state = state_of(app, buyer.user.id)
+    assert state["plan"] == "basic" and state["balance"] == START + BASIC
+    created = event_of(by_type(deliveries)["customer.subscription.created"])["data"]["object"]
+    assert _stored_s(state["subscriptions"][0][3]) == _period_end_s(created, checkout_version)
+
+    control.set_webhook(api_version=renewal_version)
+    control.advance_clock(1)
+    control.subscription_command(created["id"], "renew")
+    renewal = take_deliveries(stripe_emulator)
+    assert {event_of(d)["api_version"] for d in renewal} == {renewal_version}
+    deliver_all(hook, renewal)
+    state = state_of(app, buyer.user.id)
+    assert state["balance"] == START + 2 * BASIC
+    updated = event_of(by_type(renewal)["customer.subscription.updated"])["data"]["object"]
+    assert _stored_s(state["subscriptions"][0][3]) == _period_end_s(updated, renewal_version)
+    assert _period_end_s(updated, renewal_version) > _period_end_s(created, checkout_version)
 
 
 # -- order and staleness ----------------------------------------------------------------------------
@@ -383,10 +430,10 @@ def test_an_older_subscription_update_arriving_late_is_ignored(app, buyer, hook,
     subscription_id = subscription_id_of(deliveries)
     created = event_of(by_type(deliveries)["customer.subscription.created"])
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "cancel_at_period_end")
     newer = take_deliveries(stripe_emulator)[0]
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "resume")
     newest = take_deliveries(stripe_emulator)[0]
     assert event_of(newest)["created"] > event_of(newer)["created"] > created["created"]

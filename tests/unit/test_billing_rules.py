@@ -157,24 +157,68 @@ def test_proration_needs_the_price_and_fails_loudly_without_it():
         billing.credits_for_invoice(make_settings(), gateway, invoice, "pro")
 
 
-# -- reading Stripe objects of API version 2025-10-29.clover ---------------------------------------
+# -- reading Stripe objects: the pinned version (2026-10-28.endive) and older ones in flight -----------
 
 
 def test_invoice_names_its_subscription_under_parent_details():
-    invoice = {"parent": {"subscription_details": {"subscription": "sub_new"}}, "subscription": None}
+    invoice = {"parent": {"subscription_details": {"subscription": "sub_new"}}}
     assert objects.invoice_subscription_id(invoice) == "sub_new"
-    legacy = {"subscription": "sub_old"}
-    assert objects.invoice_subscription_id(legacy) == "sub_old"
     from_line = {"lines": {"data": [{"parent": {"subscription_item_details": {"subscription": "sub_l"}}}]}}
     assert objects.invoice_subscription_id(from_line) == "sub_l"
     assert objects.invoice_subscription_id({"lines": {"data": []}}) is None
 
 
 def test_subscription_period_end_lives_on_items():
-    subscription = {"items": {"data": [{"current_period_end": 1_800_000_000}]}}
+    subscription = {"items": {"data": [{"current_period_end": 1_700_000_000},
+                                       {"current_period_end": 1_800_000_000}]}}
     assert int(objects.subscription_period_end(subscription).timestamp()) == 1_800_000_000
-    assert int(objects.subscription_period_end({"current_period_end": 1_700_000_000}).timestamp()) == 1_700_000_000
     assert objects.subscription_period_end({}) is None
+
+
+@pytest.mark.parametrize(("api_version", "legacy"), [
+    ("2025-02-24.acacia", True), ("2024-06-20", True), ("2025-03-31.basil", False),
+    ("2025-10-29.clover", False), ("2026-10-28.endive", False), (None, False), ("", False), ("nonsense", False),
+    (20250224, False),
+])
+def test_which_api_versions_have_the_old_shapes(api_version, legacy):
+    assert objects.has_legacy_shapes(api_version) is legacy
+
+
+ACACIA_INVOICE = {
+    "id": "in_1", "object": "invoice", "subscription": "sub_1", "paid": True, "status": "paid",
+    "subscription_details": {"metadata": {"user_id": "7"}},
+    "lines": {"data": [{"id": "il_1", "object": "line_item", "amount": 900, "subscription": "sub_1",
+                        "subscription_item": "si_1", "type": "subscription", "proration": False,
+                        "price": {"id": "price_basic", "object": "price", "product": "prod_basic"},
+                        "plan": {"id": "price_basic", "object": "plan"}}]},
+}
+
+
+def test_an_acacia_invoice_is_read_in_the_pinned_shape():
+    before = json.dumps(ACACIA_INVOICE, sort_keys=True)
+    invoice = objects.in_pinned_shape(ACACIA_INVOICE, "2025-02-24.acacia")
+    assert json.dumps(ACACIA_INVOICE, sort_keys=True) == before  # the event's own payload is untouched
+    assert invoice["parent"]["subscription_details"] == {"metadata": {"user_id": "7"}, "subscription": "sub_1"}
+    assert objects.invoice_subscription_id(invoice) == "sub_1"
+    line = objects.invoice_lines(invoice)[0]
+    assert objects.line_price_id(line) == "price_basic"
+    assert line["parent"]["subscription_item_details"]["subscription_item"] == "si_1"
+    assert "subscription" not in invoice and "price" not in line
+
+
+def test_an_acacia_subscription_gets_its_period_on_the_items():
+    legacy = {"id": "sub_1", "object": "subscription", "current_period_start": 1_700_000_000,
+              "current_period_end": 1_702_592_000, "items": {"data": [{"id": "si_1", "price": {"id": "price_pro"}}]}}
+    subscription = objects.in_pinned_shape(legacy, "2025-02-24.acacia")
+    assert int(objects.subscription_period_end(subscription).timestamp()) == 1_702_592_000
+    assert objects.subscription_price_id(subscription) == "price_pro"
+    assert "current_period_end" in legacy and "current_period_end" not in subscription
+
+
+def test_objects_of_the_pinned_version_pass_unchanged():
+    invoice = {"id": "in_1", "object": "invoice", "parent": {"subscription_details": {"subscription": "sub_1"}}}
+    assert objects.in_pinned_shape(invoice, "2026-10-28.endive") is invoice
+    assert objects.in_pinned_shape(invoice, "2025-10-29.clover") is invoice
 
 
 # -- webhook verification ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from app.providers.stripe_client import InvalidWebhook, StripeGateway
 from app.services import credits
 from app.services.billing.context import EventContext, Ignored, commit_with_grant, resolve_user
 from app.services.billing.invoices import grant_for_invoice, lock_invoice_owner
-from app.services.billing.objects import object_id
+from app.services.billing.objects import in_pinned_shape, object_id
 from app.services.billing.settings import BillingSettings
 from app.services.billing.subscriptions import lock_subscription, refresh_user_plan, sync_subscription
 from app.services.errors import InvalidRequest, Unavailable
@@ -136,7 +136,8 @@ def _apply_event(
         status, detail = EVENT_IGNORED, "not an event Sorya acts on"
     else:
         try:
-            handler(ctx, event["data"]["object"])
+            # The row keeps the payload as Stripe sent it; the handler reads the pinned version's shape.
+            handler(ctx, in_pinned_shape(event["data"]["object"], event.get("api_version")))
             detail = "; ".join(ctx.notes)
         except Ignored as reason:
             status, detail = EVENT_IGNORED, str(reason)
