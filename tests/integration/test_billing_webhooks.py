@@ -219,6 +219,42 @@ def test_forged_missing_and_malformed_webhooks_are_refused(app, buyer, hook, str
     assert_nothing_stored(app)
 
 
+@pytest.mark.parametrize(("offset_s", "words"), [(4000, "in the future"), (-4000, "too old")])
+def test_webhooks_signed_outside_the_tolerance_either_way_are_refused(
+        app, buyer, hook, stripe_emulator, offset_s, words):
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    paid = by_type(deliveries)["invoice.paid"]
+    response = post_raw(hook, paid["payload"], signature(paid["payload"], timestamp=int(time.time()) + offset_s))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and words in error["message"]
+    assert_nothing_stored(app)
+
+
+def test_a_delivery_signed_ahead_by_the_emulator_is_refused(app, buyer, hook, stripe_emulator):
+    stripe_emulator.control.delivery_mode(future_timestamp_s=4000)
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    responses = [post_delivery(hook, d) for d in deliveries]
+    assert {r.status_code for r in responses} == {400}
+    assert "in the future" in responses[0].get_json()["error"]["message"]
+    assert_nothing_stored(app)
+
+
+def test_a_replayed_old_delivery_is_refused_and_a_fresh_copy_grants_nothing_more(app, buyer, hook, stripe_emulator):
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    deliver_all(hook, deliveries)
+    before = state_of(app, buyer.user.id)
+    paid = by_type(deliveries)["invoice.paid"]
+    # An attacker who captured the request replays it an hour later, header and all.
+    old_header = signature(paid["payload"], timestamp=int(time.time()) - 3600)
+    replay = post_raw(hook, paid["payload"], old_header)
+    assert replay.status_code == 400 and "too old" in replay.get_json()["error"]["message"]
+    # Stripe's own redelivery is signed afresh: accepted, recognised, and it changes nothing.
+    again = post_delivery(hook, paid)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert state_of(app, buyer.user.id) == before
+
+
 def test_webhook_without_a_configured_secret_refuses_everything(app, buyer, hook, stripe_emulator, monkeypatch):
     _, deliveries = checkout_and_pay(buyer, stripe_emulator)
     monkeypatch.setattr(app.extensions["sorya.config"], "STRIPE_WEBHOOK_SECRET", "")

@@ -269,3 +269,18 @@ def test_verify_webhook_refuses(case):
         secret = ""
     with pytest.raises(InvalidWebhook):
         verify_webhook(payload.encode(), header, secret)
+
+
+@pytest.mark.parametrize(("offset_s", "words"), [
+    (4000, "in the future"), (301, "in the future"), (-301, "too old"), (-3600, "too old")])
+def test_verify_webhook_refuses_timestamps_outside_the_tolerance_either_way(offset_s, words):
+    body = event_body()
+    with pytest.raises(InvalidWebhook) as caught:
+        verify_webhook(body.encode(), sign(body, timestamp=int(time.time()) + offset_s), SECRET)
+    assert words in caught.value.reason and "300" in caught.value.reason
+
+
+@pytest.mark.parametrize("offset_s", [-290, -5, 0, 5, 290])
+def test_verify_webhook_accepts_clock_skew_within_the_tolerance(offset_s):
+    body = event_body()
+    assert verify_webhook(body.encode(), sign(body, timestamp=int(time.time()) + offset_s), SECRET)["id"] == "evt_1"

@@ -46,8 +46,8 @@ def verify_webhook(settings: BillingSettings, payload: bytes, signature_header: 
     """The Stripe event a webhook request carries, once its signature and timestamp are proven.
 
     Raises `InvalidRequest` (400: Stripe does not retry, nothing is stored) for a missing or wrong
-    signature, a timestamp older than five minutes, or a body that is not a JSON event; `Unavailable`
-    (503) when no webhook secret is configured, since an empty HMAC key would let anyone sign.
+    signature, a timestamp more than five minutes old or ahead, or a body that is not a JSON event;
+    `Unavailable` (503) when no webhook secret is configured, since an empty HMAC key would let anyone sign.
     """
     if not settings.webhook_secret:
         raise Unavailable("Stripe webhooks are not configured on this server (STRIPE_WEBHOOK_SECRET is empty).")
