@@ -256,7 +256,11 @@ def main() -> None:
     finally:
         if process is not None:
             process.terminate()
-            process.wait(10)
+            try:  # gunicorn finishes its workers' requests first; on a loaded machine that can take a while
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         server.stop()
 
 

@@ -105,7 +105,8 @@ def grant_for_invoice(ctx: EventContext, invoice: dict[str, Any]) -> int:
 
 def lock_invoice_owner(ctx: EventContext, invoice: dict[str, Any]) -> tuple[str, int, Subscription | None]:
     """The invoice's subscription id and user, with the user's balance and the subscription row locked
-    (in the module's lock order). Raises `Ignored` for an invoice that is not for a subscription."""
+    (in the lock order of `billing.context`). Raises `Ignored` for an invoice that is not for a
+    subscription."""
     subscription_id = invoice_subscription_id(invoice)
     if subscription_id is None:
         raise Ignored(f"invoice {invoice.get('id')} is not for a subscription")
