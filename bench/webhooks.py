@@ -98,15 +98,15 @@ def make_events(app, stripe, users: int, renewals: int) -> list[dict]:
     from app.services import billing
 
     control = stripe.control
-    config = app.extensions["sorya.config"]
-    gateway = billing.stripe_gateway(config)
+    settings = billing.BillingSettings.from_config(app.extensions["sorya.config"])
+    gateway = billing.stripe_gateway(settings)
     with app.app_context():
         for index in range(users):
             user = User(login=f"bench{index}", name=f"Bench {index}", email=f"bench{index}@example.com")
             db.session.add(user)
             db.session.commit()
             plan = "basic" if index % 2 == 0 else "pro"
-            hosted = billing.start_checkout(db.session, gateway, config, user, plan,
+            hosted = billing.start_checkout(db.session, gateway, settings, user, plan,
                                             success_url="http://127.0.0.1/ok", cancel_url="http://127.0.0.1/no")
             session = control.complete_checkout(hosted.id)
             for _ in range(renewals):
@@ -256,7 +256,11 @@ def main() -> None:
     finally:
         if process is not None:
             process.terminate()
-            process.wait(10)
+            try:  # gunicorn finishes its workers' requests first; on a loaded machine that can take a while
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         server.stop()
 
 

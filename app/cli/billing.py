@@ -15,7 +15,7 @@ from app.services.errors import DomainError
 @click.argument("login")
 def sync(login: str) -> None:
     """Re-read LOGIN's Stripe customer, subscriptions and paid invoices, and repair local state."""
-    settings = runtime.settings()
+    settings = billing.BillingSettings.from_config(runtime.settings())
     try:
         report = billing.sync_customer(db.session, billing.stripe_gateway(settings), settings, login)
     except DomainError as exc:
@@ -33,7 +33,7 @@ def sync(login: str) -> None:
 @click.argument("event_id")
 def replay(event_id: str) -> None:
     """Fetch EVENT_ID from Stripe again and process it (idempotent: nothing is granted twice)."""
-    settings = runtime.settings()
+    settings = billing.BillingSettings.from_config(runtime.settings())
     try:
         outcome = billing.replay_event(db.session, billing.stripe_gateway(settings), settings, event_id)
     except DomainError as exc:

@@ -1,4 +1,4 @@
-"""Stripe, through the pinned `stripe` SDK (13.2.0, API version 2025-10-29.clover).
+"""Stripe, through the pinned `stripe` SDK (16.1.0, API version 2026-10-28.endive: `API_VERSION`).
 
 What this module hides from the billing service:
 - the client: `stripe.StripeClient` pointed at `STRIPE_API_BASE`, with a connect/read timeout and the
@@ -7,7 +7,8 @@ What this module hides from the billing service:
   GETs are naturally idempotent.
 - the SDK's exceptions: every `stripe.StripeError` becomes `UpstreamError("Stripe", ...)` (retryable for
   connection errors, rate limits and 5xx), or `NotFound` when Stripe says the object does not exist.
-- its objects: callers get plain dicts (`StripeObject.to_dict_recursive()`) or the small dataclasses
+- its objects: callers get plain, JSON-shaped dicts (`StripeObject.to_dict(for_json=True)`: since stripe
+  15 an SDK object is no longer a dict, and its decimal strings are `Decimal`s) or the small dataclasses
   below, never SDK types.
 - webhook verification: `verify_webhook` checks the `Stripe-Signature` header with the SDK's
   `stripe.Webhook.construct_event` and returns the event as a plain dict, or raises `InvalidWebhook`.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,8 @@ READ_TIMEOUT_S = 20
 MAX_NETWORK_RETRIES = 2
 # Stripe's own default: a signature older than five minutes is a replay.
 WEBHOOK_TOLERANCE_S = 300
+# The API version every request sends and every object we read back has (the SDK pins it).
+API_VERSION: str = stripe.api_version
 
 
 class InvalidWebhook(Exception):
@@ -65,9 +69,9 @@ class HostedSession:
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
-    """A plain, JSON-shaped copy of an SDK object (its `str()` is its JSON, the SDK's public form)."""
+    """A plain, JSON-shaped copy of an SDK object (decimal strings stay strings, as on the wire)."""
     if isinstance(obj, stripe.StripeObject):
-        return json.loads(str(obj))
+        return obj.to_dict(recursive=True, for_json=True)
     return dict(obj)
 
 
@@ -210,8 +214,11 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str,
     """The event in `payload` if `signature_header` proves Stripe sent it recently, else `InvalidWebhook`.
 
     Checks, in this order: a secret is configured (an empty HMAC key would let anyone sign), the header
-    is present, one `v1` signature matches HMAC-SHA256(secret, "t.payload"), the timestamp is within
-    `tolerance_s`, and the body is a JSON event object with an id, a type and a data object.
+    is present, one `v1` signature matches HMAC-SHA256(secret, "t.payload"), the signed timestamp is
+    within `tolerance_s` of now in EITHER direction, and the body is a JSON event object with an id, a
+    type and a data object. The SDK checks only the past side: a request signed ahead of time (a leaked
+    secret, or a signer whose clock runs fast) would stay replayable for as long as it is ahead, so the
+    future side is checked here, after the signature, so that an unsigned timestamp tells nobody anything.
     """
     if not secret:
         raise InvalidWebhook("STRIPE_WEBHOOK_SECRET is not configured")
@@ -222,13 +229,18 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str,
     except UnicodeDecodeError:
         raise InvalidWebhook("body is not UTF-8") from None
     try:
-        stripe.Webhook.construct_event(text, signature_header, secret, tolerance=tolerance_s)
+        # tolerance=None: the SDK checks the signature only; the timestamp is checked both ways below.
+        stripe.Webhook.construct_event(text, signature_header, secret, tolerance=None)
     except stripe.SignatureVerificationError as exc:
         raise InvalidWebhook(f"signature rejected: {exc.user_message or exc}") from None
-    except ValueError:
-        raise InvalidWebhook("body is not JSON") from None
+    except ValueError as exc:
+        # stripe 16 refuses a thin (v2) event notification here with a ValueError of its own.
+        if isinstance(exc, json.JSONDecodeError):
+            raise InvalidWebhook("body is not JSON") from None
+        raise InvalidWebhook("body is not a snapshot Stripe event") from None
     except (AttributeError, TypeError):  # valid JSON but not an object: the SDK trips on it
         raise InvalidWebhook("body is not a Stripe event") from None
+    _check_signed_at(_signed_timestamp(signature_header), tolerance_s, time.time())
     # The SDK has verified and parsed it; keep the plain JSON rather than its Event object.
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
@@ -237,3 +249,23 @@ def verify_webhook(payload: bytes, signature_header: str | None, secret: str,
     if not isinstance(body, dict) or not isinstance(body.get("object"), dict):
         raise InvalidWebhook("event has no data.object")
     return data
+
+
+def _signed_timestamp(signature_header: str) -> int:
+    """The `t=` of a header whose signature the SDK accepted (it signed over this same first `t`)."""
+    for item in signature_header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            return int(value)
+    raise InvalidWebhook("Stripe-Signature header has no timestamp")
+
+
+def _check_signed_at(signed_at: int, tolerance_s: int, now_s: float) -> None:
+    """Refuse a signature made more than `tolerance_s` before or after `now_s`."""
+    if now_s - signed_at > tolerance_s:
+        raise InvalidWebhook(f"its timestamp is too old ({int(now_s - signed_at)} s ago, more than the "
+                             f"{tolerance_s} s tolerance): a replayed or long-delayed request")
+    if signed_at - now_s > tolerance_s:
+        raise InvalidWebhook(f"its timestamp is {int(signed_at - now_s)} s in the future (more than the "
+                             f"{tolerance_s} s tolerance): a request signed ahead of time, or this server's "
+                             "clock is wrong")

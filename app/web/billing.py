@@ -44,14 +44,18 @@ def _return_urls() -> tuple[str, str]:
     return success, _public_url("billing.checkout_canceled")
 
 
+def billing_settings() -> billing.BillingSettings:
+    return billing.BillingSettings.from_config(runtime.settings())
+
+
 def gateway():
-    return billing.stripe_gateway(runtime.settings())
+    return billing.stripe_gateway(billing_settings())
 
 
 def checkout_session(plan: str, request_key: str | None):
     success_url, cancel_url = _return_urls()
     return billing.start_checkout(
-        db.session, gateway(), runtime.settings(), current_user, plan,
+        db.session, gateway(), billing_settings(), current_user, plan,
         success_url=success_url, cancel_url=cancel_url, request_key=request_key,
     )
 
@@ -69,7 +73,7 @@ def plans():
     settings = runtime.settings()
     return render_template(
         "billing/plans.html",
-        offers=billing.list_plans(settings, gateway()),
+        offers=billing.list_plans(billing_settings(), gateway()),
         status=billing.billing_status(db.session, current_user.id),
         signup_grant=settings.CREDITS_SIGNUP_GRANT,
         checkout_token=secrets.token_urlsafe(18),

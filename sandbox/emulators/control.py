@@ -125,13 +125,19 @@ class EmulatorControl:
                           {k: v for k, v in body.items() if v is not None})["commit_sha"]
 
     # --- Stripe --------------------------------------------------------------------------------------
-    def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None) -> dict:
-        body = {"url": url, "secret": secret, "collect": collect}
+    def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None,
+                    api_version: str | None = None) -> dict:
+        """Where and how events are delivered; ``api_version`` renders them as that version would."""
+        body = {"url": url, "secret": secret, "collect": collect, "api_version": api_version}
         return self._call("POST", "webhook", {k: v for k, v in body.items() if v is not None})
+
+    def advance_clock(self, seconds: int) -> int:
+        """Step the Stripe emulator's clock ``seconds`` forward (objects and events only); its new now."""
+        return self._call("POST", "clock", {"advance_s": seconds})["now"]
 
     def delivery_mode(self, **mode: Any) -> dict:
         """duplicate (int extra copies), order ('normal'|'reverse'|'shuffle'), delay_ms,
-        bad_signature, stale_timestamp_s, max_attempts, retry_backoff_ms."""
+        bad_signature, stale_timestamp_s, future_timestamp_s, max_attempts, retry_backoff_ms."""
         return self._call("POST", "delivery_mode", mode)
 
     def deliveries(self, clear: bool = False) -> list[dict]:

@@ -1,6 +1,6 @@
 """Stripe emulator: customers, prices, Checkout, billing portal, subscriptions, invoices, events, webhooks.
 
-SDK configuration (stripe 13.x; STRIPE_API_BASE is the server root, without ``/v1``)::
+SDK configuration (stripe 16.x; STRIPE_API_BASE is the server root, without ``/v1``)::
 
     client = stripe.StripeClient("sk_test_anything", base_addresses={"api": STRIPE_API_BASE},
                                  max_network_retries=0)
@@ -8,10 +8,11 @@ SDK configuration (stripe 13.x; STRIPE_API_BASE is the server root, without ``/v
     # or the module-level style: stripe.api_key = "sk_test_..."; stripe.api_base = STRIPE_API_BASE
     event = stripe.Webhook.construct_event(payload, request.headers["Stripe-Signature"], secret)
 
-stripe 13's StripeClient takes ``base_addresses={"api": url}`` (also "connect", "files",
+stripe 16's StripeClient takes ``base_addresses={"api": url}`` (also "connect", "files",
 "meter_events"); the module-level client reads ``stripe.api_base``. The client sends
-``Stripe-Version: 2025-10-29.clover`` (``stripe._api_version._ApiVersion.CURRENT``); objects here have
-that version's shape: an invoice names its subscription under ``parent.subscription_details.subscription``
+``Stripe-Version: 2026-10-28.endive`` (``stripe.api_version``); objects here have that version's shape
+(endive's additions included: ``status_details``, ``customer_account``, items' ``billed_until``, lines'
+``subtotal``): an invoice names its subscription under ``parent.subscription_details.subscription``
 (there is no top-level ``invoice.subscription``), billing periods live on subscription items
 (``items.data[0].current_period_start/end``), and invoice lines carry ``parent.subscription_item_details``
 and ``pricing.price_details.price``. Any key starting with ``sk_test_`` is accepted.
@@ -29,7 +30,10 @@ paid invoice, emits ``customer.created`` (when it made one), ``checkout.session.
 a page to switch plan, cancel at period end, resume, and return. Plan changes do not produce proration
 invoices.
 
-Webhooks: each batch of events (one action) is delivered in order to the configured URL, signed as
+Webhooks: events are rendered in the webhook endpoint's API version (``api_version`` of
+``POST /_emulator/webhook``, the emulator's own by default; a version before 2025-03-31.basil gets the
+old shapes, see ``render_for_version``). Each batch of events (one action) is delivered in order to the
+configured URL, signed as
 Stripe signs (``Stripe-Signature: t=<unix>,v1=<hex hmac_sha256(secret, f"{t}.{payload}")>``), retried
 on a non-2xx answer (3 attempts, 200 ms then 400 ms apart by default). With no URL, or ``collect``,
 signed deliveries are kept for ``GET /_emulator/deliveries``.
@@ -38,8 +42,9 @@ Control endpoints (besides those in ``base.py``):
 
 | method and path | body | answer |
 | --- | --- | --- |
-| ``POST /_emulator/webhook`` | ``{"url"?, "secret"?, "collect"?}`` | the webhook config |
-| ``POST /_emulator/delivery_mode`` | ``{"duplicate": n extra copies, "order": "normal" / "reverse" / "shuffle", "delay_ms", "bad_signature", "stale_timestamp_s", "max_attempts", "retry_backoff_ms"}`` | the mode (kept until changed or reset) |
+| ``POST /_emulator/webhook`` | ``{"url"?, "secret"?, "collect"?, "api_version"?}`` | the webhook config |
+| ``POST /_emulator/clock`` | ``{"advance_s": n}`` | ``{"now", "offset_s"}``: later ``created`` stamps are n s newer (until reset) |
+| ``POST /_emulator/delivery_mode`` | ``{"duplicate": n extra copies, "order": "normal" / "reverse" / "shuffle", "delay_ms", "bad_signature", "stale_timestamp_s", "future_timestamp_s", "max_attempts", "retry_backoff_ms"}`` | the mode (kept until changed or reset) |
 | ``GET /_emulator/deliveries`` | ``?clear=1`` | ``{"deliveries": [{"event_id", "type", "payload", "signature_header", "attempts": [{"status", "error"}], "delivered"}]}`` once the queue is idle |
 | ``POST /_emulator/deliveries/flush`` | ``{"timeout_s"}`` | ``{"ok": true}`` once every queued delivery has finished |
 | ``POST /_emulator/checkout/{session_id}/complete`` | | the session (what *Pay* does) |
@@ -79,7 +84,10 @@ from sandbox.emulators.base import Emulator, FaultRule, bearer_token, html_page,
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "2025-10-29.clover"  # stripe 13.2's _ApiVersion.CURRENT
+API_VERSION = "2026-10-28.endive"  # stripe 16.1's stripe.api_version
+# Before this API version (2025-03-31.basil) invoices named their subscription at the top level, lines
+# their price, and subscriptions carried the billing period themselves.
+ITEM_PERIODS_SINCE = "2025-03-31"
 DEFAULT_PRICES = ({"id": "price_basic", "nickname": "Basic", "unit_amount": 900},
                   {"id": "price_pro", "nickname": "Pro", "unit_amount": 2900})
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
@@ -150,6 +158,68 @@ def _listify(node: Any, parent: str = "") -> Any:
     return converted
 
 
+def has_legacy_shapes(api_version: str) -> bool:
+    return api_version.split(".", 1)[0] < ITEM_PERIODS_SINCE
+
+
+# Fields that endive added and that an object rendered for an older version does not have.
+ENDIVE_ADDITIONS = {
+    "invoice": ("amount_paid_off_stripe", "customer_account", "status_details"),
+    "subscription": ("billing_schedules", "customer_account", "managed_payments", "presentment_details",
+                     "status_details"),
+    "subscription_item": ("billed_until", "current_trial"),
+    "line_item": ("quantity_decimal", "subtotal"),
+}
+
+
+def render_for_version(obj: dict[str, Any], api_version: str, objects: dict[str, dict]) -> dict[str, Any]:
+    """``obj`` (an object of the emulator's own version) as Stripe renders it for ``api_version``.
+
+    Before 2025-03-31.basil (the SDK's types for 2025-02-24.acacia, stripe 11.6): an invoice has a
+    top-level ``subscription`` and ``subscription_details.metadata`` and no ``parent``; a line has
+    ``price``, ``plan``, ``subscription_item``, ``type`` and ``proration`` instead of ``pricing`` and
+    ``parent``; a subscription has ``current_period_start`` / ``current_period_end`` and its items do not.
+    Other versions render as the emulator's own.
+    """
+    if not has_legacy_shapes(api_version):
+        return obj
+    kind = obj.get("object")
+    if kind == "invoice":
+        parent = obj.pop("parent", None) or {}
+        details = parent.get("subscription_details") or {}
+        obj["subscription"] = details.get("subscription")
+        obj["subscription_details"] = {"metadata": details.get("metadata") or {}}
+        obj["paid"] = obj.get("status") == "paid"
+        for line in obj["lines"]["data"]:
+            _legacy_line(line, objects)
+    elif kind == "subscription":
+        first = obj["items"]["data"][0] if obj["items"]["data"] else {}
+        obj["current_period_start"] = first.get("current_period_start")
+        obj["current_period_end"] = first.get("current_period_end")
+        for item in obj["items"]["data"]:
+            item.pop("current_period_start", None)
+            item.pop("current_period_end", None)
+            for name in ENDIVE_ADDITIONS["subscription_item"]:
+                item.pop(name, None)
+    for name in ENDIVE_ADDITIONS.get(kind or "", ()):
+        obj.pop(name, None)
+    return obj
+
+
+def _legacy_line(line: dict[str, Any], objects: dict[str, dict]) -> None:
+    pricing = line.pop("pricing", None) or {}
+    parent = line.pop("parent", None) or {}
+    item_details = parent.get("subscription_item_details") or {}
+    price = objects.get((pricing.get("price_details") or {}).get("price") or "")
+    line["price"] = copy.deepcopy(price)
+    line["plan"] = None
+    line["subscription_item"] = item_details.get("subscription_item")
+    line["proration"] = bool(item_details.get("proration"))
+    line["type"] = "subscription"
+    for name in ENDIVE_ADDITIONS["line_item"]:
+        line.pop(name, None)
+
+
 def truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
@@ -166,6 +236,7 @@ class DeliveryMode:
     delay_ms: float = 0
     bad_signature: bool = False
     stale_timestamp_s: int = 0
+    future_timestamp_s: int = 0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_backoff_ms: float = DEFAULT_RETRY_BACKOFF_MS
 
@@ -196,7 +267,9 @@ class StripeEmulator(Emulator):
         self.idempotency: dict[tuple[str, str], tuple[str, int, Any, str]] = {}
         self.revoked_keys: set[str] = set()
         self.webhook_url, self.webhook_secret = self.seed_webhook
+        self.webhook_api_version = self.api_version
         self.collect = self.webhook_url is None
+        self.clock_offset_s = 0
         self.mode = DeliveryMode()
         self.deliveries: list[dict[str, Any]] = []
         self._generation = getattr(self, "_generation", 0) + 1  # batches queued before a reset are dropped
@@ -206,7 +279,7 @@ class StripeEmulator(Emulator):
     def _seed_price(self, spec: dict[str, Any]) -> None:
         nickname = spec.get("nickname") or spec["id"]
         product_id = spec.get("product") or "prod_" + re.sub(r"[^A-Za-z0-9]", "", spec["id"].removeprefix("price_"))
-        now = int(time.time())
+        now = self.now()
         self._store({"id": product_id, "object": "product", "active": True, "created": now,
                      "default_price": spec["id"], "description": None, "images": [], "livemode": False,
                      "marketing_features": [], "metadata": {}, "name": nickname, "package_dimensions": None,
@@ -221,6 +294,10 @@ class StripeEmulator(Emulator):
                                    "meter": None, "trial_period_days": None, "usage_type": "licensed"},
                      "tax_behavior": "unspecified", "tiers_mode": None, "transform_quantity": None,
                      "type": "recurring", "unit_amount": amount, "unit_amount_decimal": str(amount)})
+
+    def now(self) -> int:
+        """The emulator's clock: the wall clock plus however far ``POST /_emulator/clock`` stepped it."""
+        return int(time.time()) + self.clock_offset_s
 
     def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.objects[obj["id"]] = obj
@@ -253,6 +330,7 @@ class StripeEmulator(Emulator):
     def add_routes(self, app: web.Application) -> None:
         add = app.router.add_route
         add("POST", "/_emulator/webhook", self._control_webhook)
+        add("POST", "/_emulator/clock", self._control_clock)
         add("POST", "/_emulator/delivery_mode", self._control_delivery_mode)
         add("GET", "/_emulator/deliveries", self._control_deliveries)
         add("POST", "/_emulator/deliveries/flush", self._control_flush)
@@ -436,11 +514,13 @@ class StripeEmulator(Emulator):
     # --- events ----------------------------------------------------------------------------------------
     def _emit(self, batch: list[dict], type_: str, obj: dict, request: web.Request | None = None,
               previous: dict | None = None) -> dict:
-        data: dict[str, Any] = {"object": copy.deepcopy(obj)}
+        # Stripe renders an event's object in the webhook endpoint's API version, and says which.
+        version = self.webhook_api_version
+        data: dict[str, Any] = {"object": render_for_version(copy.deepcopy(obj), version, self.objects)}
         if previous is not None:
             data["previous_attributes"] = previous
         event = {
-            "id": new_id("evt_"), "object": "event", "api_version": self.api_version, "created": int(time.time()),
+            "id": new_id("evt_"), "object": "event", "api_version": version, "created": self.now(),
             "data": data, "livemode": False, "pending_webhooks": 0 if self.collect else 1,
             "request": {"id": request["request_id"] if request else None,
                         "idempotency_key": request["idempotency_key"] if request else None},
@@ -460,7 +540,7 @@ class StripeEmulator(Emulator):
                       description: str | None = None) -> dict:
         return self._store({
             "id": new_id("cus_", 14), "object": "customer", "address": None, "balance": 0,
-            "created": int(time.time()), "currency": None, "default_source": None, "delinquent": False,
+            "created": self.now(), "currency": None, "default_source": None, "delinquent": False,
             "description": description, "discount": None, "email": email,
             "invoice_prefix": secrets.token_hex(4).upper(),
             "invoice_settings": {"custom_fields": None, "default_payment_method": None, "footer": None,
@@ -582,7 +662,7 @@ class StripeEmulator(Emulator):
         if customer_id:
             self._get("customer", customer_id, "customer", "customer", 400)
         total = sum(p["unit_amount"] * q for p, q in lines)
-        now = int(time.time())
+        now = self.now()
         session_id = new_id("cs_test_", 58)
         session = self._store({
             "id": session_id, "object": "checkout.session", "adaptive_pricing": None, "after_expiration": None,
@@ -685,12 +765,13 @@ class StripeEmulator(Emulator):
                 "metadata": {}, "meter": None, "nickname": price["nickname"], "product": price["product"],
                 "tiers_mode": None, "transform_usage": None, "trial_period_days": None, "usage_type": "licensed"}
         return {"id": new_id("si_", 14), "object": "subscription_item", "billing_thresholds": None,
-                "created": start, "current_period_start": start, "current_period_end": add_months(start, 1),
-                "discounts": [], "metadata": {}, "plan": plan, "price": copy.deepcopy(price), "quantity": quantity,
+                "billed_until": add_months(start, 1), "created": start, "current_period_start": start,
+                "current_period_end": add_months(start, 1), "current_trial": None, "discounts": [],
+                "metadata": {}, "plan": plan, "price": copy.deepcopy(price), "quantity": quantity,
                 "subscription": subscription_id, "tax_rates": []}
 
     def _new_subscription(self, customer_id: str, lines: list[tuple[str, int]], metadata: dict) -> dict:
-        now = int(time.time())
+        now = self.now()
         subscription_id = new_id("sub_")
         items = [self._item(subscription_id, price_id, quantity, now) for price_id, quantity in lines]
         return self._store({
@@ -698,27 +779,30 @@ class StripeEmulator(Emulator):
             "application_fee_percent": None, "automatic_tax": {"disabled_reason": None, "enabled": False,
                                                                 "liability": None},
             "billing_cycle_anchor": now, "billing_cycle_anchor_config": None,
-            "billing_mode": {"flexible": None, "type": "classic"}, "billing_thresholds": None, "cancel_at": None,
+            "billing_mode": {"flexible": None, "type": "classic"}, "billing_schedules": [],
+            "billing_thresholds": None, "cancel_at": None,
             "cancel_at_period_end": False, "canceled_at": None,
             "cancellation_details": {"comment": None, "feedback": None, "reason": None},
             "collection_method": "charge_automatically", "created": now, "currency": "usd",
-            "customer": customer_id, "days_until_due": None, "default_payment_method": new_id("pm_"),
+            "customer": customer_id, "customer_account": None, "days_until_due": None, "default_payment_method": new_id("pm_"),
             "default_source": None, "default_tax_rates": [], "description": None, "discounts": [],
             "ended_at": None, "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
             "items": {"object": "list", "data": items, "has_more": False, "total_count": len(items),
                       "url": f"/v1/subscription_items?subscription={subscription_id}"},
-            "latest_invoice": None, "livemode": False, "metadata": metadata, "next_pending_invoice_item_invoice": None,
+            "latest_invoice": None, "livemode": False, "managed_payments": {"enabled": False}, "metadata": metadata,
+            "next_pending_invoice_item_invoice": None,
             "on_behalf_of": None, "pause_collection": None, "payment_settings": {
                 "payment_method_options": None, "payment_method_types": None,
                 "save_default_payment_method": "off"},
             "pending_invoice_item_interval": None, "pending_setup_intent": None, "pending_update": None,
-            "schedule": None, "start_date": now, "status": "active", "test_clock": None, "transfer_data": None,
+            "presentment_details": None, "schedule": None, "start_date": now, "status": "active",
+            "status_details": None, "test_clock": None, "transfer_data": None,
             "trial_end": None, "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
             "trial_start": None,
         })
 
     def _new_invoice(self, subscription: dict, billing_reason: str, paid: bool) -> dict[str, Any]:
-        now = int(time.time())
+        now = self.now()
         invoice_id = new_id("in_")
         customer = self.objects.get(subscription["customer"]) or {}
         lines = []
@@ -740,7 +824,8 @@ class StripeEmulator(Emulator):
                 "pretax_credit_amounts": [], "pricing": {
                     "price_details": {"price": price["id"], "product": price["product"]},
                     "type": "price_details", "unit_amount_decimal": price["unit_amount_decimal"]},
-                "quantity": item["quantity"], "subscription": subscription["id"], "taxes": []})
+                "quantity": item["quantity"], "quantity_decimal": str(item["quantity"]),
+                "subscription": subscription["id"], "subtotal": amount, "taxes": []})
         total = sum(line["amount"] for line in lines)
         first = subscription["items"]["data"][0]
         number = f"{customer.get('invoice_prefix', 'SANDBOX')}-{customer.get('next_invoice_sequence', 1):04d}"
@@ -749,13 +834,14 @@ class StripeEmulator(Emulator):
         return self._store({
             "id": invoice_id, "object": "invoice", "account_country": "US", "account_name": "Sorya (sandbox)",
             "account_tax_ids": None, "amount_due": total, "amount_overpaid": 0, "amount_paid": total if paid else 0,
+            "amount_paid_off_stripe": 0,
             "amount_remaining": 0 if paid else total, "amount_shipping": 0, "application": None,
             "attempt_count": 1, "attempted": True, "auto_advance": not paid,
             "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None,
                               "status": None},
             "automatically_finalizes_at": None, "billing_reason": billing_reason,
             "collection_method": "charge_automatically", "confirmation_secret": None, "created": now,
-            "currency": "usd", "custom_fields": None, "customer": subscription["customer"],
+            "currency": "usd", "custom_fields": None, "customer": subscription["customer"], "customer_account": None,
             "customer_address": None, "customer_email": customer.get("email"), "customer_name": customer.get("name"),
             "customer_phone": None, "customer_shipping": None, "customer_tax_exempt": "none",
             "customer_tax_ids": [], "default_payment_method": None, "default_source": None, "default_tax_rates": [],
@@ -777,7 +863,7 @@ class StripeEmulator(Emulator):
             "period_start": first["current_period_start"] if billing_reason != "subscription_create" else now,
             "post_payment_credit_notes_amount": 0, "pre_payment_credit_notes_amount": 0, "receipt_number": None,
             "rendering": None, "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
-            "statement_descriptor": None, "status": "paid" if paid else "open",
+            "statement_descriptor": None, "status": "paid" if paid else "open", "status_details": None,
             "status_transitions": {"finalized_at": now, "marked_uncollectible_at": None,
                                    "paid_at": now if paid else None, "voided_at": None},
             "subtotal": total, "subtotal_excluding_tax": total, "test_clock": None, "threshold_reason": None,
@@ -804,7 +890,7 @@ class StripeEmulator(Emulator):
         elif command == "cancel":
             if subscription["status"] == "canceled":
                 raise StripeError(400, f"No such subscription: '{subscription_id}'", code="resource_missing")
-            now = int(time.time())
+            now = self.now()
             subscription.update({"status": "canceled", "canceled_at": now, "ended_at": now,
                                  "cancellation_details": {"comment": None, "feedback": None,
                                                           "reason": "cancellation_requested"}})
@@ -857,7 +943,7 @@ class StripeEmulator(Emulator):
         period_end = subscription["items"]["data"][0]["current_period_end"]
         subscription.update({
             "cancel_at_period_end": cancel, "cancel_at": period_end if cancel else None,
-            "canceled_at": int(time.time()) if cancel else None,
+            "canceled_at": self.now() if cancel else None,
             "cancellation_details": {"comment": None, "feedback": None,
                                      "reason": "cancellation_requested" if cancel else None}})
         self._emit(batch, "customer.subscription.updated", subscription, request, previous)
@@ -924,7 +1010,7 @@ class StripeEmulator(Emulator):
         session_id = new_id("bps_")
         return 200, self._store({
             "id": session_id, "object": "billing_portal.session", "configuration": "bpc_sandbox",
-            "created": int(time.time()), "customer": params["customer"], "flow": None, "livemode": False,
+            "created": self.now(), "customer": params["customer"], "flow": None, "livemode": False,
             "locale": None, "on_behalf_of": None, "return_url": params.get("return_url"),
             "url": f"{self.base_url}/portal/{session_id}",
         })
@@ -1059,7 +1145,8 @@ class StripeEmulator(Emulator):
         if self.mode.delay_ms:
             await asyncio.sleep(self.mode.delay_ms / 1000)
         payload = json.dumps(event, indent=2)  # Stripe sends pretty-printed JSON
-        timestamp = int(time.time()) - int(self.mode.stale_timestamp_s)
+        # Stripe signs when it sends, by the wall clock: the emulator's stepped clock moves `created` only.
+        timestamp = int(time.time()) - int(self.mode.stale_timestamp_s) + int(self.mode.future_timestamp_s)
         secret = WRONG_SECRET if self.mode.bad_signature else self.webhook_secret
         record = {"event_id": event["id"], "type": event["type"], "payload": payload,
                   "signature_header": self.sign(payload, timestamp, secret), "attempts": [], "delivered": False}
@@ -1098,7 +1185,22 @@ class StripeEmulator(Emulator):
             self.collect = bool(body["collect"])
         elif "url" in body:
             self.collect = self.webhook_url is None
-        return json_response({"url": self.webhook_url, "secret": self.webhook_secret, "collect": self.collect})
+        if body.get("api_version"):
+            if not re.match(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$", str(body["api_version"])):
+                return json_response({"error": "api_version looks like 2026-10-28.endive"}, status=400)
+            self.webhook_api_version = str(body["api_version"])
+        return json_response({"url": self.webhook_url, "secret": self.webhook_secret, "collect": self.collect,
+                              "api_version": self.webhook_api_version})
+
+    async def _control_clock(self, request: web.Request) -> web.Response:
+        """Step the emulator's clock forward (``{"advance_s": n}``): later objects and events are that much
+        newer, without a test sleeping. Webhook signatures keep the wall clock, as Stripe's do."""
+        body = await request.json() if request.can_read_body else {}
+        advance = body.get("advance_s", 0) if isinstance(body, dict) else None
+        if not isinstance(advance, int) or isinstance(advance, bool) or advance < 0:
+            return json_response({"error": "advance_s must be a whole number of seconds, 0 or more"}, status=400)
+        self.clock_offset_s += advance
+        return json_response({"now": self.now(), "offset_s": self.clock_offset_s})
 
     async def _control_delivery_mode(self, request: web.Request) -> web.Response:
         body = await request.json()

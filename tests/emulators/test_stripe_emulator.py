@@ -351,3 +351,66 @@ def test_events_list_filters_by_type(stripe_client, stripe_ctl):
     listed = stripe_client.v1.events.list(params={"type": "invoice.*"})
     assert {e.type for e in listed.data} == {"invoice.paid", "invoice.payment_succeeded"}
     assert len(stripe_ctl.events()) == 5
+
+
+# --- API versions, clock, signature timestamps ---------------------------------------------------------
+def test_objects_have_the_pinned_versions_shape_with_endives_additions(stripe_client, stripe_ctl):
+    assert stripe.api_version == "2026-10-28.endive"
+    session = stripe_ctl.complete_checkout(start_checkout(stripe_client).id)
+    deliveries = stripe_ctl.deliveries()
+    assert {verified(d).api_version for d in deliveries} == {"2026-10-28.endive"}
+    subscription = stripe_client.v1.subscriptions.retrieve(session["subscription"])
+    item = subscription["items"].data[0]
+    assert item.billed_until == item.current_period_end and item.current_trial is None
+    assert subscription.status_details is None and subscription.customer_account is None
+    invoice = stripe_client.v1.invoices.retrieve(session["invoice"])
+    assert invoice.amount_paid_off_stripe == 0 and invoice.status_details is None
+    line = invoice.lines.data[0]
+    assert line.subtotal == 900 and line.parent.subscription_item_details.subscription_item == item.id
+    raw = requests.get(f"{stripe_ctl.base_url}/_emulator/events").json()["events"]
+    assert "subscription" not in next(e for e in raw if e["type"] == "invoice.paid")["data"]["object"]
+
+
+def test_webhook_endpoint_on_an_old_api_version_gets_the_old_shapes(stripe_client, stripe_ctl):
+    assert stripe_ctl.set_webhook(api_version="2025-02-24.acacia")["api_version"] == "2025-02-24.acacia"
+    session = stripe_ctl.complete_checkout(start_checkout(stripe_client).id)
+    events = {d["type"]: json.loads(d["payload"]) for d in stripe_ctl.deliveries()}
+    assert {e["api_version"] for e in events.values()} == {"2025-02-24.acacia"}
+    invoice = events["invoice.paid"]["data"]["object"]
+    assert invoice["subscription"] == session["subscription"] and "parent" not in invoice
+    assert invoice["subscription_details"]["metadata"] == {"user_id": "42"} and invoice["paid"] is True
+    line = invoice["lines"]["data"][0]
+    assert line["price"]["id"] == "price_basic" and "pricing" not in line and "subtotal" not in line
+    subscription = events["customer.subscription.created"]["data"]["object"]
+    item = subscription["items"]["data"][0]
+    assert subscription["current_period_end"] > subscription["current_period_start"]
+    assert "current_period_end" not in item and "billed_until" not in item
+    # The API itself still answers in the pinned version, as Stripe does for the SDK's requests.
+    assert stripe_client.v1.invoices.retrieve(session["invoice"]).parent.subscription_details.subscription
+    bad = requests.post(f"{stripe_ctl.base_url}/_emulator/webhook", json={"api_version": "soon"})
+    assert bad.status_code == 400
+
+
+def test_the_clock_steps_forward_without_sleeping(stripe_client, stripe_ctl):
+    first = stripe_client.v1.customers.create(params={"email": "a@example.com"})
+    now = stripe_ctl.advance_clock(3600)
+    assert now >= int(time.time()) + 3600 - 1
+    second = stripe_client.v1.customers.create(params={"email": "b@example.com"})
+    assert second.created - first.created >= 3600
+    (_, later) = stripe_ctl.deliveries()
+    assert verified(later).created == second.created  # events use the stepped clock ...
+    t = int(re.match(r"t=(\d+),", later["signature_header"]).group(1))
+    assert abs(t - time.time()) < 60  # ... while signatures keep the wall clock
+    for bad in ({"advance_s": -1}, {"advance_s": "1"}, {"advance_s": 1.5}, []):
+        assert requests.post(f"{stripe_ctl.base_url}/_emulator/clock", json=bad).status_code == 400
+    stripe_ctl.reset()
+    assert abs(stripe_ctl.advance_clock(0) - time.time()) < 60  # reset puts the clock back
+
+
+def test_future_timestamp_delivery_mode_signs_ahead(stripe_client, stripe_ctl):
+    stripe_ctl.delivery_mode(future_timestamp_s=4000)
+    stripe_client.v1.customers.create(params={"email": "f@example.com"})
+    (ahead,) = stripe_ctl.deliveries()
+    t = int(re.match(r"t=(\d+),", ahead["signature_header"]).group(1))
+    assert t - time.time() > 3900
+    assert verified(ahead).type == "customer.created"  # the HMAC is right; only the time is off

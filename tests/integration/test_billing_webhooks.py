@@ -8,12 +8,13 @@ import itertools
 import json
 import threading
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
 
 from app.models import BillingCustomer, LedgerEntry, StripeEvent, Subscription
-from app.services import billing
+from app.services import billing, credits
 from tests.conftest import sign_in
 from tests.integration.billing_helpers import (
     CHECKOUT_TYPES,
@@ -218,6 +219,42 @@ def test_forged_missing_and_malformed_webhooks_are_refused(app, buyer, hook, str
     assert_nothing_stored(app)
 
 
+@pytest.mark.parametrize(("offset_s", "words"), [(4000, "in the future"), (-4000, "too old")])
+def test_webhooks_signed_outside_the_tolerance_either_way_are_refused(
+        app, buyer, hook, stripe_emulator, offset_s, words):
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    paid = by_type(deliveries)["invoice.paid"]
+    response = post_raw(hook, paid["payload"], signature(paid["payload"], timestamp=int(time.time()) + offset_s))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and words in error["message"]
+    assert_nothing_stored(app)
+
+
+def test_a_delivery_signed_ahead_by_the_emulator_is_refused(app, buyer, hook, stripe_emulator):
+    stripe_emulator.control.delivery_mode(future_timestamp_s=4000)
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    responses = [post_delivery(hook, d) for d in deliveries]
+    assert {r.status_code for r in responses} == {400}
+    assert "in the future" in responses[0].get_json()["error"]["message"]
+    assert_nothing_stored(app)
+
+
+def test_a_replayed_old_delivery_is_refused_and_a_fresh_copy_grants_nothing_more(app, buyer, hook, stripe_emulator):
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    deliver_all(hook, deliveries)
+    before = state_of(app, buyer.user.id)
+    paid = by_type(deliveries)["invoice.paid"]
+    # An attacker who captured the request replays it an hour later, header and all.
+    old_header = signature(paid["payload"], timestamp=int(time.time()) - 3600)
+    replay = post_raw(hook, paid["payload"], old_header)
+    assert replay.status_code == 400 and "too old" in replay.get_json()["error"]["message"]
+    # Stripe's own redelivery is signed afresh: accepted, recognised, and it changes nothing.
+    again = post_delivery(hook, paid)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert state_of(app, buyer.user.id) == before
+
+
 def test_webhook_without_a_configured_secret_refuses_everything(app, buyer, hook, stripe_emulator, monkeypatch):
     _, deliveries = checkout_and_pay(buyer, stripe_emulator)
     monkeypatch.setattr(app.extensions["sorya.config"], "STRIPE_WEBHOOK_SECRET", "")
@@ -307,7 +344,8 @@ def test_cancel_at_period_end_resume_and_cancel(app, buyer, hook, stripe_emulato
     subscription_id = subscription_id_of(deliveries)
     control = stripe_emulator.control
 
-    time.sleep(1.05)  # Stripe's `created` counts seconds: each change below is a newer event
+    # Stripe's `created` counts seconds: each change below is made a second later, so it is a newer event.
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "cancel_at_period_end")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -315,12 +353,12 @@ def test_cancel_at_period_end_resume_and_cancel(app, buyer, hook, stripe_emulato
     page = buyer.get("/plans").get_data(as_text=True)
     assert "Cancels at period end" in page and "Ends on" in page
 
-    time.sleep(1.05)
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "resume")
     deliver_all(hook, take_deliveries(stripe_emulator))
     assert state_of(app, buyer.user.id)["subscriptions"][0][1:3] == ("active", False)
 
-    time.sleep(1.05)
+    control.advance_clock(1)
     control.subscription_command(subscription_id, "cancel")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -336,7 +374,7 @@ def test_payment_failure_marks_past_due_with_a_banner_then_recovery_grants(app, 
     deliver_all(hook, deliveries)
     subscription_id = subscription_id_of(deliveries)
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "fail_payment")
     failure = take_deliveries(stripe_emulator)
     assert {d["type"] for d in failure} == {"invoice.payment_failed", "customer.subscription.updated"}
@@ -350,7 +388,7 @@ def test_payment_failure_marks_past_due_with_a_banner_then_recovery_grants(app, 
     assert "Your last payment failed" in page and "Fix payment" in page
     deliver_all(hook, failure)
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "renew")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
@@ -363,15 +401,60 @@ def test_plan_change_then_the_next_invoice_grants_the_new_plan(app, buyer, hook,
     _, deliveries = checkout_and_pay(buyer, stripe_emulator, "basic")
     deliver_all(hook, deliveries)
     subscription_id = subscription_id_of(deliveries)
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "change_plan", price="price_pro")
     deliver_all(hook, take_deliveries(stripe_emulator))
     state = state_of(app, buyer.user.id)
     assert state["plan"] == "pro" and state["balance"] == START + BASIC
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "renew")
     deliver_all(hook, take_deliveries(stripe_emulator))
     assert state_of(app, buyer.user.id)["balance"] == START + BASIC + PRO
+
+
+# -- API versions ------------------------------------------------------------------------------------
+
+ACACIA = "2025-02-24.acacia"  # before 2025-03-31.basil moved the invoice and subscription fields
+ENDIVE = "2026-10-28.endive"  # the version stripe 16.1 pins
+
+
+def _period_end_s(subscription: dict, api_version: str) -> int:
+    if api_version == ACACIA:
+        return subscription["current_period_end"]
+    return subscription["items"]["data"][0]["current_period_end"]
+
+
+def _stored_s(moment) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+@pytest.mark.parametrize(("checkout_version", "renewal_version"),
+                         [(ACACIA, ACACIA), (ACACIA, ENDIVE), (ENDIVE, ENDIVE)])
+def test_events_of_an_older_api_version_still_in_flight_act_the_same(
+        app, buyer, hook, stripe_emulator, checkout_version, renewal_version):
+    control = stripe_emulator.control
+    control.set_webhook(api_version=checkout_version)
+    _, deliveries = checkout_and_pay(buyer, stripe_emulator)
+    paid = event_of(by_type(deliveries)["invoice.paid"])
+    assert paid["api_version"] == checkout_version
+    assert ("parent" in paid["data"]["object"]) is (checkout_version == ENDIVE)  # really the other shape
+    deliver_all(hook, deliveries)
+    state = state_of(app, buyer.user.id)
+    assert state["plan"] == "basic" and state["balance"] == START + BASIC
+    created = event_of(by_type(deliveries)["customer.subscription.created"])["data"]["object"]
+    assert _stored_s(state["subscriptions"][0][3]) == _period_end_s(created, checkout_version)
+
+    control.set_webhook(api_version=renewal_version)
+    control.advance_clock(1)
+    control.subscription_command(created["id"], "renew")
+    renewal = take_deliveries(stripe_emulator)
+    assert {event_of(d)["api_version"] for d in renewal} == {renewal_version}
+    deliver_all(hook, renewal)
+    state = state_of(app, buyer.user.id)
+    assert state["balance"] == START + 2 * BASIC
+    updated = event_of(by_type(renewal)["customer.subscription.updated"])["data"]["object"]
+    assert _stored_s(state["subscriptions"][0][3]) == _period_end_s(updated, renewal_version)
+    assert _period_end_s(updated, renewal_version) > _period_end_s(created, checkout_version)
 
 
 # -- order and staleness ----------------------------------------------------------------------------
@@ -383,10 +466,10 @@ def test_an_older_subscription_update_arriving_late_is_ignored(app, buyer, hook,
     subscription_id = subscription_id_of(deliveries)
     created = event_of(by_type(deliveries)["customer.subscription.created"])
 
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "cancel_at_period_end")
     newer = take_deliveries(stripe_emulator)[0]
-    time.sleep(1.05)
+    stripe_emulator.control.advance_clock(1)
     stripe_emulator.control.subscription_command(subscription_id, "resume")
     newest = take_deliveries(stripe_emulator)[0]
     assert event_of(newest)["created"] > event_of(newer)["created"] > created["created"]
@@ -512,7 +595,7 @@ def test_a_grant_failing_rolls_back_the_whole_event(app, buyer, hook, stripe_emu
     def broken_post(*args, **kwargs):
         raise RuntimeError("database went away mid-grant")
 
-    monkeypatch.setattr(billing.credits, "post_ledger_entry", broken_post)
+    monkeypatch.setattr(credits, "post_ledger_entry", broken_post)  # the module billing.context calls
     paid = by_type(deliveries)["invoice.paid"]
     assert post_delivery(hook, paid).status_code == 500
     assert state_of(app, buyer.user.id) == before

@@ -11,18 +11,20 @@ import pytest
 
 from app.providers.stripe_client import InvalidWebhook, StripePrice, verify_webhook
 from app.services import billing
+from app.services.billing import objects
 from app.services.errors import InvalidRequest, UpstreamError
 from config import Config
 
 SECRET = "whsec_unit"
 
 
-def make_config(**overrides) -> Config:
+def make_settings(**overrides) -> billing.BillingSettings:
+    """Billing's settings as the routes build them: from a `Config`."""
     values = {"STRIPE_PRICE_BASIC": "price_basic", "STRIPE_PRICE_PRO": "price_pro",
               "PLAN_CREDITS_BASIC": 20000, "PLAN_CREDITS_PRO": 100000, "STRIPE_SECRET_KEY": "sk_test_x",
               "SECRET_KEY": "s" * 40, "ENCRYPTION_KEY": "a" * 44, "DATABASE_URL": "sqlite://"}
     values.update(overrides)
-    return Config.from_env(env={}, **values)
+    return billing.BillingSettings.from_config(Config.from_env(env={}, **values))
 
 
 class FakeGateway:
@@ -57,13 +59,13 @@ def sign(payload: str, *, secret: str = SECRET, timestamp: int | None = None) ->
 
 
 def test_plan_for_price_maps_only_configured_prices():
-    config = make_config()
-    assert billing.plan_for_price(config, "price_basic") == "basic"
-    assert billing.plan_for_price(config, "price_pro") == "pro"
-    assert billing.plan_for_price(config, "price_other") is None
-    assert billing.plan_for_price(config, "") is None
+    settings = make_settings()
+    assert billing.plan_for_price(settings, "price_basic") == "basic"
+    assert billing.plan_for_price(settings, "price_pro") == "pro"
+    assert billing.plan_for_price(settings, "price_other") is None
+    assert billing.plan_for_price(settings, "") is None
     # An unset price id must never match an empty price on an object.
-    assert billing.plan_for_price(make_config(STRIPE_PRICE_PRO=""), "") is None
+    assert billing.plan_for_price(make_settings(STRIPE_PRICE_PRO=""), "") is None
 
 
 @pytest.mark.parametrize("raw, expected", [("basic", "basic"), (" Pro ", "pro")])
@@ -145,34 +147,78 @@ def test_price_cache_remembers_a_failure_briefly_and_never_serves_a_stale_price(
 def test_credits_for_invoice(reason, amount_paid, plan, expected):
     gateway = FakeGateway({"price_basic": price("price_basic", 900), "price_pro": price("price_pro", 2900)})
     invoice = {"id": "in_1", "billing_reason": reason, "amount_paid": amount_paid}
-    assert billing.credits_for_invoice(make_config(), gateway, invoice, plan) == expected
+    assert billing.credits_for_invoice(make_settings(), gateway, invoice, plan) == expected
 
 
 def test_proration_needs_the_price_and_fails_loudly_without_it():
     gateway = FakeGateway(fail=True)
     invoice = {"id": "in_1", "billing_reason": "subscription_update", "amount_paid": 100}
     with pytest.raises(UpstreamError):
-        billing.credits_for_invoice(make_config(), gateway, invoice, "pro")
+        billing.credits_for_invoice(make_settings(), gateway, invoice, "pro")
 
 
-# -- reading Stripe objects of API version 2025-10-29.clover ---------------------------------------
+# -- reading Stripe objects: the pinned version (2026-10-28.endive) and older ones in flight -----------
 
 
 def test_invoice_names_its_subscription_under_parent_details():
-    invoice = {"parent": {"subscription_details": {"subscription": "sub_new"}}, "subscription": None}
-    assert billing._invoice_subscription_id(invoice) == "sub_new"
-    legacy = {"subscription": "sub_old"}
-    assert billing._invoice_subscription_id(legacy) == "sub_old"
+    invoice = {"parent": {"subscription_details": {"subscription": "sub_new"}}}
+    assert objects.invoice_subscription_id(invoice) == "sub_new"
     from_line = {"lines": {"data": [{"parent": {"subscription_item_details": {"subscription": "sub_l"}}}]}}
-    assert billing._invoice_subscription_id(from_line) == "sub_l"
-    assert billing._invoice_subscription_id({"lines": {"data": []}}) is None
+    assert objects.invoice_subscription_id(from_line) == "sub_l"
+    assert objects.invoice_subscription_id({"lines": {"data": []}}) is None
 
 
 def test_subscription_period_end_lives_on_items():
-    subscription = {"items": {"data": [{"current_period_end": 1_800_000_000}]}}
-    assert int(billing._subscription_period_end(subscription).timestamp()) == 1_800_000_000
-    assert int(billing._subscription_period_end({"current_period_end": 1_700_000_000}).timestamp()) == 1_700_000_000
-    assert billing._subscription_period_end({}) is None
+    subscription = {"items": {"data": [{"current_period_end": 1_700_000_000},
+                                       {"current_period_end": 1_800_000_000}]}}
+    assert int(objects.subscription_period_end(subscription).timestamp()) == 1_800_000_000
+    assert objects.subscription_period_end({}) is None
+
+
+@pytest.mark.parametrize(("api_version", "legacy"), [
+    ("2025-02-24.acacia", True), ("2024-06-20", True), ("2025-03-31.basil", False),
+    ("2025-10-29.clover", False), ("2026-10-28.endive", False), (None, False), ("", False), ("nonsense", False),
+    (20250224, False),
+])
+def test_which_api_versions_have_the_old_shapes(api_version, legacy):
+    assert objects.has_legacy_shapes(api_version) is legacy
+
+
+ACACIA_INVOICE = {
+    "id": "in_1", "object": "invoice", "subscription": "sub_1", "paid": True, "status": "paid",
+    "subscription_details": {"metadata": {"user_id": "7"}},
+    "lines": {"data": [{"id": "il_1", "object": "line_item", "amount": 900, "subscription": "sub_1",
+                        "subscription_item": "si_1", "type": "subscription", "proration": False,
+                        "price": {"id": "price_basic", "object": "price", "product": "prod_basic"},
+                        "plan": {"id": "price_basic", "object": "plan"}}]},
+}
+
+
+def test_an_acacia_invoice_is_read_in_the_pinned_shape():
+    before = json.dumps(ACACIA_INVOICE, sort_keys=True)
+    invoice = objects.in_pinned_shape(ACACIA_INVOICE, "2025-02-24.acacia")
+    assert json.dumps(ACACIA_INVOICE, sort_keys=True) == before  # the event's own payload is untouched
+    assert invoice["parent"]["subscription_details"] == {"metadata": {"user_id": "7"}, "subscription": "sub_1"}
+    assert objects.invoice_subscription_id(invoice) == "sub_1"
+    line = objects.invoice_lines(invoice)[0]
+    assert objects.line_price_id(line) == "price_basic"
+    assert line["parent"]["subscription_item_details"]["subscription_item"] == "si_1"
+    assert "subscription" not in invoice and "price" not in line
+
+
+def test_an_acacia_subscription_gets_its_period_on_the_items():
+    legacy = {"id": "sub_1", "object": "subscription", "current_period_start": 1_700_000_000,
+              "current_period_end": 1_702_592_000, "items": {"data": [{"id": "si_1", "price": {"id": "price_pro"}}]}}
+    subscription = objects.in_pinned_shape(legacy, "2025-02-24.acacia")
+    assert int(objects.subscription_period_end(subscription).timestamp()) == 1_702_592_000
+    assert objects.subscription_price_id(subscription) == "price_pro"
+    assert "current_period_end" in legacy and "current_period_end" not in subscription
+
+
+def test_objects_of_the_pinned_version_pass_unchanged():
+    invoice = {"id": "in_1", "object": "invoice", "parent": {"subscription_details": {"subscription": "sub_1"}}}
+    assert objects.in_pinned_shape(invoice, "2026-10-28.endive") is invoice
+    assert objects.in_pinned_shape(invoice, "2025-10-29.clover") is invoice
 
 
 # -- webhook verification ---------------------------------------------------------------------------
@@ -223,3 +269,18 @@ def test_verify_webhook_refuses(case):
         secret = ""
     with pytest.raises(InvalidWebhook):
         verify_webhook(payload.encode(), header, secret)
+
+
+@pytest.mark.parametrize(("offset_s", "words"), [
+    (4000, "in the future"), (301, "in the future"), (-301, "too old"), (-3600, "too old")])
+def test_verify_webhook_refuses_timestamps_outside_the_tolerance_either_way(offset_s, words):
+    body = event_body()
+    with pytest.raises(InvalidWebhook) as caught:
+        verify_webhook(body.encode(), sign(body, timestamp=int(time.time()) + offset_s), SECRET)
+    assert words in caught.value.reason and "300" in caught.value.reason
+
+
+@pytest.mark.parametrize("offset_s", [-290, -5, 0, 5, 290])
+def test_verify_webhook_accepts_clock_skew_within_the_tolerance(offset_s):
+    body = event_body()
+    assert verify_webhook(body.encode(), sign(body, timestamp=int(time.time()) + offset_s), SECRET)["id"] == "evt_1"

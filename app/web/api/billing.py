@@ -9,7 +9,6 @@ import logging
 from flask import jsonify, request
 from flask_login import login_required
 
-from app import runtime
 from app.extensions import db, limiter
 from app.services import billing
 from app.services.errors import TooLarge
@@ -49,7 +48,7 @@ def stripe_webhook():
     payload = request.get_data(cache=False)
     if len(payload) > WEBHOOK_MAX_BYTES:
         raise TooLarge("A Stripe event is never this large.")
-    settings = runtime.settings()
+    settings = billing_pages.billing_settings()
     event = billing.verify_webhook(settings, payload, request.headers.get("Stripe-Signature"))
     try:
         outcome = billing.process_event(db.session, billing_pages.gateway(), settings, event)
