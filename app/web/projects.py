@@ -43,6 +43,7 @@ from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import bp as api
 from app.web.api import int_arg, read_json
+from app.web.publish import panel_view as publish_panel_view
 from app.web.security import framable_preview
 
 bp = Blueprint("projects", __name__)
@@ -224,6 +225,7 @@ def show(project_id: int):
         tree=build_file_tree(entries),
         entries=entries,
         replies=recent_replies_with_files(project),
+        panel=publish_panel_view(project),
     )
 
 
