@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -23,6 +22,7 @@ from app.services import publish as publish_service
 from app.services.errors import DomainError, InvalidRequest
 from app.web import api
 from app.web.api import read_json
+from app.web.security import safe_next_path, same_site_path
 
 bp = Blueprint("publish", __name__)
 
@@ -175,10 +175,7 @@ def panel_view(project) -> publish_service.PublishPanel:
 def _page_path(project_id: int) -> str:
     """The page the panel sits on, for forms posted without JavaScript to return to."""
     if request.headers.get("HX-Request"):
-        current = urlsplit(request.headers.get("HX-Current-URL", ""))
-        if current.netloc == request.host and current.path.startswith("/"):
-            return current.path
-        return url_for("publish.page", project_id=project_id)
+        return same_site_path(request.headers.get("HX-Current-URL")) or url_for("publish.page", project_id=project_id)
     if request.method == "GET":
         return request.path
     return url_for("publish.page", project_id=project_id)
@@ -186,10 +183,7 @@ def _page_path(project_id: int) -> str:
 
 def _safe_next(project_id: int) -> str:
     """Where a form without JavaScript returns: a path on this site, else the publish page."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
-        return target
-    return url_for("publish.page", project_id=project_id)
+    return safe_next_path(request.form.get("next")) or url_for("publish.page", project_id=project_id)
 
 
 def _panel_response(project_id: int, **extra: Any):
