@@ -17,8 +17,8 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
 
+# The default `GITHUB_URL`; where its API lives is `app.providers.github.api_url_for` (the one rule).
 GITHUB_DOTCOM = "https://github.com"
-GITHUB_DOTCOM_API = "https://api.github.com"
 
 
 class ConfigError(RuntimeError):
@@ -209,12 +209,6 @@ class Config:
         return self.SORYA_SANDBOX or self.TESTING or not self.providers_configured
 
     @property
-    def github_api_url(self) -> str:
-        if self.GITHUB_URL == GITHUB_DOTCOM:
-            return GITHUB_DOTCOM_API
-        return f"{self.GITHUB_URL}/api/v3"
-
-    @property
     def public_url_is_https(self) -> bool:
         return self.PUBLIC_URL.startswith("https://")
 
@@ -296,6 +290,5 @@ class Config:
             WTF_CSRF_TIME_LIMIT=None,
             RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
             RATELIMIT_HEADERS_ENABLED=True,
-            GITHUB_API_URL=self.github_api_url,
         )
         return values

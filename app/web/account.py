@@ -21,10 +21,10 @@ from flask_login import current_user, login_required, logout_user
 
 from app import runtime
 from app.extensions import db
-from app.providers import github
 from app.services import accounts, api_tokens, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
 from app.web import api
+from app.web import github_auth as github
 
 log = logging.getLogger(__name__)
 

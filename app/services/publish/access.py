@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import GithubAccount, Project
-from app.providers.github_git import GithubError, GithubRepoClient, GithubTokenRevoked
+from app.providers.github import GithubError, GithubRepoClient, GithubTokenRevoked
 from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
 from app.services.crypto import DecryptionError, decrypt_secret
 from app.services.errors import Conflict, NotFound

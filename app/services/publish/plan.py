@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.models import Project, Snapshot, User
 from app.models.base import utcnow
-from app.providers.github_git import Author
+from app.providers.github import Author
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Blob, Project, Push, Snapshot, SnapshotFile, User
 from app.models.publish import PUSH_SUCCEEDED, PUSH_UP_TO_DATE
-from app.providers.github_git import (
+from app.providers.github import (
     GithubError,
     GithubNotFound,
     GithubRepoClient,
