@@ -97,23 +97,12 @@ def create_repository(
                              fields={"private": "private repositories are not allowed here"})
     client = client_for(session, user_id, settings)
     account_login = github_account_for(session, user_id).login
+    linked = link_existing
     try:
         if link_existing:
             info = _existing_repo(client, account_login, repo_name)
-            linked = True
         else:
-            try:
-                info = client.create_repository(repo_name, description=text, private=private)
-                linked = False
-            except GithubRejected as exc:
-                if not _name_taken(exc):
-                    raise InvalidRequest(exc.message, fields={"name": exc.message}) from exc
-                info = _existing_repo(client, account_login, repo_name)
-                raise Conflict(
-                    f"You already have a repository named {info.full_name} on GitHub. Link it to this "
-                    "project instead, or choose another name.", reason="repo_exists",
-                    repo_full_name=info.full_name, html_url=info.html_url, offer="link_existing",
-                    fields={"name": "already exists on your account"}) from exc
+            info = _new_repo(client, account_login, repo_name, description=text, private=private)
     except GithubError as exc:
         guard_token(session, user_id, exc)
         raise
@@ -125,6 +114,22 @@ def create_repository(
     log.info("project=%s linked to %s (existing=%s)", project.id, info.full_name, linked)
     return RepoLink(full_name=info.full_name, html_url=info.html_url, private=info.private,
                     linked_existing=linked)
+
+
+def _new_repo(client: GithubRepoClient, account_login: str, name: str, *, description: str,
+              private: bool) -> RepoInfo:
+    """Create the repository; a name already on the account becomes the offer to link it instead."""
+    try:
+        return client.create_repository(name, description=description, private=private)
+    except GithubRejected as exc:
+        if not _name_taken(exc):
+            raise InvalidRequest(exc.message, fields={"name": exc.message}) from exc
+        info = _existing_repo(client, account_login, name)
+        raise Conflict(
+            f"You already have a repository named {info.full_name} on GitHub. Link it to this "
+            "project instead, or choose another name.", reason="repo_exists",
+            repo_full_name=info.full_name, html_url=info.html_url, offer="link_existing",
+            fields={"name": "already exists on your account"}) from exc
 
 
 def _name_taken(exc: GithubRejected) -> bool:
