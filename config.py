@@ -21,8 +21,8 @@ DEFAULT_INSTANCE_DIR = BASE_DIR / "instance"
 # are a few kilobytes; a Stripe event stays under this too.
 MAX_REQUEST_BODY_BYTES = 1_000_000
 
+# The default `GITHUB_URL`; where its API lives is `app.providers.github.api_url_for` (the one rule).
 GITHUB_DOTCOM = "https://github.com"
-GITHUB_DOTCOM_API = "https://api.github.com"
 
 
 class ConfigError(RuntimeError):
@@ -216,12 +216,6 @@ class Config:
         return self.SORYA_SANDBOX or self.TESTING or not self.providers_configured
 
     @property
-    def github_api_url(self) -> str:
-        if self.GITHUB_URL == GITHUB_DOTCOM:
-            return GITHUB_DOTCOM_API
-        return f"{self.GITHUB_URL}/api/v3"
-
-    @property
     def public_url_is_https(self) -> bool:
         return self.PUBLIC_URL.startswith("https://")
 
@@ -304,6 +298,5 @@ class Config:
             WTF_CSRF_TIME_LIMIT=None,
             RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
             RATELIMIT_HEADERS_ENABLED=True,
-            GITHUB_API_URL=self.github_api_url,
         )
         return values

@@ -87,8 +87,8 @@ class SoryaSide:
         from app import runtime
         from app.extensions import db
         from app.models import GithubAccount, Project, User
+        from app.services.accounts import GITHUB_TOKEN_PURPOSE
         from app.services.crypto import encrypt_secret
-        from app.services.publish import GITHUB_TOKEN_PURPOSE
 
         user = User(login=LOGIN, name="Octo Cat", email="octo@example.com")
         db.session.add(user)
@@ -107,7 +107,7 @@ class SoryaSide:
         from app.services import publish
 
         with self.app.app_context():
-            settings = publish.settings_from_app(runtime.settings(), runtime.keyring())
+            settings = publish.PublishSettings.from_config(runtime.settings(), runtime.keyring())
             return publish.create_repository(db.session, project_id=self.project_id, user_id=self.user_id,
                                              settings=settings, name="sorya-push").full_name
 
@@ -141,11 +141,11 @@ class SoryaSide:
         from app.services import publish
 
         with self.app.app_context():
-            settings = publish.settings_from_app(runtime.settings(), runtime.keyring())
+            settings = publish.PublishSettings.from_config(runtime.settings(), runtime.keyring())
             started = time.perf_counter()
             push = publish.start_push(db.session, project_id=self.project_id, user_id=self.user_id,
                                       snapshot_id=snapshot_id)
-            outcome = publish.execute_push(db.session, push.id, settings)
+            outcome = publish.run_push(db.session, push.id, settings)
             elapsed = time.perf_counter() - started
             if outcome.error is not None:
                 raise SystemExit(f"Sorya's push failed: {outcome.error.message}")

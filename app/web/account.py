@@ -18,9 +18,9 @@ from flask_login import current_user, login_required
 
 from app import runtime
 from app.extensions import db
-from app.providers import github
 from app.services import accounts, api_tokens, billing, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
+from app.web import github_auth as github
 from app.web.auth import sign_out_this_browser
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from flask_login import current_user, login_user, logout_user
 
 from app import runtime
 from app.extensions import db
-from app.providers import github
 from app.services import accounts
 from app.services.errors import DomainError, Forbidden, UpstreamError
+from app.web import github_auth as github
 from app.web.security import default_landing_url, safe_next_path
 
 log = logging.getLogger(__name__)

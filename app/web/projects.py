@@ -33,6 +33,7 @@ from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import int_arg
 from app.web.observability import path_carries_credential
+from app.web.publish import panel_view as publish_panel_view
 from app.web.security import framable_preview
 from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
 from app.web.snapshot_preview import preview_file_response, preview_token, snapshot_for_token
@@ -149,6 +150,7 @@ def show(project_id: int):
         entries=entries,
         replies=project_service.recent_replies_with_files(db.session, project, limit=RECENT_REPLIES_SHOWN),
         snapshot_actions=SnapshotActions(db.session, user_id=current_user.id, project=project),
+        panel=publish_panel_view(project),
     )
 
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import runtime
 from app.extensions import db
+from app.models import Project, Push, Snapshot
 from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
+from app.runtime import jobs
 from app.services import publish as publish_service
 from app.services.errors import DomainError, InvalidRequest
 from app.web import api
 from app.web.api import read_json
+from app.web.security import safe_next_path, same_site_path
 
 bp = Blueprint("publish", __name__)
 
@@ -31,7 +33,21 @@ API_PUSH_WAIT_S = 25.0
 
 
 def _settings() -> publish_service.PublishSettings:
-    return publish_service.settings_from_app(runtime.settings(), runtime.keyring())
+    return publish_service.PublishSettings.from_config(runtime.settings(), runtime.keyring())
+
+
+def run_push_job(session, push_id: int) -> publish_service.PushOutcome:
+    """Job entry point (`jobs.enqueue`): run a recorded push with this app's settings.
+
+    The settings are built here, in the worker, rather than queued with the job: they hold the keyring,
+    which must never travel through Redis."""
+    return publish_service.run_push(session, push_id, _settings())
+
+
+def _start_push_in_background(push_id: int) -> jobs.EnqueuedJob:
+    """Queue the push as a background job: an RQ job when Redis is configured (any worker host may run
+    it), a thread of this process otherwise. Its progress and outcome are on the push row."""
+    return jobs.enqueue("app.web.publish:run_push_job", push_id)
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -91,7 +107,7 @@ def _wait_for_push(push_id: int, timeout_s: float):
     deadline = time.monotonic() + timeout_s
     while True:
         db.session.expire_all()
-        push = db.session.get(publish_service.Push, push_id)
+        push = db.session.get(Push, push_id)
         if push.status != PUSH_RUNNING or time.monotonic() >= deadline:
             return push
         db.session.rollback()  # end the read transaction, so the next read sees the job's commits
@@ -109,9 +125,9 @@ def api_push(project_id: int):
         db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
         confirm_flagged=_bool(body.get("confirm_flagged"), "confirm_flagged"),
         new_branch=_bool(body.get("new_branch"), "new_branch"))
-    snapshot = db.session.get(publish_service.Snapshot, push.snapshot_id)
+    snapshot = db.session.get(Snapshot, push.snapshot_id)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
-        publish_service.start_push_in_background(push.id)
+        _start_push_in_background(push.id)
         push = _wait_for_push(push.id, API_PUSH_WAIT_S)
         if push.status == PUSH_RUNNING:
             body = _push_json(push)
@@ -120,7 +136,7 @@ def api_push(project_id: int):
         if push.error_code:
             raise _stored_error(push)
         return jsonify(_push_json(push, list(snapshot.flagged_paths or []), _compare_url(push)))
-    outcome = publish_service.execute_push(db.session, push.id, _settings())
+    outcome = publish_service.run_push(db.session, push.id, _settings())
     if outcome.error is not None:
         raise outcome.error
     return jsonify(_push_json(outcome.push, outcome.flagged_paths, outcome.compare_url))
@@ -134,11 +150,7 @@ def api_push_status(project_id: int, push_id: int):
 
 
 def _compare_url(push) -> str | None:
-    project = db.session.get(publish_service.Project, push.project_id)
-    if project is None or not project.repo_branch or push.branch == project.repo_branch or not push.commit_sha:
-        return None
-    base = runtime.settings().GITHUB_URL.rstrip("/")
-    return f"{base}/{push.repo_full_name}/compare/{project.repo_branch}...{push.branch}?expand=1"
+    return publish_service.push_compare_url(db.session, push, github_url=runtime.settings().GITHUB_URL)
 
 
 def _stored_error(push) -> DomainError:
@@ -152,46 +164,18 @@ def _stored_error(push) -> DomainError:
 # --- pages -------------------------------------------------------------------------------------------
 
 
-@bp.app_context_processor
-def publish_helpers() -> dict[str, Any]:
-    return {"publish_panel_state": _panel_state}
-
-
-def _panel_state(project) -> dict[str, Any]:
-    """Everything the panel shows, read fresh for the signed-in owner of `project`."""
-    from sqlalchemy import select
-
-    from app.models import GithubAccount, Snapshot
-
+def panel_view(project) -> publish_service.PublishPanel:
+    """The publish panel's state for `project` (owned by the signed-in person), for `render_template`."""
     settings = runtime.settings()
-    account = db.session.execute(
-        select(GithubAccount).where(GithubAccount.user_id == project.user_id)).scalar_one_or_none()
-    snapshots = db.session.execute(
-        select(Snapshot).where(Snapshot.project_id == project.id).order_by(Snapshot.number.desc()).limit(50)
-    ).scalars().all()
-    history = publish_service.push_history(db.session, project, github_url=settings.GITHUB_URL)
-    latest = history[0] if history else None
-    return {
-        "account": account,
-        "token_revoked": account is not None and account.token_status == publish_service.TOKEN_REVOKED,
-        "snapshots": snapshots,
-        "history": history,
-        "running": latest if latest and latest.status == PUSH_RUNNING else None,
-        "latest": latest,
-        "allow_private": settings.GITHUB_ALLOW_PRIVATE_REPOS,
-        "default_name": publish_service.repo_name_for(project.name),
-        "github_url": settings.GITHUB_URL,
-        "back": _page_path(project.id),
-    }
+    return publish_service.publish_panel(
+        db.session, project, github_url=settings.GITHUB_URL, allow_private=settings.GITHUB_ALLOW_PRIVATE_REPOS,
+        back=_page_path(project.id))
 
 
 def _page_path(project_id: int) -> str:
     """The page the panel sits on, for forms posted without JavaScript to return to."""
     if request.headers.get("HX-Request"):
-        current = urlsplit(request.headers.get("HX-Current-URL", ""))
-        if current.netloc == request.host and current.path.startswith("/"):
-            return current.path
-        return url_for("publish.page", project_id=project_id)
+        return same_site_path(request.headers.get("HX-Current-URL")) or url_for("publish.page", project_id=project_id)
     if request.method == "GET":
         return request.path
     return url_for("publish.page", project_id=project_id)
@@ -199,17 +183,14 @@ def _page_path(project_id: int) -> str:
 
 def _safe_next(project_id: int) -> str:
     """Where a form without JavaScript returns: a path on this site, else the publish page."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
-        return target
-    return url_for("publish.page", project_id=project_id)
+    return safe_next_path(request.form.get("next")) or url_for("publish.page", project_id=project_id)
 
 
 def _panel_response(project_id: int, **extra: Any):
     """The panel for HTMX; a redirect back for a plain form post (flashes carry the news)."""
     if request.headers.get("HX-Request"):
         project = publish_service.owned_project(db.session, project_id, current_user.id)
-        return render_template("partials/_publish_panel.html", project=project, **extra)
+        return render_template("partials/_publish_panel.html", project=project, panel=panel_view(project), **extra)
     for category, message in extra.get("notices", []):
         flash(message, category)
     return redirect(_safe_next(project_id))
@@ -226,21 +207,22 @@ def _render_error(project_id: int, exc: DomainError, **extra: Any):
         return _panel_response(project_id, notices=notices, error=exc, **extra)
     # Without JavaScript the offer must survive the redirect: render the panel page directly.
     project = publish_service.owned_project(db.session, project_id, current_user.id)
-    return render_template("publish/page.html", project=project, notices=notices, error=exc, **extra), exc.status
+    return render_template("publish/page.html", project=project, panel=panel_view(project), notices=notices,
+                           error=exc, **extra), exc.status
 
 
 @bp.get("/projects/<int:project_id>/publish")
 @login_required
 def page(project_id: int):
     project = publish_service.owned_project(db.session, project_id, current_user.id)
-    return render_template("publish/page.html", project=project)
+    return render_template("publish/page.html", project=project, panel=panel_view(project))
 
 
 @bp.get("/projects/<int:project_id>/publish/panel")
 @login_required
 def panel(project_id: int):
     project = publish_service.owned_project(db.session, project_id, current_user.id)
-    return render_template("partials/_publish_panel.html", project=project)
+    return render_template("partials/_publish_panel.html", project=project, panel=panel_view(project))
 
 
 @bp.post("/projects/<int:project_id>/publish/repo")
@@ -281,16 +263,16 @@ def push(project_id: int):
             confirm_flagged=form.get("confirm_flagged") == "1", new_branch=form.get("new_branch") == "1")
     except DomainError as exc:
         return _render_error(project_id, exc, form_values=dict(form))
-    snapshot = db.session.get(publish_service.Snapshot, started.snapshot_id)
+    snapshot = db.session.get(Snapshot, started.snapshot_id)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
-        publish_service.start_push_in_background(started.id)
+        _start_push_in_background(started.id)
         return _panel_response(project_id, notices=[("info", f"Pushing snapshot #{snapshot.number} in the "
                                                               "background…")])
-    outcome = publish_service.execute_push(db.session, started.id, _settings())
+    outcome = publish_service.run_push(db.session, started.id, _settings())
     if outcome.error is not None:
         return _render_error(project_id, outcome.error)
     done = outcome.push
-    project = db.session.get(publish_service.Project, project_id)
+    project = db.session.get(Project, project_id)
     if done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
         notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
     elif done.status == PUSH_UP_TO_DATE:

@@ -10,9 +10,10 @@ app itself, with a sandboxed CSP: see `framable_preview`.
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, g, redirect, request, url_for
 from flask_login import current_user
@@ -27,6 +28,10 @@ from app.web.request_limits import apply_route_body_limit
 # Routes that authenticate their caller another way and must not demand a CSRF token.
 CSRF_EXEMPT_PATHS = {"/api/webhooks/stripe"}
 MAX_NEXT_CHARS = 2000
+# How many times a redirect target is percent-decoded to look for a hidden `//`, `\\` or control character.
+MAX_NEXT_DECODINGS = 3
+# Control (Cc: C0, DEL, C1), format (Cf: bidi overrides, zero-width) and line/paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def has_bearer_token() -> bool:
@@ -195,21 +200,44 @@ def bearer_user() -> User | None:
 
 
 def safe_next_path(target: str | None) -> str | None:
-    """`target` if it is a path on this site (`/projects?x=1`), else None.
+    """`target` if it is a path on this site (`/projects?x=1`), else None. The one check of every
+    redirect target a request names (`next`, a referrer, an htmx page URL).
 
     Refuses absolute and scheme-relative URLs (`https://evil`, `//evil`), backslashes (browsers read
-    `/\\evil` as `//evil`), control characters and anything not starting with a single `/`.
+    `/\\evil` as `//evil`), any control, line-separator or format character (browsers drop tabs and
+    newlines, so `/<TAB>/evil` is `//evil`; CR/LF would split the header), and anything not starting with
+    a single `/`. The same checks apply to the target percent-decoded, once and again (up to
+    `MAX_NEXT_DECODINGS` times), because a proxy or a later redirect may decode it.
     """
     if not target or len(target) > MAX_NEXT_CHARS:
         return None
+    decoded = target
+    for _ in range(MAX_NEXT_DECODINGS + 1):
+        if not _is_plain_site_path(decoded):
+            return None
+        once_more = unquote(decoded)
+        if once_more == decoded:
+            return target
+        decoded = once_more
+    return None  # still encoded after that many rounds: nobody sends that in good faith
+
+
+def same_site_path(url: str | None) -> str | None:
+    """The path (and query) of `url` when it is a page of this site (same host), checked by
+    `safe_next_path`; None otherwise. For the page a request came from (a referrer, `HX-Current-URL`)."""
+    parts = urlsplit(url or "")
+    if parts.netloc != request.host:
+        return None
+    return safe_next_path(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+def _is_plain_site_path(target: str) -> bool:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
-        return None
+        return False
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in target):
+        return False
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return None
-    return target
+    return not (parts.scheme or parts.netloc)
 
 
 def default_landing_url() -> str:

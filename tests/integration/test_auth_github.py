@@ -438,7 +438,7 @@ def test_a_token_revoked_on_github_is_discovered_and_can_be_reconnected(app, cli
 def test_a_github_call_answered_401_marks_the_token_revoked(app, client, github_emulator, rows):
     """What a publishing call does when GitHub refuses the token: the adapter says so, the service records it."""
     from app.extensions import db
-    from app.providers import github
+    from app.web import github_auth as github
 
     github_flow.sign_in(client, github_emulator.url)
     user_id = client.get("/api/me").json["id"]

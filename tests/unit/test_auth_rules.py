@@ -68,6 +68,7 @@ def test_oauth_lives_on_github_com_or_on_the_configured_server():
 
 def test_github_com_and_enterprise_get_their_api_bases(tmp_path):
     from app import create_app
+    from app.web import github_auth
     from tests.conftest import build_config
 
     for github_url, api_url, oauth in [
@@ -77,7 +78,7 @@ def test_github_com_and_enterprise_get_their_api_bases(tmp_path):
         application = create_app(build_config(str(tmp_path), GITHUB_URL=github_url.rstrip("/"),
                                               GITHUB_CLIENT_ID="id", GITHUB_CLIENT_SECRET="secret"))
         with application.app_context():
-            client = github.oauth_client()
+            client = github_auth.oauth_client()
             assert (client.api_base_url, client.authorize_url) == (api_url, oauth)
             assert client.access_token_url == oauth.replace("authorize", "access_token")
 
@@ -104,12 +105,3 @@ def test_bad_token_names_are_refused(name):
 
 def test_token_names_are_trimmed_and_may_use_any_script():
     assert api_tokens.clean_token_name("  déploiement 🚀 ") == "déploiement 🚀"
-
-
-def test_both_github_adapters_raise_the_same_revoked_token_failure():
-    # A caller catches a revoked token once, whichever adapter (identity or repositories) noticed it.
-    from app.providers import github, github_git
-
-    assert github.GithubTokenRevoked is github_git.GithubTokenRevoked
-    failure = github.GithubTokenRevoked()
-    assert failure.github_status == 401 and "Reconnect GitHub" in failure.message

@@ -22,13 +22,6 @@ def test_sandbox_secrets_are_generated_once_into_instance(tmp_path):
     assert first.ENCRYPTION_KEY and first.ENCRYPTION_KEY == second.ENCRYPTION_KEY
 
 
-def test_github_api_url_for_dotcom_and_enterprise(tmp_path):
-    dotcom = Config.from_env(env={"SORYA_INSTANCE_DIR": str(tmp_path)})
-    assert dotcom.github_api_url == "https://api.github.com"
-    ghes = Config.from_env(env={"SORYA_INSTANCE_DIR": str(tmp_path), "GITHUB_URL": "https://git.corp.example/"})
-    assert ghes.github_api_url == "https://git.corp.example/api/v3"
-
-
 def test_production_requires_secrets(tmp_path):
     env = {"SORYA_INSTANCE_DIR": str(tmp_path), "OPENAI_API_KEY": "sk-live"}
     config = Config.from_env(env=env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.providers.github_git import _rate_limit_wait_s, api_url_for
+from app.providers.github.http import rate_limit_wait_s
 from app.services.errors import InvalidRequest
 from app.services.publish import plan_changes, repo_name_for, validate_repo_name
 
@@ -52,11 +52,6 @@ def test_first_push_into_a_repository_with_files():
     assert overwrite.entries == {"README.md": "x"}
 
 
-def test_api_url_per_contract():
-    assert api_url_for("https://github.com") == "https://api.github.com"
-    assert api_url_for("https://ghe.example.com/") == "https://ghe.example.com/api/v3"
-
-
 class FakeResponse:
     def __init__(self, status, headers):
         self.status_code, self.headers = status, headers
@@ -65,10 +60,10 @@ class FakeResponse:
 def test_rate_limit_detection():
     import time
 
-    assert _rate_limit_wait_s(FakeResponse(403, {})) is None  # a plain permission error
-    assert _rate_limit_wait_s(FakeResponse(403, {"Retry-After": "7"})) == 7
+    assert rate_limit_wait_s(FakeResponse(403, {})) is None  # a plain permission error
+    assert rate_limit_wait_s(FakeResponse(403, {"Retry-After": "7"})) == 7
     reset = str(int(time.time()) + 100)
-    wait = _rate_limit_wait_s(FakeResponse(403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}))
+    wait = rate_limit_wait_s(FakeResponse(403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}))
     assert 98 <= wait <= 100
-    assert _rate_limit_wait_s(FakeResponse(429, {})) == 60
-    assert _rate_limit_wait_s(FakeResponse(500, {"Retry-After": "1"})) is None
+    assert rate_limit_wait_s(FakeResponse(429, {})) == 60
+    assert rate_limit_wait_s(FakeResponse(500, {"Retry-After": "1"})) is None

@@ -444,15 +444,15 @@ def test_ref_moved_but_not_recorded_is_recognised_on_retry(app, client, make_use
     api(client, "POST", f"/api/github/repo/{project_id}/push", {})
     files_v2 = dict(FILES_V1, **{"app/main.py": "print(2)\n"})
     make_snapshot(app, project_id, files_v2)
-    real = publish._PushJob._succeeded
+    real = publish.PushJob._succeeded
 
     def die(self, *args, **kwargs):
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(publish._PushJob, "_succeeded", die)
+    monkeypatch.setattr(publish.PushJob, "_succeeded", die)
     assert api(client, "POST", f"/api/github/repo/{project_id}/push", {}).status_code == 500
     assert pushes_of(app, project_id)[-1].status == "failed"
-    monkeypatch.setattr(publish._PushJob, "_succeeded", real)
+    monkeypatch.setattr(publish.PushJob, "_succeeded", real)
     commits_before = len(requests.get(f"{github.url}/api/v3/repos/octocat/my-app/commits", timeout=5,
                                       headers={"Authorization": f"token {_token(app)}"}).json())
     retry = api(client, "POST", f"/api/github/repo/{project_id}/push", {})
@@ -513,7 +513,7 @@ def test_one_push_at_a_time_per_project(app, client, make_user, github):
     assert github.api_calls(mark) == []
     # The holder finishes; the lock is free again.
     with app.app_context():
-        outcome = publish.execute_push(db.session, held_id, publish.settings_from_app(
+        outcome = publish.run_push(db.session, held_id, publish.PublishSettings.from_config(
             app.extensions["sorya.config"], app.extensions["sorya.keyring"]))
         assert outcome.error is None
     assert api(client, "POST", f"/api/github/repo/{project_id}/push", {}).get_json()["status"] == "up_to_date"

@@ -154,3 +154,23 @@ def test_background_push_polls_until_done(app, client, make_user, github, monkey
         assert 'hx-trigger="every 1s"' not in panel
         assert pushes_of(app, project_id)[-1].status == "succeeded"
         assert len(github.control.repo_files("octocat", "big")) == 12
+
+
+def test_hostile_next_stays_on_site_and_never_fails(app, client, make_user, github):
+    """Tab and CR/LF in `next` used to slip through (`Location: //evil.example`) or answer 500."""
+    user = person(app, client, make_user, github)
+    project_id = make_project(app, user, "Redirect")
+    token = csrf_token_for(client)
+    for target in ("/\t/evil.example", "/\r/x", "/\n/evil.example", "/%2F/evil.example", "/%5Cevil.example"):
+        response = client.post(f"/projects/{project_id}/publish/unlink", data={"csrf_token": token, "next": target})
+        assert response.status_code == 302, repr(target)
+        assert response.headers["Location"] == f"/projects/{project_id}/publish", repr(target)
+
+
+def test_panel_never_offers_an_off_site_page_to_return_to(app, client, make_user, github):
+    user = person(app, client, make_user, github)
+    project_id = make_project(app, user, "Redirect")
+    headers = {**HX, "HX-Current-URL": "http://localhost//evil.example/x"}
+    html = client.get(f"/projects/{project_id}/publish/panel", headers=headers).get_data(as_text=True)
+    assert f'name="next" value="/projects/{project_id}/publish"' in html
+    assert "evil.example" not in html

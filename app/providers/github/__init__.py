@@ -1,0 +1,44 @@
+"""The GitHub adapter, one package: `errors` (one family of failures), `http` (where the API lives, one
+requests session per token, one retry policy, one translation of answers), `oauth` (the sign-in flow's
+rules), `identity` (who a token belongs to), `repos` (the git data operations of a push).
+
+Settings come in as plain values (`github_url`, `api_url`, timeouts): nothing here reads Flask or the app's
+runtime. The Flask-bound half of the OAuth flow is `app/web/github_auth.py`.
+"""
+
+from app.providers.github.errors import (
+    PROVIDER,
+    GithubError,
+    GithubMissingScope,
+    GithubNotFound,
+    GithubRateLimited,
+    GithubRejected,
+    GithubRepoEmpty,
+    GithubTokenRevoked,
+    GithubUnavailable,
+    NotFastForward,
+    RefExists,
+    SignInRefused,
+)
+from app.providers.github.http import GITHUB_DOTCOM, GithubHttp, api_url_for, parse_scopes, web_url_for
+from app.providers.github.identity import GithubIdentity, check_token, fetch_identity, primary_verified_email
+from app.providers.github.oauth import (
+    OAUTH_CLIENT_NAME,
+    OAUTH_STATE_TTL_S,
+    GithubGrant,
+    SignInFlow,
+    grant_from_token,
+    oauth_base_url,
+    refusal_for,
+    requested_scopes,
+)
+from app.providers.github.repos import Author, CommitInfo, GithubRepoClient, RemoteTree, RepoInfo
+
+__all__ = [
+    "GITHUB_DOTCOM", "OAUTH_CLIENT_NAME", "OAUTH_STATE_TTL_S", "PROVIDER", "Author", "CommitInfo", "GithubError",
+    "GithubGrant", "GithubHttp", "GithubIdentity", "GithubMissingScope", "GithubNotFound", "GithubRateLimited",
+    "GithubRejected", "GithubRepoClient", "GithubRepoEmpty", "GithubTokenRevoked", "GithubUnavailable",
+    "NotFastForward", "RefExists", "RemoteTree", "RepoInfo", "SignInFlow", "SignInRefused", "api_url_for",
+    "check_token", "fetch_identity", "grant_from_token", "oauth_base_url", "parse_scopes",
+    "primary_verified_email", "refusal_for", "requested_scopes", "web_url_for",
+]

@@ -1,0 +1,85 @@
+"""The GitHub OAuth web flow's rules: where it lives, which scopes it asks, what its answers mean.
+
+github.com keeps OAuth at `https://github.com/login/oauth/*`; any other `GITHUB_URL` (GitHub Enterprise
+Server, the sandbox) serves it at `{GITHUB_URL}/login/oauth/*`. The flow itself runs on Authlib's Flask
+integration, bound to a request, in `app/web/github_auth.py`; this module holds what does not need a
+request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from app.providers.github.errors import PROVIDER, SignInRefused
+from app.providers.github.http import parse_scopes
+from app.services.errors import UpstreamError
+from config import GITHUB_DOTCOM
+
+log = logging.getLogger(__name__)
+
+OAUTH_CLIENT_NAME = "github"
+# Scopes to sign in; the repository scope is asked in the same consent so publishing needs no second one.
+SIGN_IN_SCOPES = ("read:user", "user:email")
+REPO_SCOPE_PRIVATE = "repo"
+REPO_SCOPE_PUBLIC_ONLY = "public_repo"
+# GitHub's authorization codes live 10 minutes; a sign-in started longer ago than that cannot finish.
+OAUTH_STATE_TTL_S = 10 * 60
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 15
+
+
+@dataclass(frozen=True)
+class GithubGrant:
+    """What the code exchange returned: the access token and the scopes GitHub granted."""
+
+    access_token: str
+    scopes: tuple[str, ...]
+
+    def __repr__(self) -> str:  # never print the token, even in a traceback's locals
+        return f"GithubGrant(scopes={self.scopes!r})"
+
+
+@dataclass(frozen=True)
+class SignInFlow:
+    """What the person asked for when they started signing in, kept with the flow's `state`."""
+
+    next_path: str | None
+    remember: bool
+
+
+def oauth_base_url(github_url: str) -> str:
+    """Where `/login/oauth/*` lives: github.com itself, or the Enterprise/sandbox root."""
+    return GITHUB_DOTCOM if github_url == GITHUB_DOTCOM else github_url
+
+
+def requested_scopes(allow_private_repos: bool) -> tuple[str, ...]:
+    repo_scope = REPO_SCOPE_PRIVATE if allow_private_repos else REPO_SCOPE_PUBLIC_ONLY
+    return (*SIGN_IN_SCOPES, repo_scope)
+
+
+def grant_from_token(token: dict[str, Any]) -> GithubGrant:
+    """The grant in the code exchange's answer; `UpstreamError` when it holds no access token."""
+    access_token = token.get("access_token")
+    if not access_token:
+        raise UpstreamError(PROVIDER, "GitHub finished the sign-in without an access token. Please try again.")
+    return GithubGrant(access_token=access_token, scopes=parse_scopes(token.get("scope")))
+
+
+def refusal_for(error: str | None) -> SignInRefused:
+    """What an OAuth `error` (on the callback or the code exchange) means for the person."""
+    if error == "access_denied":
+        return SignInRefused(
+            "denied", "You cancelled the authorization on GitHub, so you are not signed in. Nothing was created."
+        )
+    if error in ("bad_verification_code", "invalid_grant"):
+        return SignInRefused(
+            "code",
+            "GitHub did not accept this sign-in code: it was already used or has expired. "
+            "Nothing was created; please sign in again.",
+        )
+    log.warning("github: OAuth error %s", error)
+    return SignInRefused(
+        "code", "GitHub refused the sign-in. Nothing was created; please try again."
+    )

@@ -1,0 +1,77 @@
+"""Reading pushes: the running one (the project's push lock), one push, and the history a page shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Project, Push, Snapshot, User
+from app.models.publish import PUSH_SUCCEEDED
+from app.services.errors import NotFound
+from app.services.publish.access import owned_project
+from app.services.publish.settings import HISTORY_LIMIT
+
+
+def running_push(session: Session, project_id: int) -> Push | None:
+    """The push holding the project's push lock, if any (read-only)."""
+    return session.execute(select(Push).where(Push.running_lock == project_id)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class PushView:
+    id: int
+    snapshot_number: int | None
+    status: str
+    commit_sha: str | None
+    html_url: str | None
+    branch: str
+    compare_url: str | None
+    files_changed: int
+    who: str
+    created_at: datetime
+    finished_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+    progress_done: int
+    progress_total: int
+    requests_made: int
+
+
+def push_history(session: Session, project: Project, *, github_url: str, limit: int = HISTORY_LIMIT) -> list[PushView]:
+    rows = session.execute(
+        select(Push, Snapshot.number, User.login)
+        .outerjoin(Snapshot, Snapshot.id == Push.snapshot_id)
+        .outerjoin(User, User.id == Push.user_id)
+        .where(Push.project_id == project.id).order_by(Push.id.desc()).limit(limit)).all()
+    views = []
+    for push, number, login in rows:
+        compare = None
+        if push.status == PUSH_SUCCEEDED and project.repo_branch and push.branch != project.repo_branch:
+            compare = (f"{github_url.rstrip('/')}/{push.repo_full_name}/compare/"
+                       f"{project.repo_branch}...{push.branch}?expand=1")
+        views.append(PushView(
+            id=push.id, snapshot_number=number, status=push.status, commit_sha=push.commit_sha,
+            html_url=push.html_url, branch=push.branch, compare_url=compare, files_changed=push.files_changed,
+            who=login or "a deleted account", created_at=push.created_at, finished_at=push.finished_at,
+            error_code=push.error_code, error_message=push.error_message, progress_done=push.progress_done,
+            progress_total=push.progress_total, requests_made=push.requests_made))
+    return views
+
+
+def get_push(session: Session, *, project_id: int, user_id: int, push_id: int) -> Push:
+    owned_project(session, project_id, user_id)
+    push = session.get(Push, push_id)
+    if push is None or push.project_id != project_id:
+        raise NotFound("There is no such push in this project.")
+    return push
+
+
+def push_compare_url(session: Session, push: Push, *, github_url: str) -> str | None:
+    """The pull-request link of a push that went to a branch other than the project's, once committed."""
+    project = session.get(Project, push.project_id)
+    if project is None or not project.repo_branch or push.branch == project.repo_branch or not push.commit_sha:
+        return None
+    return f"{github_url.rstrip('/')}/{push.repo_full_name}/compare/{project.repo_branch}...{push.branch}?expand=1"

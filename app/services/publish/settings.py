@@ -1,0 +1,54 @@
+"""What publishing needs from configuration, its limits, and the error codes a failed push records."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.services.crypto import Keyring
+
+if TYPE_CHECKING:
+    from config import Config
+
+REPO_NAME_MAX_CHARS = 100
+REPO_DESCRIPTION_MAX_CHARS = 350
+REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Pushes of snapshots with more files than this run in the background from the page.
+PUSH_INLINE_MAX_FILES = 40
+PUSH_STALE_AFTER_S = 15 * 60
+# How many times a push rebuilds its commit on a branch that keeps moving before giving up.
+MAX_REBASE_ROUNDS = 3
+MAX_BRANCH_NAME_TRIES = 5
+PROGRESS_WRITE_EVERY = 10
+PROGRESS_WRITE_MIN_STEPS = 5
+# Text sent inline per tree request; larger pushes build their tree in several chained requests.
+INLINE_TREE_MAX_BYTES = 4_000_000
+HISTORY_LIMIT = 10
+
+# Push error codes, stored on `pushes.error_code` and returned as the API error's `reason`.
+ERROR_CONFLICT = "push_conflict"
+ERROR_REPO_MISSING = "repo_missing"
+ERROR_TOKEN_REVOKED = "github_token_revoked"
+ERROR_MISSING_SCOPE = "github_missing_scope"
+ERROR_BRANCH_MOVED = "branch_moved"
+ERROR_INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """What publishing needs from configuration, as plain values (built from `Config` by the caller).
+
+    `keyring` opens the stored GitHub tokens (`github_accounts.access_token_encrypted`, sealed by
+    services/accounts.py)."""
+
+    github_url: str
+    keyring: Keyring
+    allow_private_repos: bool = True
+    timeout_s: float = 15.0
+
+    @classmethod
+    def from_config(cls, config: Config, keyring: Keyring) -> PublishSettings:
+        return cls(github_url=config.GITHUB_URL, keyring=keyring,
+                   allow_private_repos=config.GITHUB_ALLOW_PRIVATE_REPOS,
+                   timeout_s=float(config.GITHUB_TIMEOUT_S))
