@@ -31,12 +31,26 @@ def has_bearer_token() -> bool:
     return request.headers.get("Authorization", "").lower().startswith("bearer ")
 
 
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def has_api_bearer_token() -> bool:
+    """A bearer token on an `/api` call: the only place a personal API token counts (CONTRACT.md).
+
+    On pages and their forms the header is ignored for authentication (the request is anonymous, see
+    `load_user`) and CSRF applies as to any browser request, so a leaked token can neither mint a new
+    token nor delete the account.
+    """
+    return has_bearer_token() and is_api_request()
+
+
 def enforce_csrf() -> None:
-    """CSRF protects cookie sessions. A request carrying `Authorization: Bearer` is authenticated by
-    that token alone (never by the cookie), and a cross-site form cannot set that header, so it skips."""
+    """CSRF protects cookie sessions. An `/api` request carrying `Authorization: Bearer` is authenticated
+    by that token alone (never by the cookie), and a cross-site form cannot set that header, so it skips."""
     if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
         return
-    if request.path in CSRF_EXEMPT_PATHS or has_bearer_token():
+    if request.path in CSRF_EXEMPT_PATHS or has_api_bearer_token():
         return
     csrf.protect()
 
@@ -170,9 +184,10 @@ def trust_proxy_headers(app: Flask, hops: int) -> None:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     # A request that carries a bearer token is authenticated by that token alone: a bad token must be
-    # a 401 even when the same client also holds a valid session or remember-me cookie.
+    # a 401 even when the same client also holds a valid session or remember-me cookie. Off `/api` the
+    # token counts for nothing, and neither does the cookie beside it: the request is anonymous.
     if has_bearer_token():
-        return bearer_user()
+        return bearer_user() if is_api_request() else None
     try:
         user = db.session.get(User, int(user_id))
     except ValueError:
@@ -182,7 +197,7 @@ def load_user(user_id: str) -> User | None:
 
 @login_manager.request_loader
 def load_user_from_request(_request) -> User | None:
-    return bearer_user() if has_bearer_token() else None
+    return bearer_user() if has_api_bearer_token() else None
 
 
 def bearer_user() -> User | None:
@@ -224,7 +239,7 @@ def default_landing_url() -> str:
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    if request.path.startswith("/api/"):
+    if is_api_request():
         if has_bearer_token():
             raise Unauthenticated("The API token is not valid: it is unknown, revoked, or its account is disabled.")
         raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
