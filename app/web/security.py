@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, login_manager
 from app.models import User
-from app.services.errors import Unauthenticated
+from app.services.errors import Forbidden, Unauthenticated
 
 # Routes that authenticate their caller another way and must not demand a CSRF token.
 CSRF_EXEMPT_PATHS = {"/api/webhooks/stripe"}
@@ -202,12 +202,36 @@ def load_user_from_request(_request) -> User | None:
 
 def bearer_user() -> User | None:
     """The active user of the request's `Authorization: Bearer` token, looked up once per request."""
-    if "bearer_user" not in g:
+    token = bearer_token()
+    return token.user if token is not None else None
+
+
+def bearer_token():
+    """The request's authenticated API token (`api_tokens.AuthenticatedToken`) or None, looked up once
+    per request. Why a token was refused (unknown, expired, ...) is kept for `unauthorized`."""
+    if "bearer_token" not in g:
         from app.services import api_tokens
 
         _, _, presented = request.headers.get("Authorization", "").partition(" ")
-        g.bearer_user = api_tokens.authenticate(db.session, presented.strip())
-    return g.bearer_user
+        try:
+            g.bearer_token = api_tokens.authenticate(db.session, presented.strip())
+        except Unauthenticated as refused:
+            g.bearer_token = None
+            g.bearer_refusal = refused.message
+    return g.bearer_token
+
+
+def enforce_token_scope() -> None:
+    """A `read` token may only read: any other method is 403 before the route runs. A token that does
+    not authenticate is left to `login_required` (401), so an expired read token is 401, not 403."""
+    if not has_api_bearer_token():
+        return
+    token = bearer_token()
+    if token is not None and not token.may_use_method(request.method):
+        raise Forbidden(
+            f"This API token is read-only: it may only use GET, not {request.method}. "
+            "Create a write token on your account page to make changes."
+        )
 
 
 def safe_next_path(target: str | None) -> str | None:
@@ -241,7 +265,9 @@ def default_landing_url() -> str:
 def unauthorized():
     if is_api_request():
         if has_bearer_token():
-            raise Unauthenticated("The API token is not valid: it is unknown, revoked, or its account is disabled.")
+            from app.services import api_tokens
+
+            raise Unauthenticated(g.get("bearer_refusal") or api_tokens.INVALID_TOKEN_MESSAGE)
         raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
     from flask import current_app
 
@@ -259,6 +285,7 @@ def unauthorized():
 def register_security(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.before_request(enforce_csrf)
+    app.before_request(enforce_token_scope)
     app.after_request(add_security_headers)
     trust_proxy_headers(app, app.extensions["sorya.config"].TRUSTED_PROXY_HOPS)
 
