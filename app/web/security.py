@@ -1,5 +1,5 @@
-"""Request-wide guards: CSRF for browser sessions, security headers, the API rate limit, the proxy
-hops to trust, and Flask-Login's hooks.
+"""Request-wide guards: CSRF for browser sessions, personal API tokens kept to `/api` and to their scope,
+security headers, the API rate limit, the proxy hops to trust, and Flask-Login's hooks.
 
 Headers on every response: a strict CSP (`PAGE_CSP`: no inline script or style, never framed),
 `X-Content-Type-Options`, `Referrer-Policy`, `X-Frame-Options`, `Cross-Origin-Opener-Policy`,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, redirect, request, url_for
@@ -21,6 +21,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.extensions import csrf, db, login_manager
 from app.models import User
 from app.services.errors import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:
+    from app.services.api_tokens import AuthenticatedToken
 
 # Routes that authenticate their caller another way and must not demand a CSRF token.
 CSRF_EXEMPT_PATHS = {"/api/webhooks/stripe"}
@@ -206,9 +209,8 @@ def bearer_user() -> User | None:
     return token.user if token is not None else None
 
 
-def bearer_token():
-    """The request's authenticated API token (`api_tokens.AuthenticatedToken`) or None, looked up once
-    per request. Why a token was refused (unknown, expired, ...) is kept for `unauthorized`."""
+def bearer_token() -> AuthenticatedToken | None:
+    """The request's authenticated API token or None, looked up once per request. Why a token was refused (unknown, expired, ...) is kept for `unauthorized`."""
     if "bearer_token" not in g:
         from app.services import api_tokens
 
