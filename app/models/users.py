@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from app.models.credits import CreditBalance
 
 PLAN_FREE = "free"
+# What a personal API token may do: `read` calls only GET (and HEAD/OPTIONS); `write` may change things.
+TOKEN_SCOPE_READ = "read"
+TOKEN_SCOPE_WRITE = "write"
+TOKEN_SCOPES = (TOKEN_SCOPE_READ, TOKEN_SCOPE_WRITE)
 
 
 class User(UserMixin, Base):
@@ -92,9 +96,16 @@ class ApiToken(Base):
     display_prefix: Mapped[str] = mapped_column(String(32))
     # SHA-256 hex of the whole token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # One of TOKEN_SCOPES; tokens made before scopes existed could do everything, hence "write".
+    scope: Mapped[str] = mapped_column(String(10), default=TOKEN_SCOPE_WRITE, server_default=TOKEN_SCOPE_WRITE)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    # None: never expires. From this moment on the token authenticates nobody.
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class UserSession(Base):
@@ -108,4 +119,3 @@ class UserSession(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-

@@ -4,7 +4,10 @@ Guarantees:
 - A token is `sorya_` followed by 43 characters of URL-safe randomness (256 bits). Only its SHA-256 is
   stored; the token itself is returned once, by `create_token`, and never written anywhere.
 - `authenticate` finds the token by its hash (a unique index), then compares in constant time; a
-  revoked token, or a token of a disabled account, authenticates nobody.
+  revoked or expired token, or a token of a disabled account, authenticates nobody. An expired token is
+  refused with its own sentence, so a script's owner knows to make a new one rather than hunt a typo.
+- A token has a scope: `write` (the default) may do anything its user may do through `/api`; `read`
+  may only read (`may_use_method`). It may expire, `expires_in_days` after it was made.
 - `last_used_at` is written at most once per `LAST_USED_RESOLUTION_S` per token, with a conditional
   UPDATE, so a script making hundreds of calls a minute causes at most one write a minute.
 """
@@ -23,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from app.models import ApiToken, User
 from app.models.base import utcnow
-from app.services.errors import Conflict, InvalidRequest, NotFound
+from app.models.users import TOKEN_SCOPE_WRITE, TOKEN_SCOPES
+from app.services.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,23 @@ MAX_TOKEN_CHARS = 200
 MAX_TOKEN_NAME_CHARS = 100
 MAX_ACTIVE_TOKENS_PER_USER = 50
 LAST_USED_RESOLUTION_S = 60
+# Longer than a year is "never" in practice; the bound also catches a mistyped --expires-days.
+MAX_TOKEN_LIFETIME_DAYS = 365
+# The methods a `read` token may use: they change nothing.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+INVALID_TOKEN_MESSAGE = "The API token is not valid: it is unknown, revoked, or its account is disabled."
+
+
+@dataclass(frozen=True)
+class AuthenticatedToken:
+    """Who a presented token acts for, and what it may do."""
+
+    user: User
+    token_id: int
+    scope: str
+
+    def may_use_method(self, method: str) -> bool:
+        return self.scope == TOKEN_SCOPE_WRITE or method.upper() in READ_ONLY_METHODS
 
 
 @dataclass(frozen=True)
@@ -73,12 +94,42 @@ def clean_token_name(raw: str | None) -> str:
     return name
 
 
-def create_token(session: Session, *, user_id: int, name: str) -> CreatedToken:
-    """Create a token for `user_id` named `name`. Commits. Not idempotent: each call is a new token."""
+def check_scope(scope: str) -> str:
+    if scope not in TOKEN_SCOPES:
+        raise InvalidRequest(
+            "A token's scope is read or write.", fields={"scope": "read or write"}
+        )
+    return scope
+
+
+def check_lifetime_days(days: int | None) -> int | None:
+    """None (never expires) or a whole number of days from 1 to `MAX_TOKEN_LIFETIME_DAYS`."""
+    if days is None:
+        return None
+    if not 1 <= days <= MAX_TOKEN_LIFETIME_DAYS:
+        raise InvalidRequest(
+            f"A token expires after 1 to {MAX_TOKEN_LIFETIME_DAYS} days, or never.",
+            fields={"expires": f"1 to {MAX_TOKEN_LIFETIME_DAYS} days, or never"},
+        )
+    return days
+
+
+def create_token(
+    session: Session, *, user_id: int, name: str, scope: str = TOKEN_SCOPE_WRITE,
+    expires_in_days: int | None = None,
+) -> CreatedToken:
+    """Create a token for `user_id` named `name`, of `scope`, expiring `expires_in_days` from now (None:
+    never). Commits. Not idempotent: each call is a new token. Expired and revoked tokens do not count
+    against `MAX_ACTIVE_TOKENS_PER_USER`."""
     clean_name = clean_token_name(name)
+    check_scope(scope)
+    lifetime_days = check_lifetime_days(expires_in_days)
+    now = utcnow()
     active = session.execute(
         select(func.count()).select_from(ApiToken).where(
-            ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)
+            ApiToken.user_id == user_id,
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
         )
     ).scalar_one()
     if active >= MAX_ACTIVE_TOKENS_PER_USER:
@@ -91,15 +142,19 @@ def create_token(session: Session, *, user_id: int, name: str) -> CreatedToken:
         name=clean_name,
         display_prefix=plaintext[:DISPLAY_PREFIX_CHARS],
         token_hash=hash_token(plaintext),
+        scope=scope,
+        created_at=now,
+        expires_at=now + timedelta(days=lifetime_days) if lifetime_days else None,
     )
     session.add(token)
     session.commit()
-    log.info("api token created: user=%s token=%s", user_id, token.id)
+    log.info("api token created: user=%s token=%s scope=%s expires_at=%s", user_id, token.id, scope,
+             token.expires_at.isoformat() if token.expires_at else "never")
     return CreatedToken(token=token, plaintext=plaintext)
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
-    """The user's active tokens, newest first."""
+    """The user's tokens that are not revoked (expired ones included, so the page can say so), newest first."""
     return list(
         session.execute(
             select(ApiToken)
@@ -121,23 +176,29 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> ApiToken:
     return token
 
 
-def authenticate(session: Session, presented: str) -> User | None:
-    """The active user `presented` belongs to, or None. May commit (the throttled last-used write)."""
+def authenticate(session: Session, presented: str) -> AuthenticatedToken:
+    """The active user `presented` belongs to and the token's scope. May commit (the throttled last-used
+    write). Raises `Unauthenticated` with a sentence for the caller: an expired token says so."""
     if not presented.startswith(TOKEN_PREFIX) or len(presented) > MAX_TOKEN_CHARS:
-        return None
+        raise Unauthenticated(INVALID_TOKEN_MESSAGE)
     digest = hash_token(presented)
     row = session.execute(
         select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
     ).first()
     if row is None:
-        return None
+        raise Unauthenticated(INVALID_TOKEN_MESSAGE)
     token, user = row
     # The index lookup already matched; comparing again in constant time costs nothing and keeps the
     # check independent of how the database compares strings.
     if not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None or not user.is_active:
-        return None
+        raise Unauthenticated(INVALID_TOKEN_MESSAGE)
+    if token.is_expired(utcnow()):
+        raise Unauthenticated(
+            f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC. "
+            "Create a new one on your account page."
+        )
     touch_last_used(session, token)
-    return user
+    return AuthenticatedToken(user=user, token_id=token.id, scope=token.scope)
 
 
 def touch_last_used(session: Session, token: ApiToken) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -18,6 +20,8 @@ from flask_login import current_user, login_required
 
 from app import runtime
 from app.extensions import db
+from app.models.base import utcnow
+from app.models.users import TOKEN_SCOPE_WRITE
 from app.services import accounts, api_tokens, billing, exports
 from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
 from app.web import github_auth as github
@@ -53,17 +57,53 @@ def refresh_github_status(user_id: int, overview: accounts.AccountOverview) -> a
     return accounts.account_overview(db.session, user_id)
 
 
+# The expiry choices the account page offers, in days; None is "never". The CLI takes any 1..365.
+TOKEN_EXPIRY_CHOICES_DAYS = (None, 7, 30, 90)
+
+
+def token_section(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,
+                  token_error_field: str = "name", token_form: dict[str, str] | None = None) -> dict:
+    """What the API tokens section shows: the list, the form (as it was sent back after an error), a new token."""
+    return {
+        "tokens": api_tokens.list_tokens(db.session, current_user.id),
+        "new_token": new_token,
+        "token_error": token_error,
+        # The field the error concerns, so it shows next to that field.
+        "token_error_field": token_error_field,
+        "token_form": token_form or {},
+        "token_expiry_choices": TOKEN_EXPIRY_CHOICES_DAYS,
+    }
+
+
+def plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+@bp.app_template_filter("token_expiry")
+def token_expiry(expires_at: datetime | None) -> str:
+    """"Never", "Expired", or how long is left, roughly: "in 30 days", "in 5 hours", "in 12 minutes"."""
+    if expires_at is None:
+        return "Never"
+    left_s = (expires_at - utcnow()).total_seconds()
+    if left_s <= 0:
+        return "Expired"
+    if left_s < 3600:
+        return "in " + plural(max(1, math.ceil(left_s / 60)), "minute")
+    if left_s < 48 * 3600:
+        return "in " + plural(round(left_s / 3600), "hour")
+    return "in " + plural(round(left_s / 86400), "day")
+
+
 def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,
-                   token_name: str = "", delete_error: str | None = None, status: int = 200):
+                   token_error_field: str = "name", token_form: dict[str, str] | None = None,
+                   delete_error: str | None = None, status: int = 200):
     overview = accounts.account_overview(db.session, current_user.id)
     overview = refresh_github_status(current_user.id, overview)
     return render_template(
         "account/show.html",
         overview=overview,
-        tokens=api_tokens.list_tokens(db.session, current_user.id),
-        new_token=new_token,
-        token_error=token_error,
-        token_name=token_name,
+        **token_section(new_token=new_token, token_error=token_error, token_error_field=token_error_field,
+                        token_form=token_form),
         delete_error=delete_error,
         data_export=exports.current_export(current_user.id),
         billing_status=billing.billing_status(db.session, current_user.id),
@@ -72,14 +112,25 @@ def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_er
 
 
 def render_tokens(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,
-                  token_name: str = "", status: int = 200):
+                  token_error_field: str = "name", token_form: dict[str, str] | None = None, status: int = 200):
     return render_template(
         "partials/_api_tokens.html",
-        tokens=api_tokens.list_tokens(db.session, current_user.id),
-        new_token=new_token,
-        token_error=token_error,
-        token_name=token_name,
+        **token_section(new_token=new_token, token_error=token_error, token_error_field=token_error_field,
+                        token_form=token_form),
     ), status
+
+
+def expiry_days_from_form(raw: str) -> int | None:
+    """The form's expiry: empty (never) or a whole number of days; the service checks the range."""
+    raw = raw.strip()
+    if raw in ("", "never"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(
+            "Choose when the token expires: never, or a number of days.", fields={"expires": "a number of days"}
+        ) from None
 
 
 @bp.get("/account")
@@ -91,13 +142,18 @@ def show():
 @bp.post("/account/tokens")
 @login_required
 def create_token():
-    name = request.form.get("name", "")
+    form = {key: request.form.get(key, "")[:200] for key in ("name", "scope", "expires_days")}
     try:
-        created = api_tokens.create_token(db.session, user_id=current_user.id, name=name)
+        created = api_tokens.create_token(
+            db.session, user_id=current_user.id, name=request.form.get("name", ""),
+            scope=request.form.get("scope") or TOKEN_SCOPE_WRITE,
+            expires_in_days=expiry_days_from_form(request.form.get("expires_days", "")),
+        )
     except (InvalidRequest, Conflict) as exc:
         render = render_tokens if is_htmx() else render_account
         # 200 for htmx so the form and its error are swapped in place; a full page says 400.
-        return render(token_error=exc.message, token_name=name[:200], status=200 if is_htmx() else 400)
+        return render(token_error=exc.message, token_error_field=next(iter(exc.fields), "name"), token_form=form,
+                      status=200 if is_htmx() else 400)
     if is_htmx():
         return render_tokens(new_token=created)
     # Without JavaScript the new token is shown on the page this POST answers: it is never stored.

@@ -371,7 +371,11 @@ def build_openapi_document(server_url: str = "/") -> dict[str, Any]:
             "description": "Chat with a model that writes code, keep its files as snapshots, publish them "
             "to GitHub; every token metered in credits. Authenticate with a personal API token "
             "(`Authorization: Bearer ...`, from `flask tokens create` or the account page) or the browser "
-            "session (unsafe methods then need the X-CSRFToken header).",
+            "session (unsafe methods then need the X-CSRFToken header). A token has a scope: `write` (the "
+            "default) may call every operation its user may; `read` may only use GET (and HEAD/OPTIONS), "
+            "anything else is 403 `forbidden`. A token may expire: an expired token is 401 "
+            "`unauthenticated`, and the message says it expired. Tokens work on `/api` only, never on "
+            "the HTML pages and their forms.",
         },
         "servers": [{"url": server_url}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
@@ -379,7 +383,13 @@ def build_openapi_document(server_url: str = "/") -> dict[str, Any]:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A personal API token."},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal API token (`sorya_...`), for /api only. Scope `read`: GET, "
+                    "HEAD and OPTIONS only (other methods: 403 `forbidden`); scope `write` (default): every "
+                    "operation. An expired, revoked or unknown token: 401 `unauthenticated`.",
+                },
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session"},
             },
         },

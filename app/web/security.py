@@ -1,5 +1,5 @@
-"""Request-wide guards: CSRF for browser sessions, security headers, the API rate limit, the proxy
-hops to trust, and Flask-Login's hooks.
+"""Request-wide guards: CSRF for browser sessions, personal API tokens kept to `/api` and to their scope,
+security headers, the API rate limit, the proxy hops to trust, and Flask-Login's hooks.
 
 Headers on every response: a strict CSP (`PAGE_CSP`: no inline script or style, never framed),
 `X-Content-Type-Options`, `Referrer-Policy`, `X-Frame-Options`, `Cross-Origin-Opener-Policy`,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, g, redirect, request, url_for
@@ -22,8 +22,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.extensions import csrf, db, login_manager
 from app.models import User
 from app.services import accounts
-from app.services.errors import Unauthenticated
+from app.services.errors import Forbidden, Unauthenticated
 from app.web.request_limits import apply_route_body_limit
+
+if TYPE_CHECKING:
+    from app.services.api_tokens import AuthenticatedToken
 
 # Routes that authenticate their caller another way and must not demand a CSRF token.
 CSRF_EXEMPT_PATHS = {"/api/webhooks/stripe"}
@@ -38,12 +41,26 @@ def has_bearer_token() -> bool:
     return request.headers.get("Authorization", "").lower().startswith("bearer ")
 
 
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def has_api_bearer_token() -> bool:
+    """A bearer token on an `/api` call: the only place a personal API token counts (CONTRACT.md).
+
+    On pages and their forms the header is ignored for authentication (the request is anonymous, see
+    `load_user`) and CSRF applies as to any browser request, so a leaked token can neither mint a new
+    token nor delete the account.
+    """
+    return has_bearer_token() and is_api_request()
+
+
 def enforce_csrf() -> None:
-    """CSRF protects cookie sessions. A request carrying `Authorization: Bearer` is authenticated by
-    that token alone (never by the cookie), and a cross-site form cannot set that header, so it skips."""
+    """CSRF protects cookie sessions. An `/api` request carrying `Authorization: Bearer` is authenticated
+    by that token alone (never by the cookie), and a cross-site form cannot set that header, so it skips."""
     if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
         return
-    if request.path in CSRF_EXEMPT_PATHS or has_bearer_token():
+    if request.path in CSRF_EXEMPT_PATHS or has_api_bearer_token():
         return
     csrf.protect()
 
@@ -177,26 +194,50 @@ def trust_proxy_headers(app: Flask, hops: int) -> None:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     # A request that carries a bearer token is authenticated by that token alone: a bad token must be
-    # a 401 even when the same client also holds a valid session or remember-me cookie.
+    # a 401 even when the same client also holds a valid session or remember-me cookie. Off `/api` the
+    # token counts for nothing, and neither does the cookie beside it: the request is anonymous.
     if has_bearer_token():
-        return bearer_user()
+        return bearer_user() if is_api_request() else None
     # "<user id>:<session id>": the cookie signs someone in only while its server-side session lives.
     return accounts.user_for_session(db.session, user_id)
 
 
 @login_manager.request_loader
 def load_user_from_request(_request) -> User | None:
-    return bearer_user() if has_bearer_token() else None
+    return bearer_user() if has_api_bearer_token() else None
 
 
 def bearer_user() -> User | None:
     """The active user of the request's `Authorization: Bearer` token, looked up once per request."""
-    if "bearer_user" not in g:
+    token = bearer_token()
+    return token.user if token is not None else None
+
+
+def bearer_token() -> AuthenticatedToken | None:
+    """The request's authenticated API token or None, looked up once per request. Why a token was refused (unknown, expired, ...) is kept for `unauthorized`."""
+    if "bearer_token" not in g:
         from app.services import api_tokens
 
         _, _, presented = request.headers.get("Authorization", "").partition(" ")
-        g.bearer_user = api_tokens.authenticate(db.session, presented.strip())
-    return g.bearer_user
+        try:
+            g.bearer_token = api_tokens.authenticate(db.session, presented.strip())
+        except Unauthenticated as refused:
+            g.bearer_token = None
+            g.bearer_refusal = refused.message
+    return g.bearer_token
+
+
+def enforce_token_scope() -> None:
+    """A `read` token may only read: any other method is 403 before the route runs. A token that does
+    not authenticate is left to `login_required` (401), so an expired read token is 401, not 403."""
+    if not has_api_bearer_token():
+        return
+    token = bearer_token()
+    if token is not None and not token.may_use_method(request.method):
+        raise Forbidden(
+            f"This API token is read-only: it may only use GET, not {request.method}. "
+            "Create a write token on your account page to make changes."
+        )
 
 
 def safe_next_path(target: str | None) -> str | None:
@@ -247,9 +288,11 @@ def default_landing_url() -> str:
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    if request.path.startswith("/api/"):
+    if is_api_request():
         if has_bearer_token():
-            raise Unauthenticated("The API token is not valid: it is unknown, revoked, or its account is disabled.")
+            from app.services import api_tokens
+
+            raise Unauthenticated(g.get("bearer_refusal") or api_tokens.INVALID_TOKEN_MESSAGE)
         raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
     next_path = safe_next_path(request.full_path.rstrip("?") if request.method == "GET" else None)
     target = url_for("auth.login", next=next_path) if next_path else url_for("auth.login")
@@ -266,6 +309,7 @@ def register_security(app: Flask) -> None:
     # First, so no guard reads a body larger than its route accepts (the CSRF check reads form fields).
     app.before_request(apply_route_body_limit)
     app.before_request(enforce_csrf)
+    app.before_request(enforce_token_scope)
     app.after_request(add_security_headers)
     trust_proxy_headers(app, app.extensions["sorya.config"].TRUSTED_PROXY_HOPS)
 

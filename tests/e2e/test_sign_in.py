@@ -29,9 +29,8 @@ def sign_in_through_github(page, login: str) -> None:
 def test_a_newcomer_signs_in_and_sees_their_free_credits(page, app, live_server):
     sign_in_through_github(page, "newcomer")
 
-    # They land on the projects dashboard (or the home page on a build without one).
-    landing = "/projects" if "projects.dashboard" in app.view_functions else "/"
-    expect(page).to_have_url(live_server.url + landing)
+    # They land on the projects dashboard.
+    expect(page).to_have_url(live_server.url + "/projects")
     expect(page.locator("#credit-counter")).to_contain_text("5,000")
     expect(page.locator("#flash")).to_contain_text("Welcome to Sorya, newcomer!")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()

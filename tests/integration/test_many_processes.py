@@ -68,13 +68,14 @@ def test_both_processes_are_production_configured(two_servers):
 
 def test_a_session_from_one_process_is_valid_on_the_other(app, two_servers, make_user):
     first, second = two_servers
-    if "api.me" in app.view_functions:
-        user = make_user("shared-session", balance=10)
-        cookie = {"session": session_cookie_for(app, user)}
-        for server in two_servers:
-            me = requests.get(f"{server.url}/api/me", cookies=cookie, timeout=5)
-            assert me.status_code == 200, me.text
-            assert me.json()["login"] == "shared-session"
+    user = make_user("shared-session", balance=10)
+    cookie = {"session": session_cookie_for(app, user)}
+    for server in two_servers:
+        me = requests.get(f"{server.url}/api/me", cookies=cookie, timeout=5)
+        assert me.status_code == 200, me.text
+        assert me.json()["login"] == "shared-session"
+    # Without the cookie neither process knows who this is: the 200s above came from the session.
+    assert requests.get(f"{second.url}/api/me", timeout=5).status_code == 401
     # The CSRF token lives in the signed session: a token issued by one process is accepted by the other.
     browser = requests.Session()
     page = browser.get(f"{first.url}/", timeout=5).text
@@ -127,14 +128,7 @@ def test_sigterm_drains_and_runs_the_shutdown_hooks(app, production_env, worker_
     assert not [event for event in events if event["level"] in ("error", "critical")], events
 
 
-# -- chat streams across processes (run once the chat feature is merged) -----------------------------
-
-def require_chat(app) -> None:
-    if "api.chat_stream" not in app.view_functions and not any(
-        rule.rule == "/api/chat/<int:message_id>/stream" for rule in app.url_map.iter_rules()
-    ):
-        pytest.skip("the chat feature is not merged yet")
-
+# -- chat streams across processes ------------------------------------------------------------------
 
 class EventReader:
     """Server-sent events from one streaming `requests` response, read in as many calls as needed
@@ -181,7 +175,6 @@ def signed_in_browser(app, user, server) -> tuple[requests.Session, str]:
 
 
 def test_a_chat_stream_started_on_one_process_is_resumed_on_the_other(app, two_servers, make_user, openai_emulator):
-    require_chat(app)
     first, second = two_servers
     user = make_user("streamer", balance=100_000)
     words = [f"word{n} " for n in range(40)]
@@ -217,15 +210,13 @@ def test_a_chat_stream_started_on_one_process_is_resumed_on_the_other(app, two_s
         assert (stored.balance, stored.held) == (done["balance"], 0)
         assert sum(entry.delta for entry in entries) == stored.balance  # charged exactly once
         db.session.remove()
-    if any(rule.rule == "/api/credits" for rule in app.url_map.iter_rules()):
-        # One ledger: both processes report the balance the charge left.
-        for server in two_servers:
-            balance = browser.get(f"{server.url}/api/credits", timeout=5).json()
-            assert (balance["balance"], balance["held"]) == (done["balance"], 0)
+    # One ledger: both processes report the balance the charge left.
+    for server in two_servers:
+        balance = browser.get(f"{server.url}/api/credits", timeout=5).json()
+        assert (balance["balance"], balance["held"]) == (done["balance"], 0)
 
 
 def test_sigterm_lets_a_running_reply_finish_and_charge(app, production_env, make_user, openai_emulator):
-    require_chat(app)
     env, _ = production_env
     server = Gunicorn(env, GUNICORN_WORKER_CLASS="gevent", SHUTDOWN_GRACE_S="10").start()
     user = make_user("draining", balance=100_000)
@@ -261,7 +252,6 @@ def test_sigterm_ends_a_reply_nobody_is_reading_within_the_grace(
 ):
     """The reader left; the reply generates on in the worker. The shutdown hooks let it finish within
     SHUTDOWN_GRACE_S, or stop it (charged for what it wrote, hold released) when there is no grace."""
-    require_chat(app)
     env, _ = production_env
     server = Gunicorn(env, GUNICORN_WORKER_CLASS="gevent", SHUTDOWN_GRACE_S=grace_s).start()
     user = make_user("left-early", balance=100_000)

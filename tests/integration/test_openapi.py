@@ -46,3 +46,10 @@ def test_every_api_route_of_the_app_is_documented(app):
 def test_every_documented_route_exists_in_the_app(app):
     missing = documented_operations() - app_api_operations(app)
     assert not missing, f"documented but not served: {sorted(missing)}"
+
+
+def test_the_document_describes_token_scopes_and_expiry():
+    document = build_openapi_document()
+    bearer = document["components"]["securitySchemes"]["bearerAuth"]["description"]
+    assert "`read`" in bearer and "403" in bearer and "expired" in bearer
+    assert "read" in document["info"]["description"] and "expired" in document["info"]["description"]
