@@ -79,6 +79,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Forwarded headers only from the proxy on this host; the app's TRUSTED_PROXY_HOPS does the rest.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proc_name = "sorya-web"
+# gunicorn 25.1+ opens a control socket (for `gunicornc`) at one per-user path by default, so a second
+# instance on the host (blue/green, or two in tests) fights over it. We manage processes with systemd.
+control_socket_disable = True
 
 if os.environ.get("LOG_FORMAT", "json").lower() == "json":
     # gunicorn's own lines (boot, worker exits, timeouts) in the same JSON shape as the app's.

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
-import httpx
+import httpcore2
+import httpx2
 import openai
 
 from app.services.errors import UpstreamError
@@ -79,15 +79,15 @@ class ClientSettings:
     timeout_s: float
 
 
-class _PacedNetworkStream(httpcore.NetworkStream):
+class _PacedNetworkStream(httpcore2.NetworkStream):
     """A connection that, once paced, reads the network at most every `min_read_interval_s`.
 
     A streamed reply arrives as one small write per token; reading each as it comes costs a wake-up
-    and a trip through httpx per token (~0.15 ms of CPU). Paced, the tokens of the interval wait in the
+    and a trip through httpx2 per token (~0.15 ms of CPU). Paced, the tokens of the interval wait in the
     kernel's buffer and arrive in one read, parsed in one go: the cost becomes per interval.
     """
 
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
         self._stream = stream
         self.min_read_interval_s = 0.0
         self._last_read = 0.0
@@ -108,38 +108,38 @@ class _PacedNetworkStream(httpcore.NetworkStream):
         self._stream.close()
 
     def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+                  timeout: float | None = None) -> httpcore2.NetworkStream:
         return _PacedNetworkStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 
-class _PacedBackend(httpcore.NetworkBackend):
+class _PacedBackend(httpcore2.NetworkBackend):
     def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
+        self._backend = httpcore2.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
+                    socket_options: Any = None) -> httpcore2.NetworkStream:
         return _PacedNetworkStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:
+                            socket_options: Any = None) -> httpcore2.NetworkStream:
         return _PacedNetworkStream(self._backend.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
 
 
-def _http_client(timeout: httpx.Timeout) -> httpx.Client:
+def _http_client(timeout: httpx2.Timeout) -> httpx2.Client:
     # Every connection of a reply that ended may be kept for the next: a process following hundreds of
     # replies sends as many messages a second, and a new connection costs a DNS lookup (a thread under
-    # gevent), a TCP and a TLS handshake. Idle ones close after httpx's 5 s keep-alive expiry.
-    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000))
+    # gevent), a TCP and a TLS handshake. Idle ones close after httpx2's 5 s keep-alive expiry.
+    transport = httpx2.HTTPTransport(limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=1000))
     pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool):
+    if isinstance(pool, httpcore2.ConnectionPool):
         pool._network_backend = _PacedBackend()  # no public hook; without it replies are simply unpaced
-    return httpx.Client(transport=transport, timeout=timeout)
+    return httpx2.Client(transport=transport, timeout=timeout)
 
 
 _clients: dict[ClientSettings, openai.OpenAI] = {}
@@ -151,7 +151,7 @@ def client_for(settings: ClientSettings) -> openai.OpenAI:
     with _clients_lock:
         client = _clients.get(settings)
         if client is None:
-            timeout = httpx.Timeout(settings.timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.timeout_s))
+            timeout = httpx2.Timeout(settings.timeout_s, connect=min(CONNECT_TIMEOUT_S, settings.timeout_s))
             client = openai.OpenAI(
                 base_url=settings.base_url,
                 # The SDK refuses an empty key; a missing one surfaces as the provider's 401 instead.
@@ -173,7 +173,7 @@ class ReplyStream:
     that reads less often (see `services/chat/generation.py`) gets fewer, larger deltas.
     """
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx2.Response) -> None:
         self._response = response
         self._released = False
         self._cancelled = False
@@ -220,14 +220,14 @@ class ReplyStream:
                     yield TextDelta("".join(texts))
                 if usage is not None:
                     yield usage
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             if self._cancelled:
                 return
             raise OpenAIFailure("timeout", "OpenAI stopped sending the reply (timed out).") from exc
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             if self._cancelled:
                 return
-            # Mostly httpx.RemoteProtocolError: the connection closed before the stream's end.
+            # Mostly httpx2.RemoteProtocolError: the connection closed before the stream's end.
             raise OpenAIFailure("cut", "The connection to OpenAI broke while the reply was being written.") from exc
         finally:
             self._release()
@@ -249,7 +249,7 @@ class ReplyStream:
         self.pace_reads(0.0)  # the connection goes back to the pool for unpaced requests
         try:
             self._response.close()
-        except Exception:  # noqa: BLE001 - closing a half-read response may raise anything from httpx
+        except Exception:  # noqa: BLE001 - closing a half-read response may raise anything from httpx2
             log.debug("openai: error while closing a stream", exc_info=True)
 
 
@@ -283,7 +283,7 @@ def stream_reply(
             # `chat.completions.create`: the typed call walks every message through its params
             # transform, ~3 ms of CPU for a 20-message prompt, paid before each reply's first token.
             # The body is the same JSON; a non-2xx answer raises APIStatusError here.
-            response = client.post("/chat/completions", body=body, cast_to=httpx.Response, stream=True)
+            response = client.post("/chat/completions", body=body, cast_to=httpx2.Response, stream=True)
             return ReplyStream(response)
         except openai.APIStatusError as exc:
             failure = _status_failure(exc, model)
@@ -317,7 +317,7 @@ def _retry_wait_s(failure: OpenAIFailure, attempt: int) -> float | None:
     return backoff * (0.5 + random.random() / 2)  # jitter, so many replies do not retry in step
 
 
-def _retry_after_s(headers: httpx.Headers) -> float | None:
+def _retry_after_s(headers: httpx2.Headers) -> float | None:
     """OpenAI sends `retry-after-ms` (precise) and the standard `Retry-After` in seconds."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         raw = headers.get(name)

@@ -166,6 +166,10 @@ class FaultRule:
                 "options": self.options}
 
 
+# The fault rule that answered (or None), kept on the request for handlers; aiohttp 3.14 wants typed keys.
+FAULT_KEY: web.RequestKey[FaultRule | None] = web.RequestKey("fault")
+
+
 _RULE_FIELDS = {"method", "path", "count", "kind", "status", "body", "headers", "latency_ms", "hang", "hang_s"}
 
 
@@ -286,7 +290,7 @@ class Emulator:
 
     async def _serve(self, request: web.Request, handler: Any) -> web.StreamResponse:
         rule = self.faults.take(request.method, request.path)
-        request["fault"] = rule
+        request[FAULT_KEY] = rule
         if rule is not None:
             if rule.latency_ms:
                 await asyncio.sleep(rule.latency_ms / 1000)

@@ -85,6 +85,8 @@ RATE_LIMIT_ANONYMOUS = 60
 RATE_WINDOW_S = 3600
 OAUTH_CODE_TTL_S = 600
 API_VERSION = "2022-11-28"
+# The scopes an API call says it accepted (X-Accepted-OAuth-Scopes); aiohttp 3.14 wants typed request keys.
+ACCEPTED_SCOPES: web.RequestKey[str] = web.RequestKey("accepted_scopes")
 LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 REPO_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 SCOPE_DESCRIPTIONS = {
@@ -340,13 +342,13 @@ class GitHubEmulator(Emulator):
 
     def _api_call(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            request["accepted_scopes"] = ""
+            request[ACCEPTED_SCOPES] = ""
             try:
                 response = await handler(request)
             except ApiError as error:
                 response = json_response(error.body(), status=error.status, headers=error.headers)
             headers = self._common_headers(request)
-            headers["X-Accepted-OAuth-Scopes"] = request["accepted_scopes"]
+            headers["X-Accepted-OAuth-Scopes"] = request[ACCEPTED_SCOPES]
             for name, value in headers.items():
                 response.headers.setdefault(name, value)
             return response
@@ -407,7 +409,7 @@ class GitHubEmulator(Emulator):
         if repo is None:
             raise ApiError(404, "Not Found")
         is_owner = user is not None and user.login.lower() == repo.owner.lower()
-        request["accepted_scopes"] = "repo" if repo.private else "public_repo, repo"
+        request[ACCEPTED_SCOPES] = "repo" if repo.private else "public_repo, repo"
         if repo.private and not (is_owner and self._has_scope(token, "repo")):
             raise ApiError(404, "Not Found")
         if write:
@@ -617,7 +619,7 @@ class GitHubEmulator(Emulator):
     async def get_emails(self, request: web.Request) -> web.Response:
         user, token = self._auth(request)
         assert user is not None
-        request["accepted_scopes"] = "user, read:user, user:email"
+        request[ACCEPTED_SCOPES] = "user, read:user, user:email"
         if not self._has_scope(token, "user:email", "user"):
             raise ApiError(404, "Not Found")
         return json_response([{"email": e["email"], "primary": bool(e["primary"]), "verified": bool(e["verified"]),
@@ -656,7 +658,7 @@ class GitHubEmulator(Emulator):
         assert user is not None
         body = await self._json_body(request)
         private = bool(body.get("private"))
-        request["accepted_scopes"] = "public_repo, repo"
+        request[ACCEPTED_SCOPES] = "public_repo, repo"
         if not (self._has_scope(token, "repo") or (not private and self._has_scope(token, "public_repo"))):
             raise ApiError(404, "Not Found")
         name = str(body.get("name") or "").strip()
@@ -715,7 +717,7 @@ class GitHubEmulator(Emulator):
 
     async def delete_repo(self, request: web.Request) -> web.Response:
         repo, _, token = self._repo(request, write=True)
-        request["accepted_scopes"] = "delete_repo"
+        request[ACCEPTED_SCOPES] = "delete_repo"
         if not self._has_scope(token, "delete_repo"):
             raise ApiError(403, "Must have admin rights to Repository.")
         del self.repos[repo.full_name.lower()]

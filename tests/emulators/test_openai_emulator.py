@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import httpx2
 import openai
 import pytest
 import requests
@@ -187,7 +187,7 @@ def test_hang_before_first_byte_times_out(emulators, openai_ctl):
 def test_stream_cut_mid_way_raises_without_done(openai_client, openai_ctl):
     openai_ctl.script_reply("abcdefghijklmnopqrstuvwxyz", chunk_size=2, cut_after_chunks=4)
     received = []
-    with pytest.raises((httpx.RemoteProtocolError, openai.APIError)):
+    with pytest.raises((httpx2.RemoteProtocolError, openai.APIError)):
         for chunk in ask(openai_client, "hi", stream=True, stream_options={"include_usage": True}):
             received.append(chunk.choices[0].delta.content if chunk.choices else None)
     assert received == ["", "ab", "cd", "ef"]

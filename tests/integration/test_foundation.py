@@ -103,7 +103,7 @@ def test_disabled_user_session_is_ignored(client, make_user):
 
 def test_static_vendor_assets_are_served_locally(client):
     page = client.get("/").get_data(as_text=True)
-    assert "/static/vendor/htmx-2.0.8/htmx.min.js" in page
+    assert "/static/vendor/htmx-2.0.11/htmx.min.js" in page
     assert "http://" not in page.split("<body")[0].replace("http://localhost", "")
-    assert client.get("/static/vendor/htmx-2.0.8/htmx.min.js").status_code == 200
+    assert client.get("/static/vendor/htmx-2.0.11/htmx.min.js").status_code == 200
     assert client.get("/static/vendor/pico-2.1.1/pico.min.css").status_code == 200
