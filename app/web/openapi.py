@@ -205,10 +205,13 @@ ERRORS = {
         "content": {JSON: {"schema": ref("Error")}},
     }
 }
+# One server-sent event as a client's parser hands it over (schemathesis checks each event against this).
+SSE_EVENT = {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"},
+                                              "id": {"type": "string"}}}
 EVENT_STREAM = {
     "200": {
         "description": "The reply's server-sent events: start, delta*, then done or error; each with an id:.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
     }
 }
 
@@ -269,7 +272,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Send a message; the reply as JSON, or streamed with Accept: text/event-stream",
             {"200": {
                 "description": "The finished reply (JSON), or its event stream.",
-                "content": {JSON: {"schema": ref("ChatReply")}, "text/event-stream": {"schema": {"type": "string"}}},
+                "content": {JSON: {"schema": ref("ChatReply")}, "text/event-stream": {"schema": SSE_EVENT}},
             }},
             body=json_body("ChatRequest"), tag="chat",
         )

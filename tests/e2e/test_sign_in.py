@@ -46,10 +46,15 @@ def test_a_newcomer_signs_in_and_sees_their_free_credits(page, app, live_server)
 
     # Creating a token swaps the tokens section in place (htmx) and shows the token once.
     page.get_by_label("New token name").fill("CI deploys")
+    page.get_by_label("Access").select_option("read")
+    page.get_by_label("Expires").select_option("30")
     page.get_by_role("button", name="Create token").click()
     token = page.locator("#new-token")
     expect(token).to_have_text(re.compile(r"^sorya_[A-Za-z0-9_-]{43}$"))
     expect(page.get_by_role("cell", name="CI deploys", exact=True)).to_be_visible()
+    row = page.locator(".token-table tbody tr").first
+    expect(row).to_contain_text("Read only")
+    expect(row).to_contain_text("in 30 days")
     assert page.url.endswith("/account")  # no navigation: the section was swapped
     screenshot(page, "account-token-created")
 
