@@ -7,9 +7,10 @@ Increment them where the event happens; never label with unbounded values (user 
   response it measures the time to the first byte, not the stream's life.
 - `ACTIVE_STREAMS` — gauge of `text/event-stream` responses open right now. Tracked by
   app/web/observability.py for every streamed response; nothing to do elsewhere.
-- `PROVIDER_ERRORS` — counter, labels `provider` ("OpenAI", "GitHub", "Stripe"). Counted when an
-  `UpstreamError` is raised (app/services/errors.py), so every provider failure that reaches a
-  service is counted once without the adapters doing anything.
+- `PROVIDER_ERRORS` — counter, labels `provider` ("OpenAI", "GitHub", "Stripe"). Counted by the
+  adapter that saw the failure (`count_provider_error`, in app/providers/ and the OAuth half in
+  app/web/github_auth.py), once per failed call: an `UpstreamError` rebuilt later from a stored reply
+  or push is not counted again.
 - `TOKENS` — counter, labels `model`, `direction` ("in" / "out"). The chat service increments it when a
   reply is settled: `TOKENS.labels(model=m, direction="in").inc(tokens_in)`.
 - `CREDITS` — counter, labels `reason` (the ledger reason), `direction` ("charged" / "granted").
@@ -52,6 +53,13 @@ ACTIVE_STREAMS = Gauge(
 PROVIDER_ERRORS = Counter(
     "sorya_provider_errors_total", "Provider calls that failed, by provider.", ["provider"]
 )
+
+
+def count_provider_error(provider: str) -> None:
+    """One failed call to `provider` ("OpenAI", "GitHub" or "Stripe")."""
+    PROVIDER_ERRORS.labels(provider=provider).inc()
+
+
 TOKENS = Counter("sorya_tokens_total", "Model tokens metered, by model and direction.", ["model", "direction"])
 CREDITS = Counter(
     "sorya_credits_total", "Credits moved on the ledger, by reason and direction.", ["reason", "direction"]

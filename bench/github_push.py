@@ -85,10 +85,10 @@ class SoryaSide:
 
     def _seed(self, token: str) -> None:
         from app import runtime
+        from app.crypto import encrypt_secret
         from app.extensions import db
         from app.models import GithubAccount, Project, User
         from app.services.accounts import GITHUB_TOKEN_PURPOSE
-        from app.services.crypto import encrypt_secret
 
         user = User(login=LOGIN, name="Octo Cat", email="octo@example.com")
         db.session.add(user)

@@ -6,9 +6,9 @@ import click
 
 from app import runtime
 from app.cli.groups import billing as billing_group
+from app.errors import DomainError
 from app.extensions import db
 from app.services import billing
-from app.services.errors import DomainError
 
 
 @billing_group.command("sync")

@@ -9,10 +9,11 @@ import click
 from sqlalchemy import select
 
 from app.cli.groups import credits as credits_group
+from app.errors import DomainError
 from app.extensions import db
+from app.jobs import run_sweeps_job
 from app.models import User
-from app.services import credits, sweeps
-from app.services.errors import DomainError
+from app.services import credits
 
 
 def user_by_login(login: str) -> User:
@@ -87,5 +88,5 @@ def reconcile() -> None:
 @credits_group.command("sweep")
 def sweep() -> None:
     """Release expired holds and repair what crashed processes left behind."""
-    for label, count in sweeps.run_sweeps(db.session).items():
+    for label, count in run_sweeps_job(db.session).items():
         click.echo(f"{label}: {count}")

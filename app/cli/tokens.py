@@ -6,10 +6,10 @@ from __future__ import annotations
 import click
 
 from app.cli.groups import tokens
+from app.errors import DomainError
 from app.extensions import db
 from app.models.users import TOKEN_SCOPE_READ, TOKEN_SCOPE_WRITE, TOKEN_SCOPES
 from app.services import accounts, api_tokens
-from app.services.errors import DomainError
 
 
 @tokens.command("create")

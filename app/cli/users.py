@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from app.cli.groups import users
+from app.errors import NotFound
 from app.extensions import db
 from app.services import accounts
-from app.services.errors import NotFound
 
 
 @users.command("list")

@@ -28,7 +28,8 @@ import httpcore2
 import httpx2
 import openai
 
-from app.services.errors import UpstreamError
+from app.errors import UpstreamError
+from app.metrics import count_provider_error
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class OpenAIFailure(UpstreamError):
 
     def __init__(self, reason: str, message: str, *, status: int | None = None, retry_after_s: float | None = None):
         super().__init__(PROVIDER, message, retryable=reason in ("busy", "server", "timeout", "unreachable"))
+        count_provider_error(PROVIDER)  # raised only where a call failed, never rebuilt later
         self.reason = reason
         self.http_status = status
         self.retry_after_s = retry_after_s

@@ -25,7 +25,8 @@ from typing import Any
 
 import stripe
 
-from app.services.errors import NotFound, UpstreamError
+from app.errors import NotFound, UpstreamError
+from app.metrics import count_provider_error
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 def _translate(exc: stripe.StripeError, action: str) -> Exception:
     """One SDK error as the domain error the service understands. Never includes the key or the body."""
+    count_provider_error(PROVIDER)
     status = getattr(exc, "http_status", None)
     stripe_message = (getattr(exc, "user_message", None) or "").strip()
     if isinstance(exc, stripe.InvalidRequestError) and status == 404:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
-from app.services.crypto import Keyring
+from app.crypto import Keyring
 
 if TYPE_CHECKING:
     import redis

@@ -18,8 +18,8 @@ import time
 
 from flask import Flask, Response, g, request
 
+from app.errors import Unavailable
 from app.extensions import db
-from app.services.errors import Unavailable
 
 # The longest a send or a reply's end waits for the process's page views to clear.
 YIELD_TO_PAGES_MAX_S = 0.05

@@ -16,8 +16,8 @@ A job function lives in a service module and takes the database session first, t
   does), and `flask jobs run-periodic` runs them once from cron or a systemd timer
   (deploy/sorya-sweep.timer). Every periodic job must be safe to run twice at once.
 
-Periodic jobs register themselves from their modules: `sweeps.run_sweeps` (abandoned replies, then
-expired holds, in that order) and blob garbage collection (`snapshots`).
+Periodic jobs register themselves from their modules: `app.jobs.run_sweeps_job` (abandoned replies,
+then expired holds, in that order) and blob garbage collection (`snapshots`).
 """
 
 from __future__ import annotations

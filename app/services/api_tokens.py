@@ -24,10 +24,10 @@ from datetime import timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from app.models import ApiToken, User
 from app.models.base import utcnow
 from app.models.users import TOKEN_SCOPE_WRITE, TOKEN_SCOPES
-from app.services.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 
 log = logging.getLogger(__name__)
 

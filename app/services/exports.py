@@ -41,10 +41,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import runtime
+from app.errors import NotFound
 from app.models import Blob
 from app.runtime import jobs
 from app.services import accounts
-from app.services.errors import NotFound
 from app.services.snapshots import ZIP_READ_CHUNK_FILES, read_blob_contents, stream_zip
 
 EXPORT_TTL_S = 60 * 60

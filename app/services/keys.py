@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.crypto import DecryptionError, Keyring, needs_rotation, reseal_secret
 from app.models import GithubAccount
-from app.services.crypto import DecryptionError, Keyring, needs_rotation, reseal_secret
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.errors import InvalidRequest
 from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT
 from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
-from app.services.errors import InvalidRequest
 from app.services.snapshots import collect_garbage_blobs, get_project_for_user, parse_reply_files
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app import runtime
+from app.errors import Conflict, DomainError, InvalidRequest, UpstreamError
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.users import TOKEN_SCOPE_WRITE
 from app.services import accounts, api_tokens, billing, exports
-from app.services.errors import Conflict, DomainError, InvalidRequest, UpstreamError
 from app.web import github_auth as github
 from app.web.auth import sign_out_this_browser
 

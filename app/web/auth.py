@@ -15,9 +15,9 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user, logout_user
 
 from app import runtime
+from app.errors import DomainError, Forbidden, UpstreamError
 from app.extensions import db
 from app.services import accounts
-from app.services.errors import DomainError, Forbidden, UpstreamError
 from app.web import github_auth as github
 from app.web.security import default_landing_url, safe_next_path
 

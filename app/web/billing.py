@@ -14,9 +14,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app import runtime
+from app.errors import DomainError
 from app.extensions import db, limiter
 from app.services import billing
-from app.services.errors import DomainError
 from app.web.api import int_arg
 
 log = logging.getLogger(__name__)

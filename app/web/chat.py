@@ -27,18 +27,18 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app import runtime
-from app.extensions import db, limiter
-from app.models import ChatMessage, Project
-from app.runtime.admission import admit_send, release_send_slot
-from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
-from app.services import chat
-from app.services.errors import (
+from app.errors import (
     DomainError,
     InsufficientCredits,
     InvalidRequest,
     Unauthenticated,
     Unavailable,
 )
+from app.extensions import db, limiter
+from app.models import ChatMessage, Project
+from app.runtime.admission import admit_send, release_send_slot
+from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
+from app.services import chat
 from app.web import api
 from app.web.reply_markdown import render_reply_html
 

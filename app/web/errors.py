@@ -13,7 +13,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.services.errors import DomainError, RateLimited
+from app.errors import DomainError, RateLimited
 from app.web.observability import loggable_path
 
 log = logging.getLogger(__name__)

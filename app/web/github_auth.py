@@ -22,6 +22,8 @@ from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
 from flask import Response, current_app, redirect, request, session
 
 from app import runtime
+from app.errors import UpstreamError
+from app.metrics import count_provider_error
 from app.providers.github import (
     OAUTH_CLIENT_NAME,
     OAUTH_STATE_TTL_S,
@@ -40,7 +42,6 @@ from app.providers.github import (
 from app.providers.github import check_token as _check_token
 from app.providers.github import fetch_identity as _fetch_identity
 from app.providers.github.oauth import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
-from app.services.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,14 @@ def finish_sign_in() -> tuple[GithubGrant, SignInFlow]:
         raise refusal_for(exc.error) from exc
     except requests.RequestException as exc:
         log.warning("github: token exchange failed: %s", type(exc).__name__)
+        count_provider_error(PROVIDER)
         raise UpstreamError(
             PROVIDER, "GitHub could not be reached to finish signing in. Nothing was created; please try again.",
             retryable=True,
         ) from exc
     except ValueError as exc:  # a non-JSON answer, e.g. a proxy's error page
         log.warning("github: token exchange answered something other than JSON")
+        count_provider_error(PROVIDER)
         raise UpstreamError(
             PROVIDER, "GitHub answered the sign-in with an error. Nothing was created; please try again.",
             retryable=True,

@@ -26,8 +26,8 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from sqlalchemy import inspect as sa_inspect
 
 from app import metrics, runtime
+from app.errors import NotFound, Unauthenticated
 from app.logs import REQUEST_ID
-from app.services.errors import NotFound, Unauthenticated
 
 log = logging.getLogger("sorya.request")
 

@@ -24,12 +24,12 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from app import runtime
+from app.errors import DomainError, InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Project, Snapshot
 from app.models.projects import PROJECT_ARCHIVED
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
-from app.services.errors import DomainError, InvalidRequest, NotFound
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import int_arg
 from app.web.observability import path_carries_credential

@@ -14,12 +14,12 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from app import runtime
+from app.errors import DomainError, InvalidRequest
 from app.extensions import db
 from app.models import Project, Push, Snapshot
 from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
 from app.runtime import jobs
 from app.services import publish as publish_service
-from app.services.errors import DomainError, InvalidRequest
 from app.web import api
 from app.web.api import read_json
 from app.web.security import safe_next_path, same_site_path
@@ -154,7 +154,7 @@ def _compare_url(push) -> str | None:
 
 
 def _stored_error(push) -> DomainError:
-    from app.services.errors import Conflict, UpstreamError
+    from app.errors import Conflict, UpstreamError
 
     if push.error_code and push.error_code.startswith(("push_", "repo_", "branch_")):
         return Conflict(push.error_message or "The push failed.", reason=push.error_code)

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import current_app, request
 
-from app.services.errors import TooLarge
+from app.errors import TooLarge
 
 
 def body_too_large(limit: int, declared: int | None = None) -> TooLarge:

@@ -19,10 +19,10 @@ from flask import Flask, Response, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.errors import Forbidden, Unauthenticated
 from app.extensions import csrf, db, login_manager
 from app.models import User
 from app.services import accounts
-from app.services.errors import Forbidden, Unauthenticated
 from app.web.request_limits import apply_route_body_limit
 
 if TYPE_CHECKING:

@@ -28,10 +28,10 @@ from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import Snapshot
 from app.services import accounts
 from app.services import snapshots as snapshot_service
-from app.services.errors import NotFound
 from app.services.snapshots import FileEntry
 
 PREVIEW_TOKEN_SALT = "sorya.snapshot-preview"

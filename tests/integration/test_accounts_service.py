@@ -7,11 +7,11 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from app.crypto import decrypt_secret
+from app.errors import Conflict, Forbidden
 from app.models import ApiToken, ChatMessage, CreditBalance, GithubAccount, LedgerEntry, Project, User
 from app.providers.github import GithubGrant, GithubIdentity
 from app.services import accounts, api_tokens, credits
-from app.services.crypto import decrypt_secret
-from app.services.errors import Conflict, Forbidden
 
 SECRET = "test-secret-key-" + "x" * 32
 

@@ -181,8 +181,8 @@ def test_a_token_works_until_it_expires_then_says_so(app, client, make_user, row
 @pytest.mark.parametrize(("options", "field"), [({"scope": "admin"}, "scope"), ({"expires_in_days": 0}, "expires"),
                                                 ({"expires_in_days": 366}, "expires")])
 def test_a_bad_scope_or_expiry_is_refused(app, make_user, options, field):
+    from app.errors import InvalidRequest
     from app.extensions import db
-    from app.services.errors import InvalidRequest
 
     user = make_user("picky")
     with app.app_context(), pytest.raises(InvalidRequest) as refused:

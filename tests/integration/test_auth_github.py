@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from app.errors import Conflict
 from app.models import GithubAccount, LedgerEntry, User
 from app.services import accounts
-from app.services.errors import Conflict
 from tests.conftest import TEST_GITHUB_CLIENT_ID
 from tests.integration import github_flow
 

@@ -126,10 +126,14 @@ def test_sweep_releases_expired_holds_and_reports_the_count(app, make_user):
     assert runner.invoke(args=["credits", "reconcile"]).exit_code == 0
 
 
-def test_sweep_runs_every_registered_sweep(app, monkeypatch):
-    from app.services import sweeps
+def test_sweep_fails_abandoned_replies_before_it_releases_holds(app, monkeypatch):
+    """An abandoned reply settles its hold for what it produced; releasing holds first would free it unpaid."""
+    from app.services import credits, sweeps
 
     calls = []
-    monkeypatch.setattr(sweeps, "SWEEPS", [*sweeps.SWEEPS, ("abandoned replies failed", lambda s: calls.append(s) or 3)])
+    monkeypatch.setattr(sweeps, "sweep_stale_generations", lambda s, **kw: calls.append("replies") or 3)
+    monkeypatch.setattr(credits, "sweep_expired_holds", lambda s: calls.append("holds") or 2)
     result = app.test_cli_runner().invoke(args=["credits", "sweep"])
-    assert result.exit_code == 0 and "abandoned replies failed: 3" in result.output and len(calls) == 1
+    assert result.exit_code == 0, result.output
+    assert "abandoned replies marked failed: 3" in result.output and "expired holds released: 2" in result.output
+    assert calls == ["replies", "holds"]

@@ -158,5 +158,5 @@ def test_the_worker_explains_that_it_needs_redis(threaded_app):
 
 def test_jobs_list_shows_the_registry(app):
     output = app.test_cli_runner().invoke(args=["jobs", "list"]).output
-    assert "sweeps\tevery 60s\tapp.services.sweeps:run_sweeps" in output
+    assert "sweeps\tevery 60s\tapp.jobs:run_sweeps_job" in output
     assert "collect_garbage_blobs\tevery 3600s\tapp.services.snapshots:collect_all_garbage_blobs" in output

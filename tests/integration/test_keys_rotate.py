@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from app import create_app
+from app.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret, key_id
 from app.models import GithubAccount
 from app.services import keys
-from app.services.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret, key_id
 from tests.conftest import build_config
 
 OLD_KEY = base64.b64encode(b"o" * 32).decode()

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from app.errors import Conflict, InsufficientCredits
 from app.extensions import db
 from app.models import CreditBalance, CreditHold, LedgerEntry
 from app.models.base import utcnow
 from app.services import credits
-from app.services.errors import Conflict, InsufficientCredits
 
 
 @pytest.fixture(params=["mariadb", "sqlite"])

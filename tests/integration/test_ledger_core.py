@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.errors import InsufficientCredits, NotFound
 from app.models import CreditBalance, CreditHold, LedgerEntry, User
 from app.models.base import utcnow
 from app.services import credits
-from app.services.errors import InsufficientCredits, NotFound
 from tests.sql_helpers import statements_on
 
 

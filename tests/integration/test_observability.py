@@ -13,9 +13,9 @@ from flask import Response
 from prometheus_client import REGISTRY
 
 from app import create_app, logs
+from app.errors import UpstreamError
 from app.runtime import lifecycle
 from app.services import credits
-from app.services.errors import UpstreamError
 from tests.conftest import TEST_ENCRYPTION_KEY, build_config, sign_in
 
 
@@ -137,10 +137,17 @@ def test_a_rolled_back_ledger_entry_is_not_counted(app, db_session, make_user):
     assert sample("sorya_credits_total", **labels) == before
 
 
-def test_provider_errors_are_counted_by_provider():
-    before = sample("sorya_provider_errors_total", provider="GitHub")
-    UpstreamError("GitHub", "GitHub did not answer in time.")
-    assert sample("sorya_provider_errors_total", provider="GitHub") == before + 1
+def test_provider_errors_are_counted_once_by_the_adapter_that_saw_them():
+    from app.providers.github.errors import GithubUnavailable
+    from app.providers.openai_client import OpenAIFailure
+
+    before = {p: sample("sorya_provider_errors_total", provider=p) for p in ("GitHub", "OpenAI")}
+    GithubUnavailable("GitHub did not answer in time.")
+    OpenAIFailure("timeout", "OpenAI did not answer in time.")
+    # A route rebuilding the error of a stored push or reply reports it again: not a new failure.
+    UpstreamError("GitHub", "The push failed.")
+    assert sample("sorya_provider_errors_total", provider="GitHub") == before["GitHub"] + 1
+    assert sample("sorya_provider_errors_total", provider="OpenAI") == before["OpenAI"] + 1
 
 
 def test_open_event_streams_are_counted_until_closed(app_config, tmp_path):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.extensions import db
 from app.models import Blob, Snapshot, SnapshotFile
 from app.services import projects as project_service
 from app.services import snapshots as svc
-from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from tests.snapshot_helpers import GENEROUS_LIMITS, make_project, make_reply, make_snapshot, reply_with
 
 

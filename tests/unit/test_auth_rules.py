@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.errors import InvalidRequest
 from app.providers import github
 from app.services import api_tokens
-from app.services.errors import InvalidRequest
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from app.errors import InvalidRequest, UpstreamError
 from app.providers.stripe_client import InvalidWebhook, StripePrice, verify_webhook
 from app.services import billing
 from app.services.billing import objects
-from app.services.errors import InvalidRequest, UpstreamError
 from config import Config
 
 SECRET = "whsec_unit"

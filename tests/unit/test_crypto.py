@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from app.services.crypto import (
+from app.crypto import (
     DecryptionError,
     EncryptionKeyError,
     Keyring,

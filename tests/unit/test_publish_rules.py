@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.errors import InvalidRequest
 from app.providers.github.http import rate_limit_wait_s
-from app.services.errors import InvalidRequest
 from app.services.publish import plan_changes, repo_name_for, validate_repo_name
 
 

@@ -8,7 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from app.services.errors import InvalidRequest, UpstreamError
+from app.errors import InvalidRequest, UpstreamError
+from app.metrics import count_provider_error
 
 PROVIDER = "GitHub"
 
@@ -20,6 +21,7 @@ class GithubError(UpstreamError):
 
     def __init__(self, message: str, *, status: int = 0, retryable: bool = False, **extra: Any) -> None:
         super().__init__(PROVIDER, message, retryable=retryable, reason=self.reason, **extra)
+        count_provider_error(PROVIDER)  # raised only where a call failed, never rebuilt later
         self.github_status = status
 
 

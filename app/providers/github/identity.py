@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from app.errors import UpstreamError
+from app.metrics import count_provider_error
 from app.providers.github.errors import PROVIDER, GithubTokenRevoked
 from app.providers.github.http import GithubHttp, parse_scopes
-from app.services.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def fetch_identity(access_token: str, *, api_url: str) -> GithubIdentity:
         github_user_id = int(user["id"])
         login = str(user["login"])
     except (KeyError, TypeError, ValueError) as exc:
+        count_provider_error(PROVIDER)
         raise UpstreamError(PROVIDER, "GitHub answered without a user id and login.") from exc
     return GithubIdentity(
         id=github_user_id, login=login, name=str(user.get("name") or ""), email=primary_verified_email(emails)

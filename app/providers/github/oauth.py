@@ -12,9 +12,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from app.errors import UpstreamError
+from app.metrics import count_provider_error
 from app.providers.github.errors import PROVIDER, SignInRefused
 from app.providers.github.http import parse_scopes
-from app.services.errors import UpstreamError
 from config import GITHUB_DOTCOM
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def grant_from_token(token: dict[str, Any]) -> GithubGrant:
     """The grant in the code exchange's answer; `UpstreamError` when it holds no access token."""
     access_token = token.get("access_token")
     if not access_token:
+        count_provider_error(PROVIDER)
         raise UpstreamError(PROVIDER, "GitHub finished the sign-in without an access token. Please try again.")
     return GithubGrant(access_token=access_token, scopes=parse_scopes(token.get("scope")))
 

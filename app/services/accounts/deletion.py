@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, NotFound
 from app.models import (
     ApiToken,
     BillingCustomer,
@@ -24,7 +25,6 @@ from app.models import (
     UserSession,
 )
 from app.services import credits
-from app.services.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret
+from app.errors import Conflict
 from app.models import GithubAccount
 from app.models.base import utcnow
-from app.services.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret
-from app.services.errors import Conflict
 
 log = logging.getLogger(__name__)
 

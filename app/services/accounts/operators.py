@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import CreditBalance, User, UserSession
 from app.models.base import utcnow
-from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 

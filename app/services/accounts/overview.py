@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import GithubAccount, User
 from app.services import credits
 from app.services.accounts.github_token import TOKEN_REVOKED
-from app.services.errors import NotFound
 
 
 @dataclass(frozen=True)

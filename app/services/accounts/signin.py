@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from app.crypto import Keyring
+from app.errors import Conflict, Forbidden
 from app.models import GithubAccount, User
 from app.models.base import utcnow
 from app.providers.github import GithubGrant, GithubIdentity
 from app.services import credits
 from app.services.accounts.github_token import TOKEN_VALID, encrypt_github_token
-from app.services.crypto import Keyring
-from app.services.errors import Conflict, Forbidden
 from app.services.transactions import is_lock_conflict
 
 log = logging.getLogger(__name__)

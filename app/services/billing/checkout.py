@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, InvalidRequest, NotFound, Unavailable, UpstreamError
 from app.models import BillingCustomer, User
 from app.providers.stripe_client import HostedSession, StripeGateway
 from app.services import credits
@@ -23,7 +24,6 @@ from app.services.billing.objects import object_id
 from app.services.billing.plans import PAID_PLANS, plan_name, plan_price_ids
 from app.services.billing.settings import BillingSettings
 from app.services.billing.subscriptions import BLOCKING_STATUSES, best_subscription, user_subscriptions
-from app.services.errors import Conflict, InvalidRequest, NotFound, Unavailable, UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import BillingCustomer, Subscription, User
 from app.providers.stripe_client import StripeGateway
 from app.services import credits
 from app.services.billing.objects import metadata_user_id
 from app.services.billing.settings import BillingSettings
-from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 

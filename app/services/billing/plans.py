@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app.errors import NotFound, UpstreamError
 from app.models.users import PLAN_FREE
 from app.providers.stripe_client import StripeGateway, StripePrice
 from app.services.billing.settings import BillingSettings
-from app.services.errors import NotFound, UpstreamError
 
 log = logging.getLogger(__name__)
 

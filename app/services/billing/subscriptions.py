@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import BillingCustomer, Subscription, User
 from app.models.users import PLAN_FREE
 from app.services.billing.context import EventContext
 from app.services.billing.objects import object_id, subscription_period_end, subscription_price_id
 from app.services.billing.plans import PAID_PLANS, PLAN_RANK, PLAN_UNKNOWN, plan_for_price, plan_name
-from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 

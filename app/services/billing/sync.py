@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import User
 from app.providers.stripe_client import StripeGateway
 from app.services import credits
@@ -15,7 +16,6 @@ from app.services.billing.context import EventContext, Ignored, commit_with_gran
 from app.services.billing.invoices import grant_for_invoice
 from app.services.billing.settings import BillingSettings
 from app.services.billing.subscriptions import apply_subscription_object, lock_subscription, refresh_user_plan
-from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from app.errors import InvalidRequest, Unavailable
 from app.models import StripeEvent
 from app.providers import stripe_client
 from app.providers.stripe_client import InvalidWebhook, StripeGateway
@@ -30,7 +31,6 @@ from app.services.billing.invoices import grant_for_invoice, lock_invoice_owner
 from app.services.billing.objects import in_pinned_shape, object_id
 from app.services.billing.settings import BillingSettings
 from app.services.billing.subscriptions import lock_subscription, refresh_user_plan, sync_subscription
-from app.services.errors import InvalidRequest, Unavailable
 from app.services.transactions import is_lock_conflict
 
 log = logging.getLogger(__name__)

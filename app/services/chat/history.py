@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import ChatMessage, Project
 from app.models.chat import ROLE_ASSISTANT
 from app.services import credits
-from app.services.errors import NotFound
 
 HISTORY_MAX_LIMIT = 100
 SEARCH_LIMIT = 50

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
+from app.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
 from app.models import Blob, ChatMessage, CreditBalance, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
@@ -29,7 +30,6 @@ from app.services.chat.prompt import (
     referenced_files,
 )
 from app.services.chat.settings import ChatSettings
-from app.services.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import InsufficientCredits, NotFound
 from app.models import CreditBalance, CreditHold, LedgerEntry
 from app.models.base import utcnow
 from app.services.credits.ledger import (
@@ -28,7 +29,6 @@ from app.services.credits.ledger import (
     lock_balance,
     read_balance,
 )
-from app.services.errors import InsufficientCredits, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, InsufficientCredits
 from app.models import CreditBalance, LedgerEntry
 from app.models.base import utcnow
-from app.services.errors import Conflict, InsufficientCredits
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.crypto import DecryptionError, decrypt_secret
+from app.errors import Conflict, NotFound
 from app.models import GithubAccount, Project
 from app.providers.github import GithubError, GithubRepoClient, GithubTokenRevoked
 from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
-from app.services.crypto import DecryptionError, decrypt_secret
-from app.services.errors import Conflict, NotFound
 from app.services.publish.settings import ERROR_TOKEN_REVOKED, PublishSettings
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import Project, Push, Snapshot, User
 from app.models.publish import PUSH_SUCCEEDED
-from app.services.errors import NotFound
 from app.services.publish.access import owned_project
 from app.services.publish.settings import HISTORY_LIMIT
 

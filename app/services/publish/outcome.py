@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, DomainError
 from app.models import Push
 from app.models.base import utcnow
-from app.services.errors import Conflict, DomainError
 from app.services.publish.settings import ERROR_CONFLICT
 
 

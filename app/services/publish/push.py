@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, DomainError, NotFound
 from app.models import Project, Push, Snapshot
 from app.models.base import utcnow
 from app.models.publish import PUSH_FAILED, PUSH_RUNNING
 from app.providers.github import GithubError, GithubNotFound, GithubRepoClient, NotFastForward
-from app.services.errors import Conflict, DomainError, NotFound
 from app.services.publish.access import client_for, github_account_for, guard_token, owned_project
 from app.services.publish.history import running_push
 from app.services.publish.outcome import PushConflict, PushCrashed, PushOutcome, finish_push

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict
 from app.models import Blob, Project, Push, Snapshot, SnapshotFile, User
 from app.models.publish import PUSH_SUCCEEDED, PUSH_UP_TO_DATE
 from app.providers.github import (
@@ -20,7 +21,6 @@ from app.providers.github import (
     RefExists,
     RemoteTree,
 )
-from app.services.errors import Conflict
 from app.services.publish.outcome import PushConflict, PushOutcome, finish_push
 from app.services.publish.plan import author_for, commit_message, inline_text, plan_changes
 from app.services.publish.settings import (

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, InvalidRequest
 from app.providers.github import GithubError, GithubNotFound, GithubRejected, GithubRepoClient, RepoInfo
-from app.services.errors import Conflict, InvalidRequest
 from app.services.publish.access import client_for, github_account_for, guard_token, owned_project
 from app.services.publish.history import running_push
 from app.services.publish.settings import (

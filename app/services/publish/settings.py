@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.services.crypto import Keyring
+from app.crypto import Keyring
 
 if TYPE_CHECKING:
     from config import Config

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.errors import TooLarge
 from app.models import Blob, Project, Snapshot, SnapshotFile
-from app.services.errors import TooLarge
 from app.services.snapshots.blobs import IN_CHUNK
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.errors import NotFound
 from app.models import Blob, Project, Snapshot, SnapshotFile
-from app.services.errors import NotFound
 from app.services.snapshots.blobs import read_blob_contents
 
 ORIGIN_REPLY = "reply"

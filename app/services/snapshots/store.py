@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from app.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.models import ChatMessage, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
-from app.services.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.services.snapshots.blobs import _existing_blob_ids, sha256_hex, store_blobs
 from app.services.snapshots.quota import check_storage_quota
 from app.services.snapshots.reading import (

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
+from app.errors import InvalidRequest, TooLarge
 from app.extensions import limiter
-from app.services.errors import InvalidRequest, TooLarge
 from app.web.security import api_rate_limit, api_rate_limit_exempt, api_rate_limit_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -9,9 +9,9 @@ import logging
 from flask import jsonify, request
 from flask_login import login_required
 
+from app.errors import TooLarge
 from app.extensions import db, limiter
 from app.services import billing
-from app.services.errors import TooLarge
 from app.web import billing as billing_pages
 from app.web.api import bp, read_json
 

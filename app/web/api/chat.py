@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import jsonify, request
 
+from app.errors import InsufficientCredits, InvalidRequest, UpstreamError
 from app.extensions import db
 from app.models import ChatMessage
 from app.services import chat
-from app.services.errors import InsufficientCredits, InvalidRequest, UpstreamError
 from app.web import api
 from app.web.chat import (
     NO_JS_WAIT_S,

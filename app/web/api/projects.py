@@ -13,11 +13,11 @@ from typing import Any
 from flask import Response, jsonify
 from flask_login import current_user, login_required
 
+from app.errors import InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Project, Snapshot
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
-from app.services.errors import InvalidRequest, NotFound
 from app.services.snapshots import FileEntry
 from app.web.api import bp, int_arg, read_json
 from app.web.projects import limits, zip_response

@@ -51,10 +51,10 @@ def connect_github(app, user, github: GithubSandbox, *, scopes=("repo", "read:us
                    login: str = GITHUB_LOGIN) -> str:
     """Give `user` a GitHub account row holding an emulator token sealed as sign-in seals it."""
     from app import runtime
+    from app.crypto import encrypt_secret
     from app.extensions import db
     from app.models import GithubAccount
     from app.services.accounts import GITHUB_TOKEN_PURPOSE
-    from app.services.crypto import encrypt_secret
 
     token = github.control.issue_token(login, list(scopes))
     with app.app_context():

@@ -468,9 +468,9 @@ def test_ref_moved_but_not_recorded_is_recognised_on_retry(app, client, make_use
 
 def _token(app) -> str:
     from app import runtime
+    from app.crypto import decrypt_secret
     from app.extensions import db
     from app.models import GithubAccount
-    from app.services.crypto import decrypt_secret
 
     with app.app_context():
         account = db.session.query(GithubAccount).one()
@@ -522,9 +522,9 @@ def test_one_push_at_a_time_per_project(app, client, make_user, github):
 def test_concurrent_starts_let_exactly_one_push_run(app, make_user, github):
     import threading
 
+    from app.errors import Conflict
     from app.extensions import db
     from app.services import publish
-    from app.services.errors import Conflict
 
     user = make_user(GITHUB_LOGIN)
     connect_github(app, user, github)

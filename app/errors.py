@@ -54,10 +54,6 @@ class TooLarge(DomainError):
     status, code = 413, "too_large"
 
 
-class Unprocessable(DomainError):
-    status, code = 422, "unprocessable"
-
-
 class RateLimited(DomainError):
     status, code = 429, "rate_limited"
 
@@ -67,7 +63,10 @@ class RateLimited(DomainError):
 
 
 class UpstreamError(DomainError):
-    """A provider failed. `provider` is "OpenAI", "GitHub" or "Stripe" and the message names it."""
+    """A provider failed. `provider` is "OpenAI", "GitHub" or "Stripe" and the message names it.
+
+    Not counted here: the adapter that saw the failure counts it (`metrics.count_provider_error`), so an
+    error rebuilt from a stored reply or push is not a second failure."""
 
     status, code = 502, "upstream_error"
 
@@ -75,10 +74,6 @@ class UpstreamError(DomainError):
         super().__init__(message, **extra)
         self.provider = provider
         self.retryable = retryable
-        # Counted here, where every provider failure becomes one UpstreamError, so no adapter forgets.
-        from app.metrics import PROVIDER_ERRORS
-
-        PROVIDER_ERRORS.labels(provider=provider).inc()
 
 
 class Unavailable(DomainError):
