@@ -166,6 +166,47 @@ def client_for(settings: ClientSettings) -> openai.OpenAI:
         return client
 
 
+class _StreamProgress:
+    """What the SSE events of one completion said so far: whether `[DONE]` came, the finish reason."""
+
+    __slots__ = ("done", "finish_reason")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.finish_reason: str | None = None
+
+    def read_events(self, events: list[bytes]) -> tuple[list[str], Usage | None]:
+        """The text pieces and the usage (if reported) in these complete SSE events."""
+        texts: list[str] = []
+        usage: Usage | None = None
+        for event in events:
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue  # comments, event names and ids carry nothing for chat
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    self.done = True
+                    continue
+                usage = self._read_chunk(json.loads(payload), texts) or usage
+        return texts, usage
+
+    def _read_chunk(self, chunk: dict, texts: list[str]) -> Usage | None:
+        if chunk.get("error"):
+            raise OpenAIFailure("cut", "OpenAI reported an error in the middle of the reply.")
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                texts.append(text)
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        reported = chunk.get("usage")
+        if not reported:
+            return None
+        return Usage(
+            prompt_tokens=int(reported.get("prompt_tokens") or 0),
+            completion_tokens=int(reported.get("completion_tokens") or 0),
+        )
+
+
 class ReplyStream:
     """The events of one streamed completion. Iterate it once; `close()` cancels it.
 
@@ -188,36 +229,13 @@ class ReplyStream:
             self._paced.min_read_interval_s = min_interval_s
 
     def __iter__(self) -> Iterator[ReplyEvent]:
-        finish_reason: str | None = None
-        done = False
+        progress = _StreamProgress()
         buffer = b""
         try:
             for data in self._response.iter_bytes():
                 buffer += data.replace(b"\r\n", b"\n")
                 *events, buffer = buffer.split(b"\n\n")
-                texts: list[str] = []
-                usage: Usage | None = None
-                for event in events:
-                    for line in event.split(b"\n"):
-                        if not line.startswith(b"data:"):
-                            continue  # comments, event names and ids carry nothing for chat
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
-                            done = True
-                            continue
-                        chunk = json.loads(payload)
-                        if chunk.get("error"):
-                            raise OpenAIFailure("cut", "OpenAI reported an error in the middle of the reply.")
-                        if chunk.get("usage"):
-                            usage = Usage(
-                                prompt_tokens=int(chunk["usage"].get("prompt_tokens") or 0),
-                                completion_tokens=int(chunk["usage"].get("completion_tokens") or 0),
-                            )
-                        for choice in chunk.get("choices") or ():
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
-                                texts.append(text)
-                            finish_reason = choice.get("finish_reason") or finish_reason
+                texts, usage = progress.read_events(events)
                 if texts:
                     yield TextDelta("".join(texts))
                 if usage is not None:
@@ -235,9 +253,9 @@ class ReplyStream:
             self._release()
         if self._cancelled:
             return
-        if not done and finish_reason is None:
+        if not progress.done and progress.finish_reason is None:
             raise OpenAIFailure("cut", "OpenAI ended the reply before it was finished.")
-        yield Finished(finish_reason)
+        yield Finished(progress.finish_reason)
 
     def close(self) -> None:
         """Cancel the reply: release the connection; the iteration ends without an error."""

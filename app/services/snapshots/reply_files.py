@@ -144,17 +144,21 @@ def check_path(path: str) -> str | None:
         return "names a folder, not a file"
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         return f"is longer than {MAX_PATH_BYTES:,} bytes"
-    for segment in path.split("/"):
-        if segment == "":
-            return "has an empty folder name (//)"
-        if segment == "..":
-            return "goes above the project folder (..)"
-        if segment == ".":
-            return "has a '.' folder name"
-        if segment.lower() == ".git":
-            return "is inside .git, which holds Git's own data"
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            return f"has a name longer than {MAX_SEGMENT_BYTES} bytes"
+    return next(filter(None, map(_check_segment, path.split("/"))), None)
+
+
+def _check_segment(segment: str) -> str | None:
+    """Why one folder or file name of a path cannot be stored, or None."""
+    if segment == "":
+        return "has an empty folder name (//)"
+    if segment == "..":
+        return "goes above the project folder (..)"
+    if segment == ".":
+        return "has a '.' folder name"
+    if segment.lower() == ".git":
+        return "is inside .git, which holds Git's own data"
+    if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        return f"has a name longer than {MAX_SEGMENT_BYTES} bytes"
     return None
 
 
