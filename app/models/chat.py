@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, LongText, table_args, utcnow
+from app.models.base import Base, BigIntId, LongText, ids_never_reused, table_args, utcnow
 
 ROLE_USER = "user"
 ROLE_ASSISTANT = "assistant"
@@ -22,11 +22,11 @@ FINAL_STATUSES = (STATUS_COMPLETE, STATUS_STOPPED, STATUS_FAILED)
 
 class ChatMessage(Base):
     __tablename__ = "chat_messages"
-    __table_args__ = table_args(
+    __table_args__ = ids_never_reused(table_args(
         # History pages: a user's messages in one project (or none), newest first by id.
         Index("ix_chat_messages_user_id_project_id_id", "user_id", "project_id", "id"),
         Index("ix_chat_messages_status_heartbeat_at", "status", "heartbeat_at"),
-    )
+    ))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))

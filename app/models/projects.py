@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, BigIntId, LongBlob, table_args, utcnow
+from app.models.base import Base, BigIntId, LongBlob, ids_never_reused, table_args, utcnow
 
 PROJECT_ACTIVE = "active"
 PROJECT_ARCHIVED = "archived"
@@ -16,7 +16,7 @@ PROJECT_ARCHIVED = "archived"
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = table_args(Index("ix_projects_user_id_updated_at", "user_id", "updated_at"))
+    __table_args__ = ids_never_reused(table_args(Index("ix_projects_user_id_updated_at", "user_id", "updated_at")))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
@@ -50,9 +50,9 @@ class Blob(Base):
 
 class Snapshot(Base):
     __tablename__ = "snapshots"
-    __table_args__ = table_args(
+    __table_args__ = ids_never_reused(table_args(
         Index("uq_snapshots_project_id_number", "project_id", "number", unique=True),
-    )
+    ))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, BigIntId, table_args, utcnow
+from app.models.base import Base, BigIntId, ids_never_reused, table_args, utcnow
 
 PUSH_QUEUED = "queued"
 PUSH_RUNNING = "running"
@@ -18,7 +18,7 @@ PUSH_FAILED = "failed"
 
 class Push(Base):
     __tablename__ = "pushes"
-    __table_args__ = table_args(Index("ix_pushes_project_id_id", "project_id", "id"))
+    __table_args__ = ids_never_reused(table_args(Index("ix_pushes_project_id_id", "project_id", "id")))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
