@@ -33,7 +33,7 @@ def test_a_newcomer_signs_in_and_sees_their_free_credits(page, app, live_server)
     expect(page).to_have_url(live_server.url + "/projects")
     expect(page.locator("#credit-counter")).to_contain_text("5,000")
     expect(page.locator("#flash")).to_contain_text("Welcome to Sorya, newcomer!")
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     screenshot(page, "sign-in-landed")
 
     page.get_by_role("link", name="Account").click()
@@ -65,7 +65,7 @@ def test_a_newcomer_signs_in_and_sees_their_free_credits(page, app, live_server)
     screenshot(page, "account-page-phone")
 
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("#flash")).to_contain_text("You are signed out.")
     expect(page.locator("#credit-counter")).to_have_count(0)
 
