@@ -1,6 +1,9 @@
-"""Per-process handles built from configuration: the encryption keyring and the Redis client.
+"""The process machinery of a web or worker process, and its handles built from configuration.
 
-Routes pass these to services as plain values; nothing here holds business rules.
+Here: `settings()`, `keyring()` and `redis_client()`, which routes pass to services as plain values.
+The modules: `admission` (which requests go first), `lifecycle` (graceful shutdown), `jobs` (background
+and periodic work), `streams` and `redis_streams` (the per-reply event streams). None holds a business
+rule; those live in `app/services/`.
 """
 
 from __future__ import annotations
