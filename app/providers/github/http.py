@@ -55,6 +55,9 @@ from app.providers.github.errors import (
 from config import GITHUB_DOTCOM
 
 log = logging.getLogger(__name__)
+# github3 logs every URL it builds and every answer at INFO, and request bodies (file contents) at DEBUG;
+# Sorya logs each step itself, so the library keeps to warnings.
+logging.getLogger("github3").setLevel(logging.WARNING)
 
 GITHUB_DOTCOM_API = "https://api.github.com"
 ENTERPRISE_API_PATH = "/api/v3"
