@@ -1,5 +1,5 @@
 """The GitHub adapter, one package: `errors` (one family of failures), `http` (where the API lives, one
-requests session per token, one retry policy, one translation of answers), `oauth` (the sign-in flow's
+github3.py client and session per token, one retry policy, one translation of github3's failures), `oauth` (the sign-in flow's
 rules), `identity` (who a token belongs to), `repos` (the git data operations of a push).
 
 Settings come in as plain values (`github_url`, `api_url`, timeouts): nothing here reads Flask or the app's

@@ -1,6 +1,7 @@
-"""Who a GitHub token belongs to, and whether it still works: the sign-in's identity calls.
+"""Who a GitHub token belongs to, and whether it still works: the sign-in's identity calls, through
+github3 (`gh.me()`, `gh.emails()`).
 
-Same session, retry policy and errors as every other GitHub call (`http.py`), with two differences a
+Same github3 session, retry policy and errors as every other GitHub call (`http.py`), with two differences a
 person waiting on a page needs: no rate-limit waits (the error says when to retry instead), and
 `check_token` does not retry at all.
 """
@@ -39,9 +40,10 @@ def fetch_identity(access_token: str, *, api_url: str) -> GithubIdentity:
     sign-in: the email is optional, the identity is not.
     """
     with GithubHttp(api_url=api_url, token=access_token, timeout_s=READ_TIMEOUT_S, rate_limit_max_wait_s=0) as api:
-        user = api.call_json("read your GitHub account", "GET", api.url("user"))
+        me = api.call("read your GitHub account", api.gh.me)
+        user: dict[str, Any] = me.as_dict() if me is not None else {}
         try:
-            emails = api.call_json("read your GitHub emails", "GET", api.url("user", "emails"))
+            emails = api.call("read your GitHub emails", lambda: [e.as_dict() for e in api.gh.emails()])
         except GithubTokenRevoked:
             raise
         except UpstreamError as exc:
@@ -74,5 +76,6 @@ def check_token(access_token: str, *, api_url: str, read_timeout_s: float = CHEC
     """
     with GithubHttp(api_url=api_url, token=access_token, timeout_s=read_timeout_s, max_attempts=1,
                     rate_limit_max_wait_s=0) as api:
-        response = api.call("check your GitHub access", "GET", api.url("user"))
+        # github3's `me()` keeps the user, not the answer's headers, and the scopes are a header.
+        response = api.call("check your GitHub access", lambda: api.request("GET", api.url("user")))
         return parse_scopes(response.headers.get("X-OAuth-Scopes"))

@@ -1,10 +1,17 @@
-"""The git data operations of a push, over `http.GithubHttp`: repositories, refs, trees, blobs, commits.
+"""The git data operations of a push, over `http.GithubHttp` (github3.py): repositories, refs, trees,
+blobs, commits.
 
 Services see small typed results (`RepoInfo`, `RemoteTree`, `CommitInfo`) and the errors of `errors.py`.
-Request economy: every Git Data call goes straight to its URL, built from the repository's full name (no
-object that costs a `GET /repos/{owner}/{name}` to build), so a push costs one request per step and
-nothing else; `requests_made` counts every request, retries included. The retry policy and error
-translation are `http.py`'s, the same for every call.
+Repositories are created and read with github3's own methods (`gh.create_repository`, `gh.repository`).
+
+Request economy: github3's Git Data methods (`create_blob`, `create_tree`, `create_commit`, `ref`,
+`Reference.update`, `create_ref`, `tree`, `create_file`) live on its `Repository` object, and github3
+builds that object only from a `GET /repos/{owner}/{name}` answer (its attributes are read from ~45 keys of
+it); a `Reference` likewise costs a `GET .../git/ref/...` before `update`. A push would pay one or two more
+requests for objects it never reads, so its Git Data calls go through the same github3 session
+(`GithubHttp.request`) straight to their URLs, built from the repository's full name: one request per
+step and nothing else; `requests_made` counts every request, retries included. The retry policy and
+error translation are `http.py`'s, the same for every call.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from github3.repos.repo import Repository
 
 from app.providers.github.errors import (
     GithubError,
@@ -98,14 +107,14 @@ class GithubRepoClient:
 
     def create_repository(self, name: str, *, description: str, private: bool) -> RepoInfo:
         """Create `name` on the person's account. A name already taken raises `GithubRejected`."""
-        body = {"name": name, "description": description, "private": private, "auto_init": False,
-                "has_wiki": False}
-        data = self._http.call_json("create the repository", "POST", self._http.url("user", "repos"), json=body,
-                                    expected=201, idempotent=False)
-        return self._repo_info(data)
+        gh = self._http.gh
+        repo = self._http.call("create the repository", lambda: gh.create_repository(
+            name, description=description, private=private, has_wiki=False, auto_init=False), idempotent=False)
+        return self._repo_info(repo)
 
     def get_repository(self, full_name: str) -> RepoInfo:
-        return self._repo_info(self._http.call_json("read the repository", "GET", self._repo_url(full_name)))
+        owner, _, name = full_name.partition("/")
+        return self._repo_info(self._http.call("read the repository", lambda: self._http.gh.repository(owner, name)))
 
     def get_branch_head(self, full_name: str, branch: str) -> str | None:
         """The commit sha the branch points at; None when the repository has no commit at all."""
@@ -220,7 +229,10 @@ class GithubRepoClient:
         owner, _, name = full_name.partition("/")
         return self._http.url("repos", owner, name, *parts)
 
-    def _repo_info(self, data: dict[str, Any]) -> RepoInfo:
+    def _repo_info(self, repo: Repository | None) -> RepoInfo:
+        if repo is None:  # github3 makes no object of an empty answer
+            raise GithubError("GitHub answered without the repository.")
+        data = repo.as_dict()
         permissions = data.get("permissions") or {}
         return RepoInfo(
             full_name=str(data["full_name"]),
