@@ -17,9 +17,9 @@ from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
 from app.runtime import lifecycle
 from app.runtime.streams import ReplyStreams, StreamEvent
-from app.services import credits
+from app.services import access, credits
 from app.services.chat.generation import GenerationJob
-from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter, owned_project
+from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter
 from app.services.chat.prompt import (
     HistoryMessage,
     ProjectContext,
@@ -205,7 +205,9 @@ def send_message(
         raise Unavailable("This server is restarting; please send your message again.")
     message = clean_message_text(text, settings.max_message_chars)
     model_name = choose_model(model, settings)
-    project = owned_project(session, user_id=user_id, project_id=project_id) if project_id is not None else None
+    project = None
+    if project_id is not None:
+        project = access.owned_project(session, user_id=user_id, project_id=project_id)
     prompt = _prompt_for(session, user_id=user_id, project=project, message=message, model=model_name,
                          settings=settings)
     price = settings.price(model_name)
