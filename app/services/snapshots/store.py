@@ -35,7 +35,7 @@ from app.services.snapshots.reading import (
 )
 from app.services.snapshots.reply_files import check_path, parse_reply_files
 from app.services.snapshots.secrets import contains_secret
-from app.services.transactions import is_lock_conflict
+from app.services.transactions import retry_on_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -237,17 +237,19 @@ SNAPSHOT_WRITE_ATTEMPTS = 4
 
 def _commit(session: Session, write: Any) -> SnapshotResult:
     """Run `write` and commit, retrying from the start when InnoDB picked it as a deadlock victim
-    (two snapshots storing the same new blob can deadlock on the unique index; all was rolled back)."""
-    for attempt in range(1, SNAPSHOT_WRITE_ATTEMPTS + 1):
-        try:
-            result = write()
-            session.commit()
-            break
-        except Exception as exc:
-            session.rollback()
-            if attempt == SNAPSHOT_WRITE_ATTEMPTS or not is_lock_conflict(exc):
-                raise
-            log.info("snapshot write hit a lock conflict (attempt %s); retrying", attempt)
+    (two snapshots storing the same new blob can deadlock on the unique index; all was rolled back).
+    Any failure leaves the session rolled back."""
+
+    def write_snapshot() -> SnapshotResult:
+        written = write()
+        session.commit()
+        return written
+
+    try:
+        result = retry_on_lock_conflict(session, write_snapshot, attempts=SNAPSHOT_WRITE_ATTEMPTS)
+    except Exception:
+        session.rollback()
+        raise
     log.info(
         "snapshot %s (#%s) of project %s: %d files, %d from this source, %d carried",
         result.snapshot.id, result.snapshot.number, result.snapshot.project_id,
