@@ -5,7 +5,9 @@ Every function takes the acting user's id and returns the object only when that 
 anyone else it raises `NotFound` with the same sentence as for a missing object, so an id never reveals
 that someone else's object exists (404, never 403). Today the rule is ownership: the object's
 `user_id` (a snapshot's project's) is the user's. Teams will extend these functions with roles, here and
-nowhere else: no service or route compares `user_id`s itself to decide access.
+nowhere else: no service or route decides by itself who may reach a project, a reply or a snapshot (it
+asks here, then works within the object it got: a project's pushes, a snapshot's files). What only ever
+belongs to one account (API tokens, exports, credit holds, checkouts) is checked where it is kept.
 """
 
 from __future__ import annotations
