@@ -167,6 +167,9 @@ def snapshot_body_max_bytes() -> int:
 def api_take_snapshot(project_id: int):
     # A snapshot's request names at most every file once to write and every old file once to delete.
     body = read_json(max_entries=2 * limits().max_files)
+    # Someone else's project is a 404 whatever the body holds, so it is asked before the body is checked
+    # (the service asks again: the project is then in the session, and no query is sent).
+    access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     if "message_id" in body:
         message_id = body["message_id"]
         if not isinstance(message_id, int) or isinstance(message_id, bool):
