@@ -65,7 +65,7 @@ def test_a_newcomer_signs_in_and_sees_their_free_credits(page, app, live_server)
     screenshot(page, "account-page-phone")
 
     page.set_viewport_size({"width": 1280, "height": 800})
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()  # not "Sign out everywhere"
     expect(page.locator("#flash")).to_contain_text("You are signed out.")
     expect(page.locator("#credit-counter")).to_have_count(0)
 

@@ -13,7 +13,7 @@ from flask import Response
 from prometheus_client import REGISTRY
 
 from app import create_app, logs
-from app.errors import UpstreamError
+from app.errors import InsufficientCredits, UpstreamError
 from app.runtime import lifecycle
 from app.services import credits
 from tests.conftest import TEST_ENCRYPTION_KEY, build_config, sign_in
@@ -118,7 +118,7 @@ def test_committed_ledger_entries_are_counted_once(app, db_session, make_user):
     credits.post_ledger_entry(db_session, user_id=user.id, delta=500, reason="admin_grant", idempotency_key="g-1")
     credits.post_ledger_entry(db_session, user_id=user.id, delta=500, reason="admin_grant", idempotency_key="g-1")
     credits.post_ledger_entry(db_session, user_id=user.id, delta=-120, reason="chat", idempotency_key="c-1")
-    with pytest.raises(credits.InsufficientCredits):
+    with pytest.raises(InsufficientCredits):
         credits.post_ledger_entry(db_session, user_id=user.id, delta=-10_000, reason="chat", idempotency_key="c-2")
     assert sample("sorya_credits_total", **granted) == before_granted + 500
     assert sample("sorya_credits_total", **charged) == before_charged + 120
