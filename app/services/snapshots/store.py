@@ -246,7 +246,7 @@ def _commit(session: Session, write: Any) -> SnapshotResult:
         return written
 
     try:
-        result = retry_on_lock_conflict(session, write_snapshot, attempts=SNAPSHOT_WRITE_ATTEMPTS)
+        result = retry_on_lock_conflict(session, write_snapshot, attempts=SNAPSHOT_WRITE_ATTEMPTS, label="snapshot write")
     except Exception:
         session.rollback()
         raise
