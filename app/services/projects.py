@@ -19,7 +19,8 @@ from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT
 from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
-from app.services.snapshots import collect_garbage_blobs, get_project_for_user, parse_reply_files
+from app.services import access
+from app.services.snapshots import collect_garbage_blobs, parse_reply_files
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def update_project(
     status: object = None,
 ) -> Project:
     """Rename, describe, archive or unarchive (only the values given change). Commits."""
-    project = get_project_for_user(session, user_id, project_id)
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
     if name is not None:
         project.name = clean_name(name)
     if description is not None:
@@ -130,11 +131,7 @@ def delete_project(session: Session, *, user_id: int, project_id: int) -> int:
     are deleted explicitly rather than left to ON DELETE CASCADE, which SQLite does not enforce by
     default. Commits (twice: the project, then the garbage collection).
     """
-    project = session.execute(
-        select(Project).where(Project.id == project_id, Project.user_id == user_id).with_for_update()
-    ).scalar_one_or_none()
-    if project is None:
-        get_project_for_user(session, user_id, project_id)  # raises NotFound with the usual message
+    access.owned_project(session, user_id=user_id, project_id=project_id, lock=True)
     snapshot_ids = select(Snapshot.id).where(Snapshot.project_id == project_id)
     blob_ids = list(
         session.scalars(select(SnapshotFile.blob_id).where(SnapshotFile.snapshot_id.in_(snapshot_ids)).distinct())

@@ -38,7 +38,7 @@ from app.extensions import db, limiter
 from app.models import ChatMessage, Project
 from app.runtime.admission import admit_send, release_send_slot
 from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
-from app.services import chat
+from app.services import access, chat
 from app.web import api
 from app.web.reply_markdown import render_reply_html
 
@@ -178,7 +178,7 @@ def search_snippet(text: str, query: str) -> str:
 def _page_project(project_id: int | None) -> Project | None:
     if project_id is None:
         return None
-    return chat.owned_project(db.session, user_id=current_user_id(), project_id=project_id)
+    return access.owned_project(db.session, user_id=current_user_id(), project_id=project_id)
 
 
 def _page_url(project: Project | None, **params: Any) -> str:
@@ -294,7 +294,7 @@ def message_fragment(message_id: int):
 @bp.post("/chat/messages/<int:message_id>/stop")
 @login_required
 def stop(message_id: int):
-    message = chat.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
+    message = access.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
     project_id = message.project_id
     chat.request_stop(db.session, user_id=current_user_id(), message_id=message_id, streams=reply_streams(),
                       settings=chat_settings())

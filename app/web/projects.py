@@ -28,6 +28,7 @@ from app.errors import DomainError, InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Project, Snapshot
 from app.models.projects import PROJECT_ARCHIVED
+from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
 from app.services.snapshots import FileEntry, SnapshotLimits
@@ -137,7 +138,7 @@ def create():
 @bp.get("/projects/<int:project_id>")
 @login_required
 def show(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     snapshots = snapshot_service.list_snapshots(db.session, project.id, limit=50)
     latest = snapshots[0] if snapshots else None
     entries = snapshot_service.list_snapshot_files(db.session, latest.id) if latest else []
@@ -199,8 +200,10 @@ def file_view(snapshot: Snapshot, entry: FileEntry, *, rendered: bool) -> FileVi
 @bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>")
 @login_required
 def snapshot(project_id: int, snapshot_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
-    snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id, project_id=project.id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
+    snap = access.owned_snapshot(
+        db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project.id
+    )
     entries = snapshot_service.list_snapshot_files(db.session, snap.id)
     wanted = request.args.get("path")
     if wanted is not None:
@@ -254,16 +257,17 @@ def zip_response(snap: Snapshot) -> Response:
 @bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>/download")
 @login_required
 def download(project_id: int, snapshot_id: int):
-    snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id, project_id=project_id)
+    snap = access.owned_snapshot(
+        db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project_id
+    )
     return zip_response(snap)
 
 
 @bp.post("/projects/<int:project_id>/snapshots/<int:snapshot_id>/restore")
 @login_required
 def restore(project_id: int, snapshot_id: int):
-    snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id, project_id=project_id)
     result = snapshot_service.restore_snapshot(
-        db.session, user_id=current_user.id, snapshot_id=snapshot_id, limits=limits()
+        db.session, user_id=current_user.id, snapshot_id=snapshot_id, limits=limits(), project_id=project_id
     )
     flash(f"Restored: snapshot #{result.snapshot.number} now holds the files of the one you chose.", "success")
     return redirect(url_for("projects.snapshot", project_id=project_id, snapshot_id=result.snapshot.id))
@@ -275,12 +279,14 @@ def restore(project_id: int, snapshot_id: int):
 @bp.get("/projects/<int:project_id>/diff")
 @login_required
 def diff(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     snapshots = snapshot_service.list_snapshots(db.session, project.id)
     view = "split" if request.args.get("view") == "split" else "inline"
     target_id = int_arg("target")
     if target_id is not None:  # someone else's id, or one of another project, is a 404 like everywhere
-        snapshot_service.get_snapshot(db.session, current_user.id, target_id, project_id=project.id)
+        access.owned_snapshot(
+            db.session, user_id=current_user.id, snapshot_id=target_id, project_id=project.id
+        )
     if not snapshots:
         return render_template("projects/diff.html", project=project, snapshots=[], result=None, view=view)
     result = snapshot_service.diff_snapshots(
@@ -299,14 +305,14 @@ def diff(project_id: int):
 @bp.post("/messages/<int:message_id>/snapshot")
 @login_required
 def take_from_message(message_id: int):
-    message = snapshot_service.find_message_for_user(db.session, current_user.id, message_id)
+    message = access.owned_reply(db.session, user_id=current_user.id, message_id=message_id)
     project_id = message.project_id
     if project_id is None:
         raw = request.form.get("project_id", "")
         if not raw.isdigit():
             raise InvalidRequest("Choose the project this snapshot goes to.", fields={"project_id": "required"})
         project_id = int(raw)
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     try:
         result = snapshot_service.take_snapshot_from_message(
             db.session, user_id=current_user.id, project_id=project.id, message_id=message.id, limits=limits()
@@ -340,7 +346,7 @@ def take_from_message(message_id: int):
 @bp.route("/projects/<int:project_id>/settings", methods=["GET", "POST"])
 @login_required
 def settings(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     form = {"name": project.name, "description": project.description}
     if request.method == "GET":
         return render_template("projects/settings.html", project=project, form=form, errors={})
@@ -352,7 +358,7 @@ def settings(project_id: int):
         )
     except InvalidRequest as error:
         db.session.rollback()
-        project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+        project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
         return render_template("projects/settings.html", project=project, form=form,
                                errors={**error.fields, "_message": error.message}), 400
     flash("Project details saved.", "success")
@@ -379,7 +385,7 @@ def unarchive(project_id: int):
 @login_required
 def delete(project_id: int):
     """Deletion asks for the project's name (works without JavaScript), then removes everything."""
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     if request.method == "GET":
         return render_template("projects/delete.html", project=project, error=None)
     if request.form.get("confirm_name", "").strip() != project.name:

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import Project, Push, Snapshot
 from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
 from app.runtime import jobs
+from app.services import access
 from app.services import publish as publish_service
 from app.web import api
 from app.web.api import read_json
@@ -189,7 +190,7 @@ def _safe_next(project_id: int) -> str:
 def _panel_response(project_id: int, **extra: Any):
     """The panel for HTMX; a redirect back for a plain form post (flashes carry the news)."""
     if request.headers.get("HX-Request"):
-        project = publish_service.owned_project(db.session, project_id, current_user.id)
+        project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
         return render_template("partials/_publish_panel.html", project=project, panel=panel_view(project), **extra)
     for category, message in extra.get("notices", []):
         flash(message, category)
@@ -206,7 +207,7 @@ def _render_error(project_id: int, exc: DomainError, **extra: Any):
     if request.headers.get("HX-Request"):
         return _panel_response(project_id, notices=notices, error=exc, **extra)
     # Without JavaScript the offer must survive the redirect: render the panel page directly.
-    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     return render_template("publish/page.html", project=project, panel=panel_view(project), notices=notices,
                            error=exc, **extra), exc.status
 
@@ -214,14 +215,14 @@ def _render_error(project_id: int, exc: DomainError, **extra: Any):
 @bp.get("/projects/<int:project_id>/publish")
 @login_required
 def page(project_id: int):
-    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     return render_template("publish/page.html", project=project, panel=panel_view(project))
 
 
 @bp.get("/projects/<int:project_id>/publish/panel")
 @login_required
 def panel(project_id: int):
-    project = publish_service.owned_project(db.session, project_id, current_user.id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     return render_template("partials/_publish_panel.html", project=project, panel=panel_view(project))
 
 

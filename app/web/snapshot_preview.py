@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import Snapshot
-from app.services import accounts
+from app.services import access, accounts
 from app.services import snapshots as snapshot_service
 from app.services.snapshots import FileEntry
 
@@ -89,7 +89,7 @@ def snapshot_for_token(session: Session, token: str) -> Snapshot:
     user = accounts.get_user(session, user_id)
     if user is None or not user.is_active:
         raise NotFound(EXPIRED_SENTENCE)
-    return snapshot_service.get_snapshot(session, user_id, snapshot_id)
+    return access.owned_snapshot(session, user_id=user_id, snapshot_id=snapshot_id)
 
 
 def preview_mimetype(entry: FileEntry) -> str:

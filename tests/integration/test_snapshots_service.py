@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.extensions import db
 from app.models import Blob, Snapshot, SnapshotFile
+from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as svc
 from tests.snapshot_helpers import GENEROUS_LIMITS, make_project, make_reply, make_snapshot, reply_with
@@ -131,7 +132,7 @@ def test_other_users_projects_messages_and_snapshots_are_not_found(app, make_use
     message_id = make_reply(app, owner, project_id, reply_with({"b.py": "2\n"}))
     intruder_project = make_project(app, intruder)
     with pytest.raises(NotFound):
-        svc.get_snapshot(db_session, intruder.id, snapshot_id)
+        access.owned_snapshot(db_session, user_id=intruder.id, snapshot_id=snapshot_id)
     with pytest.raises(NotFound):
         svc.take_snapshot_from_message(db_session, user_id=intruder.id, project_id=intruder_project,
                                        message_id=message_id, limits=GENEROUS_LIMITS)

@@ -31,7 +31,7 @@ from app.models.base import utcnow
 from app.providers.github import GithubGrant, GithubIdentity
 from app.services import credits
 from app.services.accounts.github_token import TOKEN_VALID, encrypt_github_token
-from app.services.transactions import is_lock_conflict
+from app.services.transactions import is_lock_conflict, retry_on_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +88,26 @@ def sign_in_with_github(
 def _upsert_account(
     session: Session, identity: GithubIdentity, grant: GithubGrant, keyring: Keyring
 ) -> tuple[int, bool]:
-    for attempt in range(SIGN_IN_ATTEMPTS):
-        try:
-            account = find_github_account(session, identity.id)
-            if account is None:
-                user_id = _create_account(session, identity, grant, keyring)
-                created = True
-            else:
-                _refresh_account(session, account, identity, grant, keyring)
-                user_id, created = account.user_id, False
-            session.commit()
-            return user_id, created
-        except (IntegrityError, OperationalError) as exc:
-            # Another callback for this GitHub user (or for a user taking over a renamed login)
-            # committed first, or InnoDB chose this transaction as a deadlock victim: read again.
-            session.rollback()
-            if isinstance(exc, OperationalError) and not is_lock_conflict(exc):
-                raise
-            log.info("sign-in: github_user=%s lost a race (attempt %s), retrying", identity.id, attempt + 1)
-    raise Conflict("Signing in collided with another sign-in of the same account. Please try again.")
+    def upsert() -> tuple[int, bool]:
+        account = find_github_account(session, identity.id)
+        if account is None:
+            user_id, created = _create_account(session, identity, grant, keyring), True
+        else:
+            _refresh_account(session, account, identity, grant, keyring)
+            user_id, created = account.user_id, False
+        session.commit()
+        return user_id, created
+
+    # Another callback for this GitHub user (or for a user taking over a renamed login) committing
+    # first, or InnoDB choosing this transaction as a deadlock victim: read again.
+    try:
+        return retry_on_lock_conflict(session, upsert, attempts=SIGN_IN_ATTEMPTS, also_retry=(IntegrityError,),
+                                      label=f"sign-in: github_user={identity.id}")
+    except (IntegrityError, OperationalError) as exc:
+        session.rollback()
+        if isinstance(exc, OperationalError) and not is_lock_conflict(exc):
+            raise
+        raise Conflict("Signing in collided with another sign-in of the same account. Please try again.") from exc
 
 
 def find_github_account(session: Session, github_user_id: int) -> GithubAccount | None:

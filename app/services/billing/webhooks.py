@@ -31,7 +31,7 @@ from app.services.billing.invoices import grant_for_invoice, lock_invoice_owner
 from app.services.billing.objects import in_pinned_shape, object_id
 from app.services.billing.settings import BillingSettings
 from app.services.billing.subscriptions import lock_subscription, refresh_user_plan, sync_subscription
-from app.services.transactions import is_lock_conflict
+from app.services.transactions import retry_on_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +91,36 @@ def process_event(
     creating one subscription row) end in the unique indexes; the transaction is then retried from the
     start and sees the winner's work. Deadlocks are retried the same way.
     """
-    event_id = str(event["id"])
-    for attempt in range(1, EVENT_ATTEMPTS + 1):
-        try:
-            return _apply_event(session, gateway, settings, event, reprocess=reprocess)
-        except (IntegrityError, OperationalError) as exc:
-            session.rollback()
-            if not reprocess and is_known_event(session, event_id):
-                session.rollback()
-                return EventOutcome(event_id, str(event.get("type")), EVENT_DUPLICATE, "delivered concurrently")
-            if attempt == EVENT_ATTEMPTS or (isinstance(exc, OperationalError) and not is_lock_conflict(exc)):
-                raise
-            log.info("billing: event %s retried after %s (attempt %s)", event_id, type(exc).__name__, attempt)
-        except BaseException:
-            session.rollback()
-            raise
-    raise AssertionError("unreachable")
+    first_attempt = True
+
+    def apply_event() -> EventOutcome:
+        nonlocal first_attempt
+        # After a lost race: the winner may have been this very event, delivered on another connection.
+        if not first_attempt and (concurrent := _delivered_concurrently(session, event, reprocess=reprocess)):
+            return concurrent
+        first_attempt = False
+        return _apply_event(session, gateway, settings, event, reprocess=reprocess)
+
+    try:
+        return retry_on_lock_conflict(session, apply_event, attempts=EVENT_ATTEMPTS, also_retry=(IntegrityError,),
+                                      label=f"billing: event {event['id']}")
+    except (IntegrityError, OperationalError):
+        session.rollback()
+        if concurrent := _delivered_concurrently(session, event, reprocess=reprocess):
+            return concurrent
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _delivered_concurrently(session: Session, event: dict[str, Any], *, reprocess: bool) -> EventOutcome | None:
+    """The `duplicate` outcome when another connection has committed this event meanwhile (the session
+    is then rolled back: it only read), else None."""
+    if reprocess or not is_known_event(session, str(event["id"])):
+        return None
+    session.rollback()
+    return EventOutcome(str(event["id"]), str(event.get("type")), EVENT_DUPLICATE, "delivered concurrently")
 
 
 def _apply_event(

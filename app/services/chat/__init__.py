@@ -64,8 +64,6 @@ from app.services.chat.history import (
     conversation_filter,
     list_history,
     messages_by_id,
-    owned_project,
-    owned_reply,
     reply_view,
     search_messages,
 )
@@ -114,8 +112,6 @@ __all__ = [
     "generate_reply",
     "list_history",
     "messages_by_id",
-    "owned_project",
-    "owned_reply",
     "reply_view",
     "request_stop",
     "save_interval_s",

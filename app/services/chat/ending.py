@@ -31,8 +31,7 @@ from app.models.chat import (
 )
 from app.providers.openai_client import OpenAIFailure, Usage
 from app.runtime.streams import ReplyStreams, StreamEvent
-from app.services import credits
-from app.services.chat.history import owned_reply
+from app.services import access, credits
 from app.services.chat.prompt import estimate_tokens
 from app.services.chat.settings import ChatSettings
 
@@ -259,7 +258,7 @@ def request_stop(
     Returns the reply's status: `stopped`, or the final status it had already reached. A reply whose
     process has died (stale heartbeat) is ended here as the sweep would. Idempotent.
     """
-    message = owned_reply(session, user_id=user_id, message_id=message_id)
+    message = access.owned_reply(session, user_id=user_id, message_id=message_id)
     if message.status in FINAL_STATUSES:
         return message.status
     streams.request_stop(message_id)

@@ -31,8 +31,8 @@ from app.runtime import lifecycle
 from app.runtime.admission import INTERACTIVE
 from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import credits
-from app.services.chat.ending import MESSAGES, finish_reply, publish_end
-from app.services.transactions import is_lock_conflict
+from app.services.chat.ending import MESSAGES, ReplyOutcome, finish_reply, publish_end
+from app.services.transactions import retry_on_lock_conflict
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -389,30 +389,30 @@ def finish_generation(
     else:
         status = STATUS_COMPLETE
     job = generation.job
-    for attempt in range(1, FINISH_ATTEMPTS + 1):
-        try:
-            with _finish_slots:
-                INTERACTIVE.wait_quiet()  # pages first (app/runtime/admission.py)
-                outcome = finish_reply(
-                    session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
-                    usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
-                    hold_id=job.hold_id, user_id=job.user_id, model=job.model,
-                )
-            break
-        except OperationalError as exc:
-            # A deadlock or lock wait timeout rolled the whole transaction back: nothing was stored or
-            # charged, so ending the reply again is safe (and finish_reply is idempotent anyway).
-            session.rollback()
-            if attempt == FINISH_ATTEMPTS or not is_lock_conflict(exc):
-                raise
-            log.warning("chat: reply %s hit a lock conflict while ending (attempt %s); retrying",
-                        job.message_id, attempt)
-            time.sleep(0.05 * attempt)
+
+    def end_reply() -> ReplyOutcome | None:
+        with _finish_slots:
+            INTERACTIVE.wait_quiet()  # pages first (app/runtime/admission.py)
+            return finish_reply(
+                session, message_id=job.message_id, text=generation.text, status=status, failure=failure,
+                usage=usage, prompt_tokens_estimate=job.prompt_tokens_estimate, price=job.price,
+                hold_id=job.hold_id, user_id=job.user_id, model=job.model,
+            )
+
+    # A deadlock or lock wait timeout rolled the whole transaction back: nothing was stored or charged,
+    # so ending the reply again is safe (and finish_reply is idempotent anyway).
+    try:
+        outcome = retry_on_lock_conflict(session, end_reply, attempts=FINISH_ATTEMPTS,
+                                         backoff_s=FINISH_BACKOFF_S, label=f"chat: ending reply {job.message_id}")
+    except OperationalError:
+        session.rollback()
+        raise
     if outcome is not None:
         publish_end(generation.streams, job.message_id, event_id, outcome)
 
 
 FINISH_ATTEMPTS = 4
+FINISH_BACKOFF_S = 0.05  # times the attempt number: a short pause lets the winner commit
 # Ending replies is admitted a few at a time per process, like sending (app/runtime/admission.py): replies that
 # started together end together, and each end is a ledger transaction; all at once, they would hold the
 # whole database pool while page views wait for a connection. Waiting here holds no connection (the

@@ -9,32 +9,14 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
 from app.models import ChatMessage, Project
-from app.models.chat import ROLE_ASSISTANT
-from app.services import credits
+from app.services import access, credits
 
 HISTORY_MAX_LIMIT = 100
 SEARCH_LIMIT = 50
 
 # What a message may not contain (kept out of stored messages and of search needles).
 CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def owned_project(session: Session, *, user_id: int, project_id: int) -> Project:
-    """The project, when it belongs to the user; `NotFound` otherwise (never someone else's)."""
-    project = session.get(Project, project_id)
-    if project is None or project.user_id != user_id:
-        raise NotFound("There is no such project.")
-    return project
-
-
-def owned_reply(session: Session, *, user_id: int, message_id: int) -> ChatMessage:
-    """The reply (an assistant message), when it belongs to the user; `NotFound` otherwise."""
-    message = session.get(ChatMessage, message_id)
-    if message is None or message.user_id != user_id or message.role != ROLE_ASSISTANT:
-        raise NotFound("There is no such reply.")
-    return message
 
 
 @dataclass(frozen=True)
@@ -49,9 +31,7 @@ class ReplyView:
 def reply_view(session: Session, *, user_id: int, message_id: int) -> ReplyView:
     """The user's reply as committed now (read afresh, never from the session's identity map), with its
     project and the user's balance; `NotFound` for someone else's or a missing reply. Reads only."""
-    message = session.get(ChatMessage, message_id, populate_existing=True)
-    if message is None or message.user_id != user_id or message.role != ROLE_ASSISTANT:
-        raise NotFound("There is no such reply.")
+    message = access.owned_reply(session, user_id=user_id, message_id=message_id, fresh=True)
     project = session.get(Project, message.project_id) if message.project_id else None
     balance = credits.read_balance(session, user_id)
     return ReplyView(message, project, balance.balance if balance else 0)
@@ -83,7 +63,7 @@ def list_history(
     """One page of a conversation (a project's, or the general chat's when `project_id` is None), by
     keyset on the message id: the `limit` messages just before `before` (the latest when None)."""
     if project_id is not None:
-        owned_project(session, user_id=user_id, project_id=project_id)
+        access.owned_project(session, user_id=user_id, project_id=project_id)
     limit = max(1, min(limit, HISTORY_MAX_LIMIT))
     query = select(ChatMessage).where(conversation_filter(user_id, project_id))
     if before is not None:
@@ -104,7 +84,7 @@ def search_messages(
 ) -> list[ChatMessage]:
     """Messages of one conversation containing `query` (case-insensitive), newest first."""
     if project_id is not None:
-        owned_project(session, user_id=user_id, project_id=project_id)
+        access.owned_project(session, user_id=user_id, project_id=project_id)
     needle = CONTROL_CHARS_RE.sub("", query).strip()
     if not needle:
         return []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
@@ -17,9 +17,9 @@ from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
 from app.runtime import lifecycle
 from app.runtime.streams import ReplyStreams, StreamEvent
-from app.services import credits
+from app.services import access, credits
 from app.services.chat.generation import GenerationJob
-from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter, owned_project
+from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter
 from app.services.chat.prompt import (
     HistoryMessage,
     ProjectContext,
@@ -182,6 +182,27 @@ def _add_message_and_reply(
     return user_message.id, reply.id
 
 
+def _hold_reply_cost(session: Session, *, user_id: int, reply_id: int, amount: int, balance: CreditBalance) -> int:
+    """Place the reply's hold in the send's transaction (not committed) under the balance lock
+    `_lock_reply_room` took (on SQLite, the database's write lock, taken before the balance was read);
+    returns its id. Any failure, `InsufficientCredits` included, rolls the whole send back: no message is
+    kept without its hold."""
+    try:
+        hold = credits.place_hold_in_transaction(
+            session,
+            user_id=user_id,
+            amount=amount,
+            idempotency_key=f"chat-reply:{reply_id}",
+            message_id=reply_id,
+            new_key=True,  # the reply was created in this very transaction: no earlier hold can have its key
+            locked_balance=balance,
+        )
+    except Exception:
+        session.rollback()
+        raise
+    return hold.id
+
+
 def send_message(
     session: Session,
     *,
@@ -205,7 +226,9 @@ def send_message(
         raise Unavailable("This server is restarting; please send your message again.")
     message = clean_message_text(text, settings.max_message_chars)
     model_name = choose_model(model, settings)
-    project = owned_project(session, user_id=user_id, project_id=project_id) if project_id is not None else None
+    project = None
+    if project_id is not None:
+        project = access.owned_project(session, user_id=user_id, project_id=project_id)
     prompt = _prompt_for(session, user_id=user_id, project=project, message=message, model=model_name,
                          settings=settings)
     price = settings.price(model_name)
@@ -216,22 +239,14 @@ def send_message(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
         prompt_tokens=prompt.prompt_tokens, now=now,
     )
-    # place_hold commits the two messages with the hold, or rolls all three back when credits fall short.
-    hold = credits.place_hold(
-        session,
-        user_id=user_id,
-        amount=credits.reply_cost(prompt.prompt_tokens, room, price),
-        idempotency_key=f"chat-reply:{reply_id}",
-        message_id=reply_id,
-        new_key=True,  # the reply was created just above, in this very transaction
-        locked_balance=balance,
-    )
-    hold_id = inspect(hold).identity[0]  # the committed hold is expired: `hold.id` would reload it
+    hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id,
+                               amount=credits.reply_cost(prompt.prompt_tokens, room, price), balance=balance)
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;
     # until then the hold is found by its key (`ending.reply_hold_id`).
     if project is not None:
         session.execute(update(Project).where(Project.id == project.id).values(updated_at=now))
-        session.commit()
+    # The one commit of a send: both messages, the hold and the project's activity, or none of them.
+    session.commit()
     streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
     log.info(
         "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",

@@ -32,7 +32,7 @@ steps), `plan` (what a push writes), `outcome` (how a push ends), `history` (rea
 (what the publish panel shows).
 """
 
-from app.services.publish.access import client_for, github_account_for, owned_project
+from app.services.publish.access import client_for, github_account_for
 from app.services.publish.history import PushView, get_push, push_compare_url, push_history, running_push
 from app.services.publish.outcome import PushConflict, PushCrashed, PushOutcome
 from app.services.publish.panel import PublishPanel, publish_panel
@@ -65,7 +65,7 @@ __all__ = [
     "ERROR_TOKEN_REVOKED", "HISTORY_LIMIT", "PUSH_INLINE_MAX_FILES", "PUSH_STALE_AFTER_S",
     "PublishPanel", "PublishSettings", "PushConflict", "PushCrashed", "PushJob", "PushOutcome", "PushPlan",
     "PushView", "RepoLink", "client_for", "commit_message", "create_repository", "get_push",
-    "github_account_for", "owned_project", "plan_changes", "publish_panel", "push_compare_url",
+    "github_account_for", "plan_changes", "publish_panel", "push_compare_url",
     "push_history", "repo_name_for", "run_push", "running_push", "start_push", "unlink_repository",
     "validate_description", "validate_repo_name",
 ]

@@ -1,4 +1,5 @@
-"""Who may publish what: the project's owner, with their own GitHub access, opened with the keyring."""
+"""Publishing with the person's own GitHub access, opened with the keyring (who may reach a project is
+`app.services.access`)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crypto import DecryptionError, decrypt_secret
-from app.errors import Conflict, NotFound
-from app.models import GithubAccount, Project
+from app.errors import Conflict
+from app.models import GithubAccount
 from app.providers.github import GithubError, GithubRepoClient, GithubTokenRevoked
 from app.services.accounts import GITHUB_TOKEN_PURPOSE, TOKEN_REVOKED, mark_github_token_revoked
 from app.services.publish.settings import ERROR_TOKEN_REVOKED, PublishSettings
 
 log = logging.getLogger(__name__)
-
-
-def owned_project(session: Session, project_id: int, user_id: int) -> Project:
-    """The project if it belongs to the user; `NotFound` otherwise (never revealing that it exists)."""
-    project = session.get(Project, project_id)
-    if project is None or project.user_id != user_id:
-        raise NotFound("There is no such project, or it is not yours.")
-    return project
 
 
 def github_account_for(session: Session, user_id: int) -> GithubAccount:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.errors import NotFound
 from app.models import Project, Push, Snapshot, User
 from app.models.publish import PUSH_SUCCEEDED
-from app.services.publish.access import owned_project
+from app.services import access
 from app.services.publish.settings import HISTORY_LIMIT
 
 
@@ -62,7 +62,7 @@ def push_history(session: Session, project: Project, *, github_url: str, limit: 
 
 
 def get_push(session: Session, *, project_id: int, user_id: int, push_id: int) -> Push:
-    owned_project(session, project_id, user_id)
+    access.owned_project(session, user_id=user_id, project_id=project_id)
     push = session.get(Push, push_id)
     if push is None or push.project_id != project_id:
         raise NotFound("There is no such push in this project.")

@@ -14,7 +14,8 @@ from app.models import Project, Push, Snapshot
 from app.models.base import utcnow
 from app.models.publish import PUSH_FAILED, PUSH_RUNNING
 from app.providers.github import GithubError, GithubNotFound, GithubRepoClient, NotFastForward
-from app.services.publish.access import client_for, github_account_for, guard_token, owned_project
+from app.services import access
+from app.services.publish.access import client_for, github_account_for, guard_token
 from app.services.publish.history import running_push
 from app.services.publish.outcome import PushConflict, PushCrashed, PushOutcome, finish_push
 from app.services.publish.push_job import PushJob
@@ -44,7 +45,7 @@ def start_push(
     has flagged files and `confirm_flagged` is false. The caller then runs `run_push(session, push.id, settings)` inline or
     in the background.
     """
-    project = owned_project(session, project_id, user_id)
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
     if not project.repo_full_name:
         raise Conflict("Create or link a GitHub repository for this project first.", reason="not_linked")
     github_account_for(session, user_id)

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidRequest
 from app.providers.github import GithubError, GithubNotFound, GithubRejected, GithubRepoClient, RepoInfo
-from app.services.publish.access import client_for, github_account_for, guard_token, owned_project
+from app.services import access
+from app.services.publish.access import client_for, github_account_for, guard_token
 from app.services.publish.history import running_push
 from app.services.publish.settings import (
     REPO_DESCRIPTION_MAX_CHARS,
@@ -84,7 +85,7 @@ def create_repository(
     offering to link it, unless `link_existing` asks for exactly that (then it must be theirs and
     pushable). Commits the link; nothing is stored when GitHub fails.
     """
-    project = owned_project(session, project_id, user_id)
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
     if project.repo_full_name:
         raise Conflict(f"This project is already linked to {project.repo_full_name}. Unlink it first to "
                        "use another repository.", reason="already_linked")
@@ -152,7 +153,7 @@ def _existing_repo(client: GithubRepoClient, account_login: str, name: str) -> R
 
 def unlink_repository(session: Session, *, project_id: int, user_id: int) -> None:
     """Forget the project's repository (nothing changes on GitHub). Refused while a push runs."""
-    project = owned_project(session, project_id, user_id)
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
     if running_push(session, project.id) is not None:
         raise Conflict("A push of this project is running; wait for it to finish.", reason="push_in_progress")
     project.repo_full_name = project.repo_html_url = project.repo_branch = project.repo_head_sha = None

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Snapshot
+from app.services import access
 from app.services.snapshots.blobs import looks_binary, read_blob_contents
-from app.services.snapshots.reading import FileEntry, get_snapshot, list_snapshot_files
+from app.services.snapshots.reading import FileEntry, list_snapshot_files
 from app.services.snapshots.secrets import redact_secrets
 
 DIFF_CONTEXT_LINES = 3
@@ -229,11 +230,13 @@ def diff_snapshots(session: Session, *, user_id: int, snapshot_id: int, against_
     Both must belong to the same project of the user (else `NotFound`). Without a previous snapshot,
     every file is added. Contents are read only for changed files, in chunked queries.
     """
-    target = get_snapshot(session, user_id, snapshot_id)
+    target = access.owned_snapshot(session, user_id=user_id, snapshot_id=snapshot_id)
     if against_id is None:
         base = previous_snapshot(session, target)
     else:
-        base = get_snapshot(session, user_id, against_id, project_id=target.project_id)
+        base = access.owned_snapshot(
+            session, user_id=user_id, snapshot_id=against_id, project_id=target.project_id
+        )
     new_files = {e.path: e for e in list_snapshot_files(session, target.id)}
     old_files = {e.path: e for e in list_snapshot_files(session, base.id)} if base else {}
     added = [e for path, e in new_files.items() if path not in old_files]

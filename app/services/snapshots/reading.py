@@ -1,4 +1,5 @@
-"""Reading snapshots: who may see which project and snapshot, and a snapshot's file list (no content)."""
+"""Reading snapshots: a project's snapshots and a snapshot's file list (no content). Who may read them is
+`app.services.access`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import Blob, Project, Snapshot, SnapshotFile
+from app.models import Blob, Snapshot, SnapshotFile
 from app.services.snapshots.blobs import read_blob_contents
 
 ORIGIN_REPLY = "reply"
@@ -28,26 +29,6 @@ class FileEntry:
     git_sha: str
     is_binary: bool
     origin: str
-
-
-def get_project_for_user(session: Session, user_id: int, project_id: int) -> Project:
-    """The user's project, or `NotFound` (also for someone else's: never say it exists)."""
-    project = session.get(Project, project_id)
-    if project is None or project.user_id != user_id:
-        raise NotFound("There is no such project, or it is not yours.")
-    return project
-
-
-def get_snapshot(session: Session, user_id: int, snapshot_id: int, project_id: int | None = None) -> Snapshot:
-    """The snapshot when its project is the user's (and is `project_id` when given), else `NotFound`."""
-    row = session.execute(
-        select(Snapshot)
-        .join(Project, Project.id == Snapshot.project_id)
-        .where(Snapshot.id == snapshot_id, Project.user_id == user_id)
-    ).scalar_one_or_none()
-    if row is None or (project_id is not None and row.project_id != project_id):
-        raise NotFound("There is no such snapshot, or it is not yours.")
-    return row
 
 
 def latest_snapshot(session: Session, project_id: int) -> Snapshot | None:

@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidRequest, NotFound, TooLarge
-from app.models import ChatMessage, Project, Snapshot, SnapshotFile
+from app.errors import Conflict, InvalidRequest, TooLarge
+from app.models import Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
-from app.models.chat import ROLE_ASSISTANT, STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
+from app.models.chat import STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
+from app.services import access
 from app.services.snapshots.blobs import _existing_blob_ids, sha256_hex, store_blobs
 from app.services.snapshots.quota import check_storage_quota
 from app.services.snapshots.reading import (
@@ -29,13 +30,12 @@ from app.services.snapshots.reading import (
     ORIGIN_REPLY,
     ORIGIN_RESTORED,
     FileEntry,
-    get_snapshot,
     latest_snapshot,
     list_snapshot_files,
 )
 from app.services.snapshots.reply_files import check_path, parse_reply_files
 from app.services.snapshots.secrets import contains_secret
-from app.services.transactions import is_lock_conflict
+from app.services.transactions import retry_on_lock_conflict
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +102,6 @@ class SnapshotResult:
     @property
     def from_this_source(self) -> list[str]:
         return sorted(self.added + self.changed + self.unchanged)
-
-
-def _lock_project(session: Session, user_id: int, project_id: int) -> Project:
-    project = session.execute(
-        select(Project).where(Project.id == project_id, Project.user_id == user_id).with_for_update()
-    ).scalar_one_or_none()
-    if project is None:
-        raise NotFound("There is no such project, or it is not yours.")
-    return project
 
 
 def refuse_unsafe_paths(paths: list[str]) -> None:
@@ -246,31 +237,25 @@ SNAPSHOT_WRITE_ATTEMPTS = 4
 
 def _commit(session: Session, write: Any) -> SnapshotResult:
     """Run `write` and commit, retrying from the start when InnoDB picked it as a deadlock victim
-    (two snapshots storing the same new blob can deadlock on the unique index; all was rolled back)."""
-    for attempt in range(1, SNAPSHOT_WRITE_ATTEMPTS + 1):
-        try:
-            result = write()
-            session.commit()
-            break
-        except Exception as exc:
-            session.rollback()
-            if attempt == SNAPSHOT_WRITE_ATTEMPTS or not is_lock_conflict(exc):
-                raise
-            log.info("snapshot write hit a lock conflict (attempt %s); retrying", attempt)
+    (two snapshots storing the same new blob can deadlock on the unique index; all was rolled back).
+    Any failure leaves the session rolled back."""
+
+    def write_snapshot() -> SnapshotResult:
+        written = write()
+        session.commit()
+        return written
+
+    try:
+        result = retry_on_lock_conflict(session, write_snapshot, attempts=SNAPSHOT_WRITE_ATTEMPTS, label="snapshot write")
+    except Exception:
+        session.rollback()
+        raise
     log.info(
         "snapshot %s (#%s) of project %s: %d files, %d from this source, %d carried",
         result.snapshot.id, result.snapshot.number, result.snapshot.project_id,
         result.snapshot.file_count, len(result.from_this_source), result.carried,
     )
     return result
-
-
-def find_message_for_user(session: Session, user_id: int, message_id: int) -> ChatMessage:
-    """The user's assistant reply, or `NotFound` (also for someone else's message)."""
-    message = session.get(ChatMessage, message_id)
-    if message is None or message.user_id != user_id or message.role != ROLE_ASSISTANT:
-        raise NotFound("There is no such reply, or it is not yours.")
-    return message
 
 
 def take_snapshot_from_message(
@@ -283,7 +268,8 @@ def take_snapshot_from_message(
     returned with `created=False`. A reply still being written is a `Conflict`; one with no files, or
     with unsafe paths, is an `InvalidRequest` naming them; over a limit, `TooLarge`.
     """
-    message = find_message_for_user(session, user_id, message_id)
+    access.owned_project(session, user_id=user_id, project_id=project_id)  # someone else's: 404 before all
+    message = access.owned_reply(session, user_id=user_id, message_id=message_id)
     if message.project_id is not None and message.project_id != project_id:
         raise InvalidRequest("This reply belongs to another project.", fields={"project_id": "not this reply's"})
     if message.status in (STATUS_PENDING, STATUS_STREAMING):
@@ -304,7 +290,7 @@ def take_snapshot_from_message(
         )
 
     def write() -> SnapshotResult:
-        project = _lock_project(session, user_id, project_id)
+        project = access.owned_project(session, user_id=user_id, project_id=project_id, lock=True)
         base = latest_snapshot(session, project.id)
         if base is not None and base.source_message_id == message.id:
             return _already_taken(base)
@@ -357,6 +343,7 @@ def take_snapshot_from_files(
     `carry_over=True` it builds on the previous snapshot like a reply, and `deletions` removes paths.
     The same path twice is refused; so are unsafe paths and anything over a limit.
     """
+    access.owned_project(session, user_id=user_id, project_id=project_id)  # someone else's: 404 before all
     seen: set[str] = set()
     duplicates = sorted({f.path for f in files if f.path in seen or seen.add(f.path)})
     if duplicates:
@@ -367,7 +354,7 @@ def take_snapshot_from_files(
         raise InvalidRequest("Send at least one file.", fields={"files": "empty"})
 
     def write() -> SnapshotResult:
-        project = _lock_project(session, user_id, project_id)
+        project = access.owned_project(session, user_id=user_id, project_id=project_id, lock=True)
         return _write_snapshot(
             session,
             project,
@@ -381,15 +368,18 @@ def take_snapshot_from_files(
     return _commit(session, write)
 
 
-def restore_snapshot(session: Session, *, user_id: int, snapshot_id: int, limits: SnapshotLimits) -> SnapshotResult:
+def restore_snapshot(
+    session: Session, *, user_id: int, snapshot_id: int, limits: SnapshotLimits, project_id: int | None = None
+) -> SnapshotResult:
     """A new latest snapshot of the project holding exactly the files of `snapshot_id`. Commits.
 
-    No content is copied: the new rows point at the same blobs.
+    No content is copied: the new rows point at the same blobs. With `project_id`, a snapshot of another
+    project is `NotFound` too (a page's address names both).
     """
-    old = get_snapshot(session, user_id, snapshot_id)
+    old = access.owned_snapshot(session, user_id=user_id, snapshot_id=snapshot_id, project_id=project_id)
 
     def write() -> SnapshotResult:
-        project = _lock_project(session, user_id, old.project_id)
+        project = access.owned_project(session, user_id=user_id, project_id=old.project_id, lock=True)
         entries = list_snapshot_files(session, old.id)
         limits.check({e.path: e.size for e in entries})
         base = latest_snapshot(session, project.id)

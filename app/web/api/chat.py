@@ -10,7 +10,7 @@ from flask import jsonify, request
 from app.errors import InsufficientCredits, InvalidRequest, UpstreamError
 from app.extensions import db
 from app.models import ChatMessage
-from app.services import chat
+from app.services import access, chat
 from app.web import api
 from app.web.chat import (
     NO_JS_WAIT_S,
@@ -78,7 +78,7 @@ def api_send():
 def api_stream(message_id: int):
     user_id = current_user_id()
     after_id = last_event_id()
-    chat.owned_reply(db.session, user_id=user_id, message_id=message_id)
+    access.owned_reply(db.session, user_id=user_id, message_id=message_id)
     return event_stream_response(message_id, after_id)
 
 

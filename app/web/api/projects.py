@@ -16,6 +16,7 @@ from flask_login import current_user, login_required
 from app.errors import InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Project, Snapshot
+from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
 from app.services.snapshots import FileEntry
@@ -94,7 +95,7 @@ def api_create_project():
 @bp.get("/projects/<int:project_id>")
 @login_required
 def api_get_project(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     return jsonify(project_json(project, latest_snapshot_id(project.id)))
 
 
@@ -166,13 +167,15 @@ def snapshot_body_max_bytes() -> int:
 def api_take_snapshot(project_id: int):
     # A snapshot's request names at most every file once to write and every old file once to delete.
     body = read_json(max_entries=2 * limits().max_files)
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    # Someone else's project is a 404 whatever the body holds, so it is asked before the body is checked
+    # (the service asks again: the project is then in the session, and no query is sent).
+    access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     if "message_id" in body:
         message_id = body["message_id"]
         if not isinstance(message_id, int) or isinstance(message_id, bool):
             raise InvalidRequest("message_id must be a whole number.", fields={"message_id": "not an id"})
         result = snapshot_service.take_snapshot_from_message(
-            db.session, user_id=current_user.id, project_id=project.id, message_id=message_id, limits=limits()
+            db.session, user_id=current_user.id, project_id=project_id, message_id=message_id, limits=limits()
         )
     else:
         files, deletions = incoming_files(body)
@@ -180,7 +183,7 @@ def api_take_snapshot(project_id: int):
         if not isinstance(summary, str):
             raise InvalidRequest("summary must be text.", fields={"summary": "not text"})
         result = snapshot_service.take_snapshot_from_files(
-            db.session, user_id=current_user.id, project_id=project.id, files=files, limits=limits(),
+            db.session, user_id=current_user.id, project_id=project_id, files=files, limits=limits(),
             summary=summary, deletions=deletions, carry_over=body.get("carry_over") is True,
         )
     body = snapshot_json(result.snapshot, snapshot_service.list_snapshot_files(db.session, result.snapshot.id))
@@ -192,21 +195,23 @@ def api_take_snapshot(project_id: int):
 @bp.get("/projects/<int:project_id>/snapshots")
 @login_required
 def api_list_snapshots(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     return jsonify(snapshots=[snapshot_json(s) for s in snapshot_service.list_snapshots(db.session, project.id)])
 
 
 @bp.get("/projects/<int:project_id>/preview")
 @login_required
 def api_preview(project_id: int):
-    project = snapshot_service.get_project_for_user(db.session, current_user.id, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     snapshot_id = int_arg("snapshot_id")
     if snapshot_id is None:
         snap = snapshot_service.latest_snapshot(db.session, project.id)
         if snap is None:
             raise NotFound("This project has no snapshot yet.")
     else:
-        snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id, project_id=project.id)
+        snap = access.owned_snapshot(
+            db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project.id
+        )
     return jsonify(snapshot_id=snap.id, flagged_paths=list(snap.flagged_paths or []),
                    files=snapshot_service.api_preview(db.session, snap))
 
@@ -214,7 +219,7 @@ def api_preview(project_id: int):
 @bp.get("/snapshots/<int:snapshot_id>")
 @login_required
 def api_get_snapshot(snapshot_id: int):
-    snap = snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id)
+    snap = access.owned_snapshot(db.session, user_id=current_user.id, snapshot_id=snapshot_id)
     return jsonify(snapshot_json(snap, snapshot_service.list_snapshot_files(db.session, snap.id)))
 
 
@@ -242,7 +247,7 @@ def api_diff(snapshot_id: int):
 @bp.get("/snapshots/<int:snapshot_id>/archive")
 @login_required
 def api_archive(snapshot_id: int):
-    return zip_response(snapshot_service.get_snapshot(db.session, current_user.id, snapshot_id))
+    return zip_response(access.owned_snapshot(db.session, user_id=current_user.id, snapshot_id=snapshot_id))
 
 
 @bp.post("/snapshots/<int:snapshot_id>/restore")
