@@ -41,6 +41,7 @@ from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
 from app.services import access, chat
 from app.web import api
 from app.web.reply_markdown import render_reply_html
+from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
 
 bp = Blueprint("chat", __name__)
 
@@ -150,8 +151,8 @@ def last_event_id() -> int:
     return value
 
 
-def plans_url() -> str | None:
-    return url_for("billing.plans") if "billing.plans" in current_app.view_functions else None
+def plans_url() -> str:
+    return url_for("billing.plans")
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -210,10 +211,16 @@ def _render_page(project: Project | None, *, status: int = 200, draft: str = "",
         max_chars=settings.max_message_chars,
         draft=draft,
         error=error,
-        error_links_plans=error_links_plans and plans_url() is not None,
+        error_links_plans=error_links_plans,
         send_url=_page_url(project),
         page_url=_page_url(project),
+        snapshot_actions=_snapshot_actions(project),
     ), status
+
+
+def _snapshot_actions(project: Project | None) -> SnapshotActions:
+    """The *Take snapshot* controls of the replies this request shows (one query at most)."""
+    return page_snapshot_actions(db.session, user_id=current_user_id(), project=project)
 
 
 def _show(project_id: int | None):
@@ -223,7 +230,7 @@ def _show(project_id: int | None):
         history = chat.list_history(db.session, user_id=current_user_id(), project_id=project_id,
                                     limit=PAGE_HISTORY_LIMIT, before=api.int_arg("before"))
         return render_template("partials/_chat_earlier.html", history=history, project=project,
-                               page_url=_page_url(project))
+                               page_url=_page_url(project), snapshot_actions=_snapshot_actions(project))
     return _render_page(project)
 
 
@@ -252,7 +259,7 @@ def _send(project_id: int | None):
         if htmx:
             response = Response(render_template(
                 "partials/_chat_composer_error.html", error=exc.message,
-                error_links_plans=isinstance(exc, InsufficientCredits) and plans_url() is not None,
+                error_links_plans=isinstance(exc, InsufficientCredits),
             ), status=exc.status, mimetype="text/html")
             response.headers["HX-Retarget"] = "#composer-error"
             response.headers["HX-Reswap"] = "outerHTML"
@@ -261,7 +268,8 @@ def _send(project_id: int | None):
                             error_links_plans=isinstance(exc, InsufficientCredits))
     if htmx:
         messages = chat.messages_by_id(db.session, user_id=user_id, message_ids=[sent.user_message_id, sent.reply_id])
-        return render_template("partials/_chat_sent.html", messages=messages, project=project)
+        return render_template("partials/_chat_sent.html", messages=messages, project=project,
+                               snapshot_actions=_snapshot_actions(project))
     # JavaScript off: wait for the whole reply, then show the page with it. (send_message committed, so
     # this request holds no database connection while it waits.)
     wait_for_end(sent.reply_id, NO_JS_WAIT_S)
@@ -288,7 +296,7 @@ def message_fragment(message_id: int):
     """One message's partial (a finished reply replaces its live version with it), and the counter."""
     view = chat.reply_view(db.session, user_id=current_user_id(), message_id=message_id)
     return render_template("partials/_chat_message_swap.html", message=view.message, project=view.project,
-                           credit_balance=view.balance)
+                           credit_balance=view.balance, snapshot_actions=_snapshot_actions(view.project))
 
 
 @bp.post("/chat/messages/<int:message_id>/stop")

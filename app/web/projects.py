@@ -26,7 +26,7 @@ from markupsafe import Markup
 from app import runtime
 from app.errors import DomainError, InvalidRequest, NotFound
 from app.extensions import db
-from app.models import Project, Snapshot
+from app.models import Snapshot
 from app.models.projects import PROJECT_ARCHIVED
 from app.services import access
 from app.services import projects as project_service
@@ -36,7 +36,7 @@ from app.web.api import int_arg
 from app.web.observability import path_carries_credential
 from app.web.publish import panel_view as publish_panel_view
 from app.web.security import framable_preview
-from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
+from app.web.snapshot_actions import SnapshotActions
 from app.web.snapshot_preview import preview_file_response, preview_token, snapshot_for_token
 
 bp = Blueprint("projects", __name__)
@@ -94,12 +94,6 @@ def human_size_filter(size: int | None) -> str:
 @bp.app_template_filter("file_name")
 def file_name_filter(path: str) -> str:
     return path.rsplit("/", 1)[-1]
-
-
-@bp.app_template_global("page_snapshot_actions")
-def page_snapshot_actions_global(project: Project | None) -> SnapshotActions:
-    """The page's `SnapshotActions` for a template whose route passed none (see app.web.snapshot_actions)."""
-    return page_snapshot_actions(db.session, user_id=current_user.id, project=project)
 
 
 # -- dashboard and project pages -------------------------------------------------------------------

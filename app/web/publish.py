@@ -7,7 +7,6 @@ back to the page it came from (or to `/projects/<id>/publish`, a page with the p
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
@@ -16,7 +15,6 @@ from flask_login import current_user, login_required
 from app import runtime
 from app.errors import DomainError, InvalidRequest
 from app.extensions import db
-from app.models import Project, Push, Snapshot
 from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
 from app.runtime import jobs
 from app.services import access
@@ -102,19 +100,6 @@ def api_init_repo(project_id: int):
                    linked_existing=link.linked_existing), 201
 
 
-def _wait_for_push(push_id: int, timeout_s: float):
-    """The push row once it has finished, or as it stands after `timeout_s` (the job may run on
-    another host, so the row is the only thing to watch)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        db.session.expire_all()
-        push = db.session.get(Push, push_id)
-        if push.status != PUSH_RUNNING or time.monotonic() >= deadline:
-            return push
-        db.session.rollback()  # end the read transaction, so the next read sees the job's commits
-        time.sleep(PUSH_POLL_S)
-
-
 @api.bp.post("/github/repo/<int:project_id>/push")
 @login_required
 def api_push(project_id: int):
@@ -126,10 +111,10 @@ def api_push(project_id: int):
         db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
         confirm_flagged=_bool(body.get("confirm_flagged"), "confirm_flagged"),
         new_branch=_bool(body.get("new_branch"), "new_branch"))
-    snapshot = db.session.get(Snapshot, push.snapshot_id)
+    snapshot = publish_service.pushed_snapshot(db.session, push)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
         _start_push_in_background(push.id)
-        push = _wait_for_push(push.id, API_PUSH_WAIT_S)
+        push = publish_service.wait_for_push_end(db.session, push.id, timeout_s=API_PUSH_WAIT_S, poll_s=PUSH_POLL_S)
         if push.status == PUSH_RUNNING:
             body = _push_json(push)
             body["status_url"] = url_for("api.api_push_status", project_id=project_id, push_id=push.id)
@@ -264,7 +249,7 @@ def push(project_id: int):
             confirm_flagged=form.get("confirm_flagged") == "1", new_branch=form.get("new_branch") == "1")
     except DomainError as exc:
         return _render_error(project_id, exc, form_values=dict(form))
-    snapshot = db.session.get(Snapshot, started.snapshot_id)
+    snapshot = publish_service.pushed_snapshot(db.session, started)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
         _start_push_in_background(started.id)
         return _panel_response(project_id, notices=[("info", f"Pushing snapshot #{snapshot.number} in the "
@@ -273,7 +258,7 @@ def push(project_id: int):
     if outcome.error is not None:
         return _render_error(project_id, outcome.error)
     done = outcome.push
-    project = db.session.get(Project, project_id)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
     if done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
         notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
     elif done.status == PUSH_UP_TO_DATE:

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "app" / "web"
-SQL_CALLS = re.compile(r"\bselect\(|\.query\(|\bexecute\(")
+# `session.get(Model, id)` loads a row as surely as a query does: routes ask a service for it.
+SQL_CALLS = re.compile(r"\bselect\(|\.query\(|\bexecute\(|\bsession\.get\(")
 
 
 def sql_lines(root: Path) -> list[str]:
@@ -26,11 +27,13 @@ def test_the_check_finds_a_query_where_there_is_one(tmp_path):
     (web / "api" / "things.py").write_text(
         "rows = db.session.scalars(select(Thing))\n# a comment about select(...) is fine\n"
         "db.session.query(Thing).all()\nconnection.execute(text('SELECT 1'))\n"
+        "thing = db.session.get(Thing, 1)\n"
     )
     assert sql_lines(web) == [
         "app/web/api/things.py:1: rows = db.session.scalars(select(Thing))",
         "app/web/api/things.py:3: db.session.query(Thing).all()",
         "app/web/api/things.py:4: connection.execute(text('SELECT 1'))",
+        "app/web/api/things.py:5: thing = db.session.get(Thing, 1)",
     ]
 
 

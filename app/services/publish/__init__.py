@@ -33,7 +33,15 @@ steps), `plan` (what a push writes), `outcome` (how a push ends), `history` (rea
 """
 
 from app.services.publish.access import client_for, github_account_for
-from app.services.publish.history import PushView, get_push, push_compare_url, push_history, running_push
+from app.services.publish.history import (
+    PushView,
+    get_push,
+    push_compare_url,
+    push_history,
+    pushed_snapshot,
+    running_push,
+    wait_for_push_end,
+)
 from app.services.publish.outcome import PushConflict, PushCrashed, PushOutcome
 from app.services.publish.panel import PublishPanel, publish_panel
 from app.services.publish.plan import PushPlan, commit_message, plan_changes
@@ -66,6 +74,7 @@ __all__ = [
     "PublishPanel", "PublishSettings", "PushConflict", "PushCrashed", "PushJob", "PushOutcome", "PushPlan",
     "PushView", "RepoLink", "client_for", "commit_message", "create_repository", "get_push",
     "github_account_for", "plan_changes", "publish_panel", "push_compare_url",
-    "push_history", "repo_name_for", "run_push", "running_push", "start_push", "unlink_repository",
+    "push_history", "pushed_snapshot", "repo_name_for", "run_push", "running_push", "start_push",
+    "unlink_repository", "wait_for_push_end",
     "validate_description", "validate_repo_name",
 ]

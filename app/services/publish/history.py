@@ -1,7 +1,9 @@
-"""Reading pushes: the running one (the project's push lock), one push, and the history a page shows."""
+"""Reading pushes: the running one (the project's push lock), one push, its snapshot, waiting for its end,
+and the history a page shows."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import Project, Push, Snapshot, User
-from app.models.publish import PUSH_SUCCEEDED
+from app.models.publish import PUSH_RUNNING, PUSH_SUCCEEDED
 from app.services import access
 from app.services.publish.settings import HISTORY_LIMIT
 
@@ -67,6 +69,25 @@ def get_push(session: Session, *, project_id: int, user_id: int, push_id: int) -
     if push is None or push.project_id != project_id:
         raise NotFound("There is no such push in this project.")
     return push
+
+
+def pushed_snapshot(session: Session, push: Push) -> Snapshot | None:
+    """The snapshot a push sends (None once it was deleted)."""
+    return session.get(Snapshot, push.snapshot_id)
+
+
+def wait_for_push_end(session: Session, push_id: int, *, timeout_s: float, poll_s: float) -> Push:
+    """The push once it has finished, or as it stands after `timeout_s`. The job may run on another host,
+    so the row is the only thing to watch; each poll ends its read transaction so the next one sees the
+    job's commits. Reads only."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        session.expire_all()
+        push = session.get(Push, push_id)
+        if push.status != PUSH_RUNNING or time.monotonic() >= deadline:
+            return push
+        session.rollback()
+        time.sleep(poll_s)
 
 
 def push_compare_url(session: Session, push: Push, *, github_url: str) -> str | None:

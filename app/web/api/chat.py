@@ -56,8 +56,7 @@ def api_send():
     try:
         sent = start_reply(user_id, body.get("message"), _project_id_from(body.get("project_id")), body.get("model"))
     except InsufficientCredits as exc:
-        if plans_url():
-            exc.extra["plans_url"] = plans_url()
+        exc.extra["plans_url"] = plans_url()
         raise
     if "text/event-stream" in request.headers.get("Accept", ""):
         return event_stream_response(sent.reply_id, 0)
