@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntId, LongText, ids_never_reused, table_args, utcnow
@@ -53,3 +54,6 @@ class ChatMessage(Base):
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # A finished reply of a project, once versioned (app/services/snapshots/auto.py): {"snapshot_id"} or
+    # {"snapshot_id": None, "error"?, "edit_errors"?}. NULL until then (the sweep versions those it missed).
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)

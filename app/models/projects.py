@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigIntId, LongBlob, ids_never_reused, table_args, utcnow
@@ -28,6 +29,8 @@ class Project(Base):
     repo_html_url: Mapped[str | None] = mapped_column(String(500))
     repo_branch: Mapped[str | None] = mapped_column(String(255))
     repo_head_sha: Mapped[str | None] = mapped_column(String(40))
+    # Whether a preview of this project's versions may load scripts, styles and fonts from https: CDNs.
+    preview_allow_cdn: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

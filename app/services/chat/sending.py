@@ -256,6 +256,6 @@ def send_message(
     job = GenerationJob(
         message_id=reply_id, user_id=user_id, model=model_name, messages=prompt.messages,
         prompt_tokens_estimate=prompt.prompt_tokens, max_completion_tokens=room, hold_id=hold_id, price=price,
-        provider=settings.provider,
+        provider=settings.provider, project_id=project_id, snapshot_limits=settings.snapshot_limits,
     )
     return SentMessage(user_message_id=user_message_id, reply_id=reply_id, job=job)

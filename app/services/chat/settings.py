@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from app.providers.openai_client import ClientSettings
 from app.services import credits
+from app.services.snapshots.store import SnapshotLimits
 
 if TYPE_CHECKING:
     from config import Config
@@ -23,6 +24,8 @@ class ChatSettings:
     model_prices: dict[str, tuple[int, int]]
     default_price_per_1k: int
     provider: ClientSettings
+    # The limits of the version a finished reply of a project makes (None: replies make no version).
+    snapshot_limits: SnapshotLimits | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> ChatSettings:
@@ -36,6 +39,7 @@ class ChatSettings:
             provider=ClientSettings(
                 base_url=config.OPENAI_BASE_URL, api_key=config.OPENAI_API_KEY, timeout_s=config.OPENAI_TIMEOUT_S
             ),
+            snapshot_limits=SnapshotLimits.from_settings(config),
         )
 
     def price(self, model: str) -> credits.Price:

@@ -70,7 +70,19 @@ def api_send():
         message={key: reply[key] for key in REPLY_FIELDS},
         user_message_id=sent.user_message_id,
         balance=view.balance,
+        **reply_version_json(view.message, end.data if end is not None else {}),
     )
+
+
+def reply_version_json(message: ChatMessage, done: dict[str, Any]) -> dict[str, Any]:
+    """`snapshot_id` (the version the reply made, null when none) and, when its edits failed, `edit_errors`:
+    from its `done` event, else as recorded on the reply."""
+    meta = message.meta or {}
+    body: dict[str, Any] = {"snapshot_id": done.get("snapshot_id", meta.get("snapshot_id"))}
+    edit_errors = done.get("edit_errors") or meta.get("edit_errors")
+    if edit_errors:
+        body["edit_errors"] = edit_errors
+    return body
 
 
 @api.bp.get("/chat/<int:message_id>/stream")

@@ -1,0 +1,94 @@
+"""The workspace's server side: what a reply's files become (*Keep these files*, *Save to a project…*),
+uploads as a new version, a version's fresh preview address. Plain forms (flash and redirect) that htmx
+enhances (the chip or a fragment swapped in place); JSON when asked with `Accept: application/json`.
+Routes parse, call `app.services.snapshots`, and render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.errors import DomainError, InvalidRequest
+from app.extensions import db
+from app.services import access
+from app.services.snapshots import SnapshotResult
+from app.services.snapshots.auto import keep_reply_files, save_reply_to_project
+from app.web.projects import is_htmx, limits
+from app.web.snapshot_actions import SnapshotActions
+
+bp = Blueprint("workspace", __name__)
+
+
+def wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _chip(message_id: int, *, error: DomainError | None = None) -> Response:
+    message = access.owned_reply(db.session, user_id=current_user.id, message_id=message_id, fresh=True)
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=message.project_id) \
+        if message.project_id is not None else None
+    html = render_template("partials/_reply_version_chip.html", message=message,
+                           snapshot_actions=SnapshotActions(db.session, user_id=current_user.id, project=project),
+                           chip_error=error.message if error else None)
+    return Response(html, status=error.status if error else 200)
+
+
+def _landed(result: SnapshotResult, verb: str) -> Response:
+    snapshot = result.snapshot
+    if wants_json():
+        return jsonify(snapshot_id=snapshot.id, number=snapshot.number, project_id=snapshot.project_id,
+                       created=result.created, files=result.from_this_source), 201 if result.created else 200
+    flash(f"{verb} as version {snapshot.number}." if result.created else f"Already version {snapshot.number}.",
+          "success")
+    return redirect(url_for("projects.snapshot", project_id=snapshot.project_id, snapshot_id=snapshot.id))
+
+
+def _refused(error: DomainError, back: str) -> Any:
+    if wants_json():
+        return jsonify(error.to_json()), error.status
+    flash(error.message, "error")
+    return redirect(back)
+
+
+def _back_to_chat(message_id: int) -> str:
+    message = access.owned_reply(db.session, user_id=current_user.id, message_id=message_id)
+    if message.project_id is not None:
+        return url_for("chat.project", project_id=message.project_id) + f"#message-{message_id}"
+    return url_for("chat.general") + f"#message-{message_id}"
+
+
+@bp.post("/messages/<int:message_id>/keep")
+@login_required
+def keep_files(message_id: int):
+    """*Keep these files* of a stopped or failed reply: a version of its complete files."""
+    raw = request.form.get("project_id", "")
+    try:
+        result = keep_reply_files(db.session, user_id=current_user.id, message_id=message_id, limits=limits(),
+                                  project_id=int(raw) if raw.isdigit() else None)
+    except DomainError as error:
+        if is_htmx():
+            return _chip(message_id, error=error)
+        return _refused(error, _back_to_chat(message_id))
+    if is_htmx():
+        return _chip(message_id)
+    return _landed(result, "Kept")
+
+
+@bp.post("/messages/<int:message_id>/save-to-project")
+@login_required
+def save_to_project(message_id: int):
+    """*Save to a project…*: a general-chat reply's files as a version of a project, picked or created."""
+    raw = request.form.get("project_id", "").strip()
+    name = request.form.get("new_project_name", "")
+    try:
+        if raw not in ("", "new") and not raw.isdigit():
+            raise InvalidRequest("Choose a project, or name a new one.", fields={"project_id": "not a project"})
+        result = save_reply_to_project(
+            db.session, user_id=current_user.id, message_id=message_id,
+            project_id=int(raw) if raw.isdigit() else None, new_project_name=name, limits=limits(),
+        )
+    except DomainError as error:
+        return _refused(error, _back_to_chat(message_id))
+    return _landed(result, "Saved")
