@@ -13,8 +13,10 @@ from flask_login import current_user, login_required
 from app.errors import DomainError, InvalidRequest
 from app.extensions import db
 from app.services import access
-from app.services.snapshots import SnapshotResult
+from app.services import snapshots as snapshot_service
+from app.services.snapshots import SnapshotResult, site
 from app.services.snapshots.auto import keep_reply_files, save_reply_to_project
+from app.web import snapshot_preview
 from app.web.projects import is_htmx, limits
 from app.web.snapshot_actions import SnapshotActions
 
@@ -92,3 +94,46 @@ def save_to_project(message_id: int):
     except DomainError as error:
         return _refused(error, _back_to_chat(message_id))
     return _landed(result, "Saved")
+
+
+# -- a version's preview ---------------------------------------------------------------------------------
+
+
+@bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>/preview-url")
+@login_required
+def preview_url(project_id: int, snapshot_id: int):
+    """A fresh preview address of the version: `{"url", "entry", "site_kind", "expires_in", "message"}`.
+
+    `?path=` keeps the page the preview was on when the version has it (a refresh near the token's
+    expiry, or a new version landing); else the version's entry page. `url` is null, and `message` says
+    why, for a version a browser cannot run. Without `Accept: application/json` (a plain *Open in new tab*
+    link) it redirects to the address."""
+    snap = access.owned_snapshot(db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project_id)
+    paths = [entry.path for entry in snapshot_service.list_snapshot_files(db.session, snap.id)]
+    notes = snap.notes or {}
+    plan = site.site_plan(paths, notes.get("added", []) + notes.get("changed", []))
+    wanted = request.args.get("path", "")
+    page = wanted if wanted in paths else plan.entry
+    url = snapshot_preview.preview_url(snap, current_user.id, page) if page else None
+    if not wants_json() and request.accept_mimetypes.accept_html:
+        if url is None:
+            flash(plan.message or "This version has no page to show.", "info")
+            return redirect(url_for("projects.snapshot", project_id=project_id, snapshot_id=snap.id))
+        return redirect(url)
+    response = jsonify(url=url, entry=plan.entry, path=page, site_kind=plan.site_kind, message=plan.message,
+                       expires_in=snapshot_preview.PREVIEW_TOKEN_TTL_S, snapshot_id=snap.id, number=snap.number)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/projects/<int:project_id>/settings/preview")
+@login_required
+def preview_settings(project_id: int):
+    """The project's "Previews may load from https: CDNs" setting (a checkbox: absent means off)."""
+    allow = request.form.get("preview_allow_cdn") in ("1", "on", "true")
+    project = site.set_preview_allow_cdn(db.session, user_id=current_user.id, project_id=project_id, allow=allow)
+    if wants_json():
+        return jsonify(project_id=project.id, preview_allow_cdn=project.preview_allow_cdn)
+    flash("Previews may now load from https: CDNs." if allow else "Previews now load only the version's own files.",
+          "success")
+    return redirect(url_for("projects.settings", project_id=project.id))
