@@ -10,13 +10,23 @@ from typing import Any
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.errors import DomainError, InvalidRequest
+from app.errors import DomainError, InsufficientCredits, InvalidRequest
 from app.extensions import db
-from app.services import access
+from app.services import access, chat
 from app.services import snapshots as snapshot_service
+from app.services.chat.estimate import SendEstimate, send_estimate
+from app.services.chat.regenerate import regenerate_reply
 from app.services.snapshots import SnapshotResult, site
 from app.services.snapshots.auto import keep_reply_files, save_reply_to_project
 from app.web import snapshot_preview
+from app.web.chat import (
+    NO_JS_WAIT_S,
+    chat_settings,
+    current_user_id,
+    limit_sending,
+    start_generating,
+    wait_for_end,
+)
 from app.web.projects import is_htmx, limits
 from app.web.snapshot_actions import SnapshotActions
 
@@ -137,3 +147,85 @@ def preview_settings(project_id: int):
     flash("Previews may now load from https: CDNs." if allow else "Previews now load only the version's own files.",
           "success")
     return redirect(url_for("projects.settings", project_id=project.id))
+
+
+# -- the cost before sending -----------------------------------------------------------------------------
+
+
+@bp.app_template_filter("compact_number")
+def compact_number(value: int) -> str:
+    """3100 → "3.1k", 950 → "950", 2_000_000 → "2m"."""
+    for size, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if value >= size:
+            return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
+    return str(value)
+
+
+def estimate_for_request() -> SendEstimate:
+    """The estimate of the draft in the request (form, query or JSON body): `message`, `project_id`,
+    `model`."""
+    values: dict[str, Any] = dict(request.values)
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if isinstance(body, dict):
+            values.update(body)
+    raw_project = values.get("project_id")
+    if raw_project in (None, ""):
+        project_id = None
+    elif isinstance(raw_project, int | str) and not isinstance(raw_project, bool) and str(raw_project).isdigit():
+        project_id = int(raw_project)
+    else:
+        raise InvalidRequest("project_id must be a project's id.", fields={"project_id": "not an id"})
+    return send_estimate(db.session, user_id=current_user.id, project_id=project_id, model=values.get("model"),
+                         message_text=values.get("message", ""), settings=chat_settings())
+
+
+@bp.route("/chat/estimate", methods=["GET", "POST"])
+@login_required
+def estimate():
+    """The composer's "at most 84 credits · context 3.1k tokens" (a fragment), asked as the draft changes."""
+    try:
+        html = render_template("partials/_send_estimate.html", estimate=estimate_for_request())
+    except DomainError as error:
+        return Response(render_template("partials/_send_estimate.html", estimate=None,
+                                        estimate_error=error.message), status=error.status)
+    response = Response(html)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# -- regenerate and retry --------------------------------------------------------------------------------
+
+
+def start_regeneration(user_id: int, message_id: int, model: Any = None) -> chat.SentMessage:
+    """Send the message behind `message_id` again as a new reply, admitted and generated like any send."""
+    return start_generating(lambda streams: regenerate_reply(
+        db.session, user_id=user_id, message_id=message_id, settings=chat_settings(), streams=streams, model=model,
+    ))
+
+
+@bp.post("/chat/messages/<int:message_id>/regenerate")
+@login_required
+@limit_sending
+def regenerate(message_id: int):
+    """*Regenerate* (the latest reply) or *Retry* (a failed or stopped one): a new reply. With htmx, the new
+    reply's live partial, appended to the conversation; without JavaScript, waits for it and shows it."""
+    user_id = current_user_id()
+    old = access.owned_reply(db.session, user_id=user_id, message_id=message_id)
+    page_url = (url_for("chat.project", project_id=old.project_id) if old.project_id is not None
+                else url_for("chat.general"))
+    try:
+        sent = start_regeneration(user_id, message_id, request.form.get("model"))
+    except DomainError as error:
+        if is_htmx():
+            return Response(render_template("partials/_chat_composer_error.html", error=error.message,
+                                            error_links_plans=isinstance(error, InsufficientCredits)),
+                            status=error.status)
+        flash(error.message, "error")
+        return redirect(page_url + f"#message-{message_id}", code=303)
+    if is_htmx():
+        view = chat.reply_view(db.session, user_id=user_id, message_id=sent.reply_id)
+        return render_template("partials/_chat_message.html", message=view.message, project=view.project,
+                               snapshot_actions=SnapshotActions(db.session, user_id=user_id, project=view.project))
+    wait_for_end(sent.reply_id, NO_JS_WAIT_S)
+    return redirect(page_url + f"#message-{sent.reply_id}", code=303)
