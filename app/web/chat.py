@@ -42,6 +42,7 @@ from app.services import access, chat
 from app.web import api
 from app.web.reply_markdown import render_reply_html
 from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
+from app.web.workspace_page import build_pane
 
 bp = Blueprint("chat", __name__)
 
@@ -221,6 +222,7 @@ def _render_page(project: Project | None, *, status: int = 200, draft: str = "",
         send_url=_page_url(project),
         page_url=_page_url(project),
         snapshot_actions=_snapshot_actions(project),
+        pane=build_pane(project) if project else None,
     ), status
 
 
@@ -237,6 +239,11 @@ def _show(project_id: int | None):
                                     limit=PAGE_HISTORY_LIMIT, before=api.int_arg("before"))
         return render_template("partials/_chat_earlier.html", history=history, project=project,
                                page_url=_page_url(project), snapshot_actions=_snapshot_actions(project))
+    if project is not None and request.headers.get("HX-Request") and request.headers.get("HX-Target") == "project-pane":
+        # A tab or version picked in the workspace: only the project pane, swapped in place.
+        response = Response(render_template("workspace/_pane.html", project=project, pane=build_pane(project)))
+        response.headers["Vary"] = "HX-Request, HX-Target"
+        return response
     return _render_page(project)
 
 

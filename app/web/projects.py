@@ -35,7 +35,6 @@ from app.services import snapshots as snapshot_service
 from app.services.snapshots import FileEntry, SnapshotLimits
 from app.web.api import int_arg
 from app.web.observability import path_carries_credential
-from app.web.publish import panel_view as publish_panel_view
 from app.web.security import framable_preview
 from app.web.snapshot_actions import SnapshotActions
 from app.web.snapshot_preview import (
@@ -139,21 +138,10 @@ def create():
 @bp.get("/projects/<int:project_id>")
 @login_required
 def show(project_id: int):
-    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
-    snapshots = snapshot_service.list_snapshots(db.session, project.id, limit=50)
-    latest = snapshots[0] if snapshots else None
-    entries = snapshot_service.list_snapshot_files(db.session, latest.id) if latest else []
-    return render_template(
-        "projects/show.html",
-        project=project,
-        snapshots=snapshots,
-        latest=latest,
-        tree=build_file_tree(entries),
-        entries=entries,
-        replies=project_service.recent_replies_with_files(db.session, project, limit=RECENT_REPLIES_SHOWN),
-        snapshot_actions=SnapshotActions(db.session, user_id=current_user.id, project=project),
-        panel=publish_panel_view(project),
-    )
+    """The project's workspace: its conversation beside its versions (the same page as its chat)."""
+    from app.web.chat import project as workspace
+
+    return workspace(project_id)
 
 
 # -- snapshot preview ------------------------------------------------------------------------------

@@ -69,14 +69,19 @@ def test_form_posts_without_csrf_are_refused(client, alice, app):
         assert db.session.get(Project, project_id) is not None
 
 
-def test_project_page_shows_tree_snapshots_replies_and_the_publish_slot(client, alice, app):
+def test_project_page_is_the_workspace_conversation_beside_versions_and_files(client, alice, app):
     project_id = make_project(app, alice)
     make_snapshot(app, alice, project_id, {"src/app.py": "x\n", "README.md": "# Demo\n"})
     make_reply(app, alice, project_id, reply_with({"src/new.py": "y\n"}) + "\n<img src=x onerror=alert(1)>")
     page = text(client.get(f"/projects/{project_id}"))
-    assert "Snapshot #1" in page and "src/" in page and "app.py" in page and "README.md" in page
-    assert "Replies with files" in page and "Take snapshot" in page and "<code>src/new.py</code>" in page
-    assert "onerror=alert" not in page  # the reply body is never rendered raw
+    assert 'id="project-pane"' in text(client.get(f"/projects/{project_id}/chat"))  # the same workspace
+    assert 'id="project-pane"' in page and 'id="composer"' in page  # one page: the chat beside the project
+    assert "<strong>v1</strong>" in page and "latest" in page
+    # A Python app is not a site: the Preview tab says so and opens the files instead.
+    assert 'data-tab="files"' in page and "src/" in page and "app.py" in page and "README.md" in page
+    assert 'data-site-kind="not_runnable"' in page
+    assert "src/new.py" in page and 'id="reply-chip-' in page  # the reply, with its chip
+    assert "<img src=x onerror" not in page and "&lt;img src=x onerror" in page  # escaped, never raw
 
 
 def test_take_snapshot_with_htmx_swaps_in_a_confirmation_naming_the_reply_files(client, alice, app):
