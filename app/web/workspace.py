@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.errors import DomainError, InsufficientCredits, InvalidRequest
+from app.errors import DomainError, InsufficientCredits, InvalidRequest, NotFound
 from app.extensions import db
 from app.services import access, chat
 from app.services import snapshots as snapshot_service
@@ -81,6 +81,8 @@ def keep_files(message_id: int):
     try:
         result = keep_reply_files(db.session, user_id=current_user.id, message_id=message_id, limits=limits(),
                                   project_id=int(raw) if raw.isdigit() else None)
+    except NotFound:
+        raise
     except DomainError as error:
         if is_htmx():
             return _chip(message_id, error=error)
@@ -103,6 +105,8 @@ def save_to_project(message_id: int):
             db.session, user_id=current_user.id, message_id=message_id,
             project_id=int(raw) if raw.isdigit() else None, new_project_name=name, limits=limits(),
         )
+    except NotFound:
+        raise
     except DomainError as error:
         return _refused(error, _back_to_chat(message_id))
     return _landed(result, "Saved")
