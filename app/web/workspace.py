@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.errors import DomainError, InsufficientCredits, InvalidRequest
+from app.errors import DomainError, InsufficientCredits, InvalidRequest, NotFound
 from app.extensions import db
 from app.services import access, chat
 from app.services import snapshots as snapshot_service
@@ -18,6 +18,7 @@ from app.services.chat.estimate import SendEstimate, send_estimate
 from app.services.chat.regenerate import regenerate_reply
 from app.services.snapshots import SnapshotResult, site
 from app.services.snapshots.auto import keep_reply_files, save_reply_to_project
+from app.services.snapshots.upload import Upload, take_snapshot_from_upload
 from app.web import snapshot_preview
 from app.web.chat import (
     NO_JS_WAIT_S,
@@ -28,6 +29,7 @@ from app.web.chat import (
     wait_for_end,
 )
 from app.web.projects import is_htmx, limits
+from app.web.request_limits import limit_body
 from app.web.snapshot_actions import SnapshotActions
 
 bp = Blueprint("workspace", __name__)
@@ -79,6 +81,8 @@ def keep_files(message_id: int):
     try:
         result = keep_reply_files(db.session, user_id=current_user.id, message_id=message_id, limits=limits(),
                                   project_id=int(raw) if raw.isdigit() else None)
+    except NotFound:
+        raise
     except DomainError as error:
         if is_htmx():
             return _chip(message_id, error=error)
@@ -101,6 +105,8 @@ def save_to_project(message_id: int):
             db.session, user_id=current_user.id, message_id=message_id,
             project_id=int(raw) if raw.isdigit() else None, new_project_name=name, limits=limits(),
         )
+    except NotFound:
+        raise
     except DomainError as error:
         return _refused(error, _back_to_chat(message_id))
     return _landed(result, "Saved")
@@ -229,3 +235,43 @@ def regenerate(message_id: int):
                                snapshot_actions=SnapshotActions(db.session, user_id=user_id, project=view.project))
     wait_for_end(sent.reply_id, NO_JS_WAIT_S)
     return redirect(page_url + f"#message-{sent.reply_id}", code=303)
+
+
+# -- upload ----------------------------------------------------------------------------------------------
+# Multipart overhead on top of the files: each part's headers and boundary, and the form's other fields.
+UPLOAD_PART_OVERHEAD_BYTES = 1024
+UPLOAD_FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def upload_body_max_bytes() -> int:
+    """An upload's request may carry the most a version may hold, and its multipart framing."""
+    snapshot_limits = limits()
+    return (snapshot_limits.max_total_bytes + snapshot_limits.max_files * UPLOAD_PART_OVERHEAD_BYTES
+            + UPLOAD_FORM_OVERHEAD_BYTES)
+
+
+@bp.post("/projects/<int:project_id>/upload")
+@login_required
+@limit_body(upload_body_max_bytes)
+def upload(project_id: int):
+    """Files or a .zip as the project's next version: flash and redirect, a fragment for htmx, JSON for
+    `Accept: application/json` (a page's XHR with progress)."""
+    project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
+    uploads = [Upload(item.filename or "", item.stream) for item in request.files.getlist("files") if item.filename]
+    try:
+        result = take_snapshot_from_upload(db.session, user_id=current_user.id, project_id=project.id,
+                                           uploads=uploads, limits=limits(), folder=request.form.get("folder", ""))
+    except DomainError as error:
+        if is_htmx():
+            return Response(render_template("partials/_upload_form.html", project=project,
+                                            upload_error=error.message), status=error.status)
+        return _refused(error, url_for("projects.show", project_id=project.id))
+    snapshot = result.snapshot
+    if wants_json():
+        return jsonify(snapshot_id=snapshot.id, number=snapshot.number, summary=snapshot.summary,
+                       files=result.from_this_source, added=sorted(result.added), changed=sorted(result.changed),
+                       carried=result.carried), 201
+    if is_htmx():
+        return render_template("partials/_upload_form.html", project=project, upload_result=result)
+    flash(f"Version {snapshot.number}: {snapshot.summary}.", "success")
+    return redirect(url_for("projects.snapshot", project_id=project.id, snapshot_id=snapshot.id))

@@ -23,8 +23,11 @@ recipe does; ``completion_tokens`` = tokens of the produced text. ``max_completi
 
 Replies come from a FIFO script queue, else from a default generator: a prompt asking for code (it
 contains one of write/create/build/code/app/script/function/page/...) gets a short explanation and
-two or three fenced files (```` ```python path=app/main.py ````) whose contents derive from the
-prompt; any other prompt gets a short prose answer. Default chunks are up to 8 characters (about a
+fenced files whose contents derive from the prompt: a static web app a browser runs as it is
+(``index.html`` linking ``style.css`` and the module ``app.js``, which imports ``./counter.js``), or,
+when it names a server (flask/python/api/script/...), two or three files of a Flask app
+(```` ```python path=app/main.py ````). A prompt asking to change the look ("make it blue", "change the
+CSS") gets a new ``style.css``. Any other prompt gets a short prose answer. Default chunks are up to 8 characters (about a
 word) each.
 
 Control endpoints (besides those in ``base.py``):
@@ -146,12 +149,17 @@ def asks_for_code(prompt: str) -> bool:
 
 
 def generate_reply(prompt: str) -> str:
-    """A deterministic reply to ``prompt``: fenced files for a code request, else short prose."""
+    """A deterministic reply to ``prompt``: a new ``style.css`` when asked to change the look, fenced files
+    for a code request (a static web app, or a Flask app when asked for a server), else short prose."""
     words = _topic_words(prompt)
     digest = hashlib.sha1(prompt.encode()).hexdigest()[:8]
     quoted = re.sub(r"[`\"\\\n\r]", " ", prompt).strip()[:100]
+    if asks_for_style(prompt):
+        return _style_reply(prompt, digest)
     if asks_for_code(prompt):
-        return _code_reply(words, digest, quoted)
+        if asks_for_server(prompt):
+            return _code_reply(words, digest, quoted)
+        return _static_app_reply(words, digest, quoted)
     topic = " ".join(words[:4]) or "your question"
     openers = ("Good question.", "Here is a short answer.", "Let's think it through.", "In brief:")
     opener = openers[int(digest, 16) % len(openers)]
@@ -194,6 +202,114 @@ def _code_reply(words: list[str], digest: str, quoted: str) -> str:
         parts.append(f"```{language} path={path}\n{content}```\n")
     parts.append("Run it with `python app/main.py`, then open the page in your browser.")
     return "\n".join(parts)
+
+
+# --- the static web app (a preview runs it as it is) ---------------------------------------------------
+SERVER_WORDS = frozenset({"flask", "django", "fastapi", "python", "server", "backend", "cli", "script", "api",
+                          "database", "sql"})
+STYLE_WORDS = frozenset({"css", "style", "styles", "styling", "colour", "color", "colours", "colors", "theme",
+                         "darker", "lighter", "font", "look"})
+COLOURS = {  # name: (page background, accent)
+    "blue": ("#e8f0fe", "#1a56db"), "green": ("#e7f6ec", "#137333"), "red": ("#fdecea", "#c5221f"),
+    "purple": ("#f3e8fd", "#7b1fa2"), "orange": ("#fef3e2", "#b45309"), "pink": ("#fde7f3", "#be185d"),
+    "teal": ("#e0f2f1", "#00796b"), "dark": ("#1f2937", "#93c5fd"), "black": ("#111827", "#facc15"),
+}
+DEFAULT_COLOURS = ("#f7f7fb", "#4f46e5")
+
+
+def _prompt_words(prompt: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]+", prompt)}
+
+
+def asks_for_server(prompt: str) -> bool:
+    return bool(SERVER_WORDS & _prompt_words(prompt))
+
+
+def asks_for_style(prompt: str) -> bool:
+    """"make it blue", "change the CSS", "a darker theme": a new look for the app already written."""
+    words = _prompt_words(prompt)
+    return bool(words & STYLE_WORDS) or (bool(words & set(COLOURS)) and bool(words & {"make", "change", "turn"}))
+
+
+def style_css(background: str, accent: str, radius: str = "12px") -> str:
+    dark = background.startswith("#1") or background.startswith("#0")
+    text = "#f9fafb" if dark else "#1f2937"
+    card = "#374151" if dark else "#ffffff"
+    return (
+        ":root {\n"
+        f"  --page: {background};\n  --accent: {accent};\n  --text: {text};\n  --card: {card};\n"
+        f"  --radius: {radius};\n}}\n\n"
+        "* { box-sizing: border-box; }\n\n"
+        "body {\n  margin: 0;\n  min-height: 100vh;\n  display: grid;\n  place-items: center;\n"
+        "  background: var(--page);\n  color: var(--text);\n"
+        "  font: 16px/1.5 system-ui, -apple-system, \"Segoe UI\", sans-serif;\n}\n\n"
+        ".card {\n  width: min(36rem, 92vw);\n  padding: 2rem;\n  background: var(--card);\n"
+        "  border-radius: var(--radius);\n  box-shadow: 0 10px 30px rgb(0 0 0 / 0.12);\n}\n\n"
+        "h1 { margin-top: 0; color: var(--accent); }\n\n"
+        ".features { padding-left: 1.2rem; }\n\n"
+        "button {\n  padding: 0.6rem 1.2rem;\n  border: 0;\n  border-radius: 999px;\n"
+        "  background: var(--accent);\n  color: #fff;\n  font: inherit;\n  cursor: pointer;\n}\n\n"
+        "button:focus-visible { outline: 3px solid var(--text); outline-offset: 3px; }\n"
+    )
+
+
+def _static_app_reply(words: list[str], digest: str, quoted: str) -> str:
+    """A small static web app: index.html linking style.css and the module app.js, which imports counter.js."""
+    features = words[:5] or ["hello"]
+    title = " ".join(w.capitalize() for w in features[:3])
+    safe = quoted.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    index_html = (
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n"
+        "  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"  <title>{title}</title>\n  <link rel=\"stylesheet\" href=\"style.css\">\n"
+        "  <script type=\"module\" src=\"app.js\"></script>\n</head>\n<body>\n"
+        "  <main class=\"card\">\n"
+        f"    <h1>{title}</h1>\n    <p class=\"lead\">Built for: {safe}</p>\n"
+        "    <ul class=\"features\" id=\"features\"></ul>\n"
+        "    <button type=\"button\" id=\"counter\">Clicked 0 times</button>\n"
+        "  </main>\n</body>\n</html>\n"
+    )
+    app_js = (
+        f"// {title}: generated for the request ({digest}).\n"
+        "import { createCounter } from \"./counter.js\";\n\n"
+        f"const FEATURES = {json.dumps(features)};\n\n"
+        "const list = document.querySelector(\"#features\");\n"
+        "for (const feature of FEATURES) {\n  const item = document.createElement(\"li\");\n"
+        "  item.textContent = feature;\n  list.append(item);\n}\n\n"
+        "const button = document.querySelector(\"#counter\");\nconst counter = createCounter();\n"
+        "button.addEventListener(\"click\", () => {\n"
+        "  const count = counter.increment();\n"
+        "  button.textContent = `Clicked ${count} time${count === 1 ? \"\" : \"s\"}`;\n});\n"
+        "document.body.dataset.ready = \"true\";\n"
+    )
+    counter_js = (
+        "// A tiny counter, in its own module.\n"
+        "export function createCounter(start = 0) {\n  let value = start;\n"
+        "  return {\n    increment() {\n      value += 1;\n      return value;\n    },\n"
+        "    get value() {\n      return value;\n    },\n  };\n}\n"
+    )
+    files = [("html", "index.html", index_html), ("css", "style.css", style_css(*DEFAULT_COLOURS)),
+             ("javascript", "app.js", app_js), ("javascript", "counter.js", counter_js)]
+    parts = [f"Here is a small web app for {title.lower()}: a page, its style and two JavaScript modules. "
+             "It runs in the browser as it is, so the preview shows it right away.\n"]
+    for language, path, content in files:
+        parts.append(f"```{language} path={path}\n{content}```\n")
+    parts.append("Click the button to see the counter module at work. Ask me to change the colours or the style "
+                 "whenever you like.")
+    return "\n".join(parts)
+
+
+def _style_reply(prompt: str, digest: str) -> str:
+    """A new ``style.css`` for the app: the colour the prompt names, else another palette than the default."""
+    words = _prompt_words(prompt)
+    named = next((name for name in COLOURS if name in words), None)
+    if named is None:
+        others = [name for name in COLOURS if name not in ("dark", "black")]
+        named = others[int(digest, 16) % len(others)]
+    background, accent = COLOURS[named]
+    css = style_css(background, accent, radius="20px")
+    return (f"Here is a new look: a {named} theme with rounder corners. Only the stylesheet changes.\n\n"
+            f"```css path=style.css\n{css}```\n\nReload the preview to see it.")
 
 
 # --- the emulator ----------------------------------------------------------------------------------

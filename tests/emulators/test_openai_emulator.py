@@ -221,3 +221,32 @@ def test_chat_requests_are_recorded(openai_client, openai_ctl):
     ask(openai_client, "remember me", max_completion_tokens=9)
     (seen,) = openai_ctl.chat_requests()
     assert seen["messages"][0]["content"] == "remember me" and seen["max_completion_tokens"] == 9
+
+
+def test_a_page_prompt_gets_a_static_web_app_that_parses_into_a_runnable_version(openai_client):
+    from app.services.snapshots import parse_reply_files
+    from app.services.snapshots.site import site_plan
+
+    content = ask(openai_client, "Build a page that lists my favourite books").choices[0].message.content
+    parsed = parse_reply_files(content)
+    files = {f.path: f.content for f in parsed.written}
+    assert set(files) == {"index.html", "style.css", "app.js", "counter.js"} and not parsed.warnings
+    assert '<link rel="stylesheet" href="style.css">' in files["index.html"]
+    assert '<script type="module" src="app.js"></script>' in files["index.html"]
+    assert 'import { createCounter } from "./counter.js";' in files["app.js"]
+    assert "export function createCounter" in files["counter.js"]
+    assert '"favourite", "books"' in files["app.js"]
+    assert site_plan(list(files)).entry == "index.html"
+
+
+def test_asked_for_a_new_look_it_rewrites_only_the_stylesheet(openai_client):
+    from app.services.snapshots import parse_reply_files
+
+    first = parse_reply_files(ask(openai_client, "Create a website for my bakery").choices[0].message.content)
+    original = next(f.content for f in first.written if f.path == "style.css")
+    for prompt, colour in (("Make it blue", "#1a56db"), ("Change the CSS please", None)):
+        written = parse_reply_files(ask(openai_client, prompt).choices[0].message.content).written
+        assert [f.path for f in written] == ["style.css"]
+        assert written[0].content != original
+        if colour:
+            assert f"--accent: {colour};" in written[0].content

@@ -221,6 +221,13 @@ PROJECT_ROUTES = [
     ("POST", "/chat/messages/{message_id}/stop"),
     ("GET", "/api/chat/{message_id}/stream"),
     ("POST", "/api/chat/{message_id}/stop"),
+    ("POST", "/messages/{message_id}/keep"),
+    ("POST", "/messages/{message_id}/save-to-project"),
+    ("GET", "/projects/{project_id}/snapshots/{snapshot_id}/preview-url"),
+    ("POST", "/projects/{project_id}/settings/preview"),
+    ("POST", "/projects/{project_id}/upload"),
+    ("POST", "/chat/messages/{message_id}/regenerate"),
+    ("POST", "/api/chat/{message_id}/regenerate"),
 ]
 OBJECT_ROUTES = [
     ("POST", "/account/tokens/{token_id}/revoke", token_of, token_untouched),

@@ -99,3 +99,23 @@ def test_another_users_version_and_settings_are_not_found(client, make_user, app
                       headers={"Accept": "application/json"}).status_code == 404
     assert client.post(f"/projects/{project_id}/settings/preview",
                        data={"csrf_token": csrf_token_for(client)}).status_code == 404
+
+
+def test_the_sandbox_emulators_page_becomes_a_version_whose_preview_runs(client_for, user, app):
+    from tests.chat_helpers import post_chat
+
+    project_id = make_project(app, user)
+    body = post_chat(client_for, {"message": "Build a page for my book club", "project_id": project_id}).json
+    assert body["snapshot_id"] is not None
+    preview = fresh_url(client_for, project_id, body["snapshot_id"])
+    assert (preview["entry"], preview["site_kind"]) == ("index.html", "static")
+    frame = app.test_client()
+    html = frame.get(preview["url"]).get_data(as_text=True)
+    assert html.index("__sorya__/console.js") < html.index('src="app.js"')
+    base = preview["url"].rsplit("/", 1)[0]
+    assert frame.get(f"{base}/style.css").mimetype == "text/css"
+    assert b"./counter.js" in frame.get(f"{base}/app.js").data
+
+    restyled = post_chat(client_for, {"message": "Make it green", "project_id": project_id}).json
+    again = fresh_url(client_for, project_id, restyled["snapshot_id"], path="index.html")
+    assert b"#137333" in frame.get(again["url"].rsplit("/", 1)[0] + "/style.css").data
