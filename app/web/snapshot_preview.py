@@ -112,6 +112,9 @@ def preview_file_response(entry: FileEntry, content: bytes) -> Response:
     response = Response(content, headers={"Content-Type": mimetype})
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    # `<script type="module">` and fonts are fetched in CORS mode, from the frame's opaque origin ("null"):
+    # without this the browser refuses the site's own modules. The address (its token) is the credential.
+    response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
