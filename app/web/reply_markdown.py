@@ -38,9 +38,9 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {
     "*": {"class"},
     "a": {"href", "title"},
-    "pre": {"id"},
+    "pre": {"id", "tabindex", "aria-label"},
     "ol": {"start"},
-    "button": {"type", "data-copy-target"},
+    "button": {"type", "data-copy-target", "hidden"},
 }
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
@@ -79,10 +79,16 @@ def _render_fence(renderer: Any, tokens: list, idx: int, options: Any, env: dict
     code_html = highlight_code(token.content, language, path)
     label = html.escape(path) if path else html.escape(language or "code")
     label_class = "code-path" if path else "code-language"
+    lines = token.content.count("\n") + (0 if token.content.endswith("\n") or not token.content else 1)
+    meta = f'<span class="code-lines">{html.escape(language) + " · " if path and language else ""}' \
+        f'{lines} line{"" if lines == 1 else "s"}</span>'
+    # Copy is hidden until static/js/app.js shows it (it does nothing without JavaScript); the block
+    # scrolls sideways, so it takes focus for keyboard scrolling.
     return (
-        f'<figure class="code-file"><figcaption><span class="{label_class}">{label}</span>'
-        f'<button type="button" class="code-copy" data-copy-target="{block_id}">Copy</button></figcaption>'
-        f'<pre class="highlight" id="{block_id}"><code>{code_html}</code></pre></figure>\n'
+        f'<figure class="code-file"><figcaption><span class="{label_class}">{label}</span>{meta}'
+        f'<button type="button" class="code-copy" data-copy-target="{block_id}" hidden>Copy</button></figcaption>'
+        f'<pre class="highlight" id="{block_id}" tabindex="0" aria-label="{label}"><code>{code_html}</code></pre>'
+        f'</figure>\n'
     )
 
 

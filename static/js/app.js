@@ -40,6 +40,13 @@
     });
   });
 
+  // Copy buttons are rendered hidden (they need JavaScript): show them.
+  function showCopyButtons(root) {
+    (root || document).querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
+  }
+  document.addEventListener("DOMContentLoaded", function () { showCopyButtons(document); });
+  document.addEventListener("htmx:load", function (event) { showCopyButtons(event.detail.elt.parentNode || document); });
+
   // Forms marked data-confirm ask before submitting (with JS off they submit to a confirm page).
   document.addEventListener("submit", function (event) {
     var form = event.target;

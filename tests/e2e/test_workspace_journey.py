@@ -69,10 +69,7 @@ def test_the_core_loop_send_see_it_run_restyle_diff_push(page, app, make_user, l
     page.locator(".from-assistant .chat-markdown").last.wait_for(timeout=30_000)
     assert page.locator(".from-assistant .chat-markdown .code-file").count() >= 3  # rendered, not raw markdown
     poll(page, lambda: page.locator("#project-pane[data-version='1'] iframe[data-preview-frame]").count() == 1)
-    page.wait_for_timeout(1500)
-    screenshot(page, "workspace-debug", full_page=False)
-    print("SRC", page.locator("iframe[data-preview-frame]").get_attribute("src"), page.problems)
-    preview_frame(page).locator("body[data-ready='true']").wait_for(state="attached")
+    preview_frame(page).locator("body[data-ready='true']").wait_for()
     assert actions == 1  # first version visible after one action
     assert frame_style(page, "--page") and frame_style(page, "display") == "grid"  # style.css loaded
     assert preview_frame(page).locator("#features li").count() >= 1  # app.js (a module) ran
@@ -148,3 +145,5 @@ def test_phone_switches_views_and_a_preview_error_reaches_the_composer(page, app
     draft = page.locator("#message").input_value()
     assert "notDefinedAnywhere" in draft and "app.js:2" in draft
     screenshot(page, "workspace-phone-3-ask-fix", full_page=False)
+    # The preview's own error (the point of this test) is not a page error of Sorya's.
+    page.problems[:] = [p for p in page.problems if "notDefinedAnywhere" not in p]

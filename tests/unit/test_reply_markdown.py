@@ -50,8 +50,10 @@ def test_markdown_is_rendered():
 def test_a_fenced_file_shows_its_path_a_copy_button_and_highlighting():
     html = str(render_reply_html("```python path=app/main.py\ndef go():\n    return '<b>'\n```", id_prefix="m7"))
     assert '<span class="code-path">app/main.py</span>' in html
-    assert '<button type="button" class="code-copy" data-copy-target="m7-1">Copy</button>' in html
-    assert '<pre class="highlight" id="m7-1">' in html
+    # Copy does nothing without JavaScript: hidden until the page's script shows it.
+    assert '<button type="button" class="code-copy" data-copy-target="m7-1" hidden="">Copy</button>' in html
+    assert '<pre class="highlight" id="m7-1" tabindex="0" aria-label="app/main.py">' in html
+    assert '<span class="code-lines">python · 2 lines</span>' in html
     assert '<span class="k">def</span>' in html and "&lt;b&gt;" in html
 
 
