@@ -34,18 +34,13 @@ def test_take_preview_diff_and_download(page, app, make_user, live_server, tmp_p
     make_reply(app, user, project_id, reply)
     sign_in_browser(page, app, user, live_server)
 
-    page.goto(f"/projects/{project_id}")
-    assert page.get_by_role("heading", name="Replies with files").is_visible()
+    page.goto(f"/projects/{project_id}")  # the workspace: the reply in its conversation, with its chip
     screenshot(page, "snapshots-1-project-page")
-    page.get_by_role("button", name="Take snapshot").click()
-    confirmation = page.locator(".snapshot-done")
-    confirmation.wait_for()
-    assert "2 files from this reply, 4 carried over" in confirmation.inner_text()
-    assert "changed app/main.py" in confirmation.inner_text() and "new app/search.py" in confirmation.inner_text()
-    screenshot(page, "snapshots-2-taken")
-
-    confirmation.get_by_role("link", name="Preview").click()
+    page.locator(".reply-chip").get_by_role("button", name="Make the version").click()
     page.wait_for_url("**/snapshots/*")
+    flash = page.locator("#flash").inner_text()
+    assert "Snapshot #2 taken: 2 from this reply" in flash and "4 carried over" in flash
+    screenshot(page, "snapshots-2-taken")
     assert page.get_by_role("heading", name="Snapshot #2").is_visible()
     page.locator(".file-tree").get_by_role("link", name="search.py").click()
     page.locator(".file-path", has_text="app/search.py").wait_for()
@@ -75,17 +70,18 @@ def test_take_preview_diff_and_download(page, app, make_user, live_server, tmp_p
     assert page.locator("td.del", has_text="return 'Hello'").is_visible()
     screenshot(page, "snapshots-6-diff-split")
 
-    page.goto(f"/projects/{project_id}")
+    page.goto(f"/projects/{project_id}?tab=files")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download zip").first.click()
     path = tmp_path / "snapshot.zip"
     download_info.value.save_as(path)
     names = zipfile.ZipFile(io.BytesIO(path.read_bytes())).namelist()
     assert "recipe-tracker-snapshot-2/app/search.py" in names and len(names) == 6
-    assert page.locator("text=alert('xss')").count() == 0
+    # The reply's hostile text shows in the conversation as text, never as a script.
+    assert page.locator("script", has_text="alert('xss')").count() == 0
 
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"/projects/{project_id}")
+    page.goto(f"/projects/{project_id}?tab=files")
     screenshot(page, "snapshots-7-project-phone")
     page.goto(f"/projects/{project_id}/diff?view=split")
     screenshot(page, "snapshots-8-diff-phone")
@@ -101,7 +97,7 @@ def test_dashboard_empty_state_and_list(page, app, make_user, live_server):
     page.get_by_role("button", name="Create project").click()
     page.wait_for_url("**/projects/*")
     assert page.get_by_role("heading", name="Weather bot").is_visible()
-    assert page.get_by_text("No snapshot yet").is_visible()
+    assert page.get_by_text("No version yet").is_visible()
     screenshot(page, "snapshots-project-empty")
     project_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
     make_snapshot(app, user, project_id, {"bot.py": "print('sunny')\n"})
