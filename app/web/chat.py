@@ -8,6 +8,7 @@ posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-str
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +42,7 @@ from app.runtime.streams import ReplyStreams, StreamEvent, streams_for
 from app.services import access, chat
 from app.web import api
 from app.web.reply_markdown import render_reply_html
+from app.web.reply_render import StreamRenderer
 from app.web.snapshot_actions import SnapshotActions, page_snapshot_actions
 from app.web.workspace_page import build_pane
 
@@ -133,6 +135,31 @@ def event_stream_response(message_id: int, after_id: int) -> Response:
     response = Response(body(), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     # nginx and similar proxies must pass each event on at once.
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def rendered_stream_response(message_id: int) -> Response:
+    """The reply's stream for the page: each delta becomes `event: html` `{"append", "tail"}` (finished
+    blocks' sanitised HTML once, the open block's again: app/web/reply_render.py); other events as they are.
+    It always replays from the first event (the page clears on `start`), so a reconnect loses nothing."""
+    events = follow(message_id, 0)
+    renderer = StreamRenderer(f"code-{message_id}")
+
+    def body() -> Iterator[str]:
+        yield "retry: 1500\n\n"
+        for event in events:
+            if event is None:
+                yield ": keepalive\n\n"
+            elif event.name == "delta":
+                step = renderer.feed(str(event.data.get("text", "")))
+                payload = json.dumps({"append": step.append, "tail": step.tail}, separators=(",", ":"))
+                yield f"id: {event.id}\nevent: html\ndata: {payload}\n\n"
+            else:
+                yield event.to_sse()
+
+    response = Response(body(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
@@ -301,6 +328,14 @@ def send_general():
 @limit_sending
 def send_project(project_id: int):
     return _send(project_id)
+
+
+@bp.get("/chat/messages/<int:message_id>/rendered-stream")
+@login_required
+def rendered_stream(message_id: int):
+    """The page's stream of a reply being written, as sanitised HTML (see `rendered_stream_response`)."""
+    access.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
+    return rendered_stream_response(message_id)
 
 
 @bp.get("/chat/messages/<int:message_id>")

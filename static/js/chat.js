@@ -22,7 +22,8 @@
   function follow(article) {
     if (followed.has(article)) return;
     followed.add(article);
-    var url = article.getAttribute("data-stream-url");
+    // The page's rendered stream (sanitised HTML: finished blocks once, the open one again), else the raw one.
+    var url = article.getAttribute("data-render-url") || article.getAttribute("data-stream-url");
     var live = article.querySelector("[data-live-text]");
     var status = article.querySelector("[data-live-status]");
     var source = new EventSource(url);
@@ -31,6 +32,27 @@
     source.addEventListener("start", function () {
       // A fresh attachment replays the reply from its first event: start from empty text.
       if (live) live.textContent = "";
+      done = null;
+      tail = null;
+    });
+    var done = null;
+    var tail = null;
+    source.addEventListener("html", function (event) {
+      var data = JSON.parse(event.data);
+      if (!live) return;
+      if (!done) {
+        live.textContent = "";
+        live.classList.remove("chat-text");
+        live.classList.add("reply-rendered");
+        done = document.createElement("div");
+        tail = document.createElement("div");
+        live.appendChild(done);
+        live.appendChild(tail);
+      }
+      if (data.append) done.insertAdjacentHTML("beforeend", data.append);  // sanitised by the server
+      tail.innerHTML = data.tail;
+      if (status) status.textContent = "Writing…";
+      article.setAttribute("data-streaming", "true");
     });
     source.addEventListener("delta", function (event) {
       var data = JSON.parse(event.data);

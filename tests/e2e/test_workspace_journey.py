@@ -62,6 +62,7 @@ def test_the_core_loop_send_see_it_run_restyle_diff_push(page, app, make_user, l
     page.wait_for_timeout(400)
     if page.locator("[data-live-text]").count():
         assert len(live.text_content() or "") > first  # it grows while streaming
+        assert live.locator("p").count() >= 1 and "```" not in (live.text_content() or "")  # HTML, not markdown
         screenshot(page, "workspace-2-mid-stream", full_page=False)
     assert box.input_value() == ""
 
