@@ -18,15 +18,18 @@ branch_labels = None
 depends_on = None
 
 
+# Both tables keep AUTOINCREMENT on SQLite (0004): adding a column needs no rebuild there; a rebuild (the
+# downgrade's drop) names it again.
+KEEP_IDS = {'sqlite_autoincrement': True}
+
+
 def upgrade():
-    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('meta', sa.JSON(), nullable=True))
-    with op.batch_alter_table('projects', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('preview_allow_cdn', sa.Boolean(), server_default=sa.true(), nullable=False))
+    op.add_column('chat_messages', sa.Column('meta', sa.JSON(), nullable=True))
+    op.add_column('projects', sa.Column('preview_allow_cdn', sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade():
-    with op.batch_alter_table('projects', schema=None) as batch_op:
+    with op.batch_alter_table('projects', schema=None, table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column('preview_allow_cdn')
-    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
+    with op.batch_alter_table('chat_messages', schema=None, table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column('meta')

@@ -61,6 +61,8 @@ def test_post_api_chat_answers_the_snapshot_id_and_null_without_files(client_for
     openai_emulator.control.script_reply("Just words, no files.")
     body = post_chat(client_for, {"message": "talk", "project_id": project_id}).json
     assert body["snapshot_id"] is None and len(snapshots_of(db_session, project_id)) == 1
+    # A reply without files records it at its end (no second transaction), so the sweep never looks at it.
+    assert db_session.get(ChatMessage, body["message"]["id"]).meta == {"snapshot_id": None}
     # The general chat never versions anything.
     openai_emulator.control.script_reply(reply_with({"app.js": "x\n"}))
     assert post_chat(client_for, {"message": "code"}).json["snapshot_id"] is None

@@ -24,6 +24,7 @@ from app.models import ChatMessage
 from app.models.base import utcnow
 from app.models.chat import (
     FINAL_STATUSES,
+    STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_PENDING,
     STATUS_STOPPED,
@@ -34,7 +35,7 @@ from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import access, credits
 from app.services.chat.prompt import estimate_tokens
 from app.services.chat.settings import ChatSettings
-from app.services.snapshots.auto import version_reply
+from app.services.snapshots.auto import NO_FILES_META, reply_writes_files, version_reply
 from app.services.snapshots.store import SnapshotLimits
 
 # The table itself, for the UPDATEs on a reply's hot path (progress, heartbeats, its end): Core statements,
@@ -192,6 +193,8 @@ def finish_reply(
         "error_code": _error_code(failure) if failed else None,
         "error_message": failure.message[:500] if failure is not None and failed else None,
     }
+    if status == STATUS_COMPLETE and not reply_writes_files(text):
+        values["meta"] = NO_FILES_META  # nothing to version: no second transaction, and the sweep skips it
     stored = store_reply_end(session, message_id=message_id, values=values, hold_id=hold_id, user_id=user_id,
                              model=model)
     if stored is None:

@@ -32,6 +32,7 @@ from app.runtime.admission import INTERACTIVE
 from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import credits
 from app.services.chat.ending import MESSAGES, ReplyOutcome, finish_reply, publish_end, version_finished_reply
+from app.services.snapshots.auto import reply_writes_files
 from app.services.snapshots.store import SnapshotLimits
 from app.services.transactions import retry_on_lock_conflict
 
@@ -413,7 +414,8 @@ def finish_generation(
         raise
     if outcome is None:
         return
-    if job.project_id is not None and job.snapshot_limits is not None and outcome.status == STATUS_COMPLETE:
+    if (job.project_id is not None and job.snapshot_limits is not None and outcome.status == STATUS_COMPLETE
+            and reply_writes_files(generation.text)):
         outcome = version_finished_reply(session, outcome, user_id=job.user_id, limits=job.snapshot_limits)
     publish_end(generation.streams, job.message_id, event_id, outcome)
 

@@ -62,6 +62,14 @@ class ReplyVersion:
 
 
 NO_VERSION = ReplyVersion()
+# What a finished reply that writes no file records at its end (in the same UPDATE): nothing to version.
+NO_FILES_META: dict[str, Any] = {"snapshot_id": None}
+
+
+def reply_writes_files(text: str) -> bool:
+    """Whether a finished reply's text writes, deletes or names (even unsafely) any file."""
+    parsed = parse_reply_files(text or "", reply_finished=True)
+    return parsed.has_files or bool(parsed.refused)
 
 
 def _from_result(result: SnapshotResult) -> ReplyVersion:
@@ -90,8 +98,7 @@ def version_reply(session: Session, *, user_id: int, message_id: int, limits: Sn
         changed = sorted(notes.get("added", []) + notes.get("changed", []) + notes.get("deleted", []))
         session.rollback()
         return ReplyVersion(snapshot_id=existing.id, number=existing.number, changed=changed)
-    parsed = parse_reply_files(message.content or "", reply_finished=True)
-    if not parsed.has_files and not parsed.refused:
+    if not reply_writes_files(message.content):
         version = NO_VERSION
     else:
         version = _take(session, user_id=user_id, project_id=message.project_id, message_id=message.id,
