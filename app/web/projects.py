@@ -131,7 +131,7 @@ def create():
             form=form,
             errors={**error.fields, "_message": error.message},
         ), 400
-    flash(f"Project “{project.name}” created. Take a snapshot from a reply, or upload files.", "success")
+    flash(f"Project “{project.name}” created. Describe what to build: each reply that writes files becomes a version.", "success")
     return redirect(url_for("projects.show", project_id=project.id))
 
 

@@ -62,7 +62,7 @@ def requested_tab() -> str:
 
 def changed_paths(snap: Snapshot) -> list[str]:
     notes = snap.notes or {}
-    return list(notes.get("changed", [])) + list(notes.get("added", []))
+    return sorted(notes.get("changed", [])) + sorted(notes.get("added", []))
 
 
 def opening_file(entries: list[FileEntry], snap: Snapshot) -> FileEntry | None:
@@ -70,8 +70,7 @@ def opening_file(entries: list[FileEntry], snap: Snapshot) -> FileEntry | None:
     by_path = {e.path: e for e in entries}
     touched = [p for p in changed_paths(snap) if p in by_path]
     if touched:
-        pages = [p for p in touched if p.lower().endswith((".html", ".htm"))]
-        return by_path[(pages or sorted(touched))[0]]
+        return by_path[touched[0]]  # a changed file before an added one
     from app.web.projects import default_file
 
     return default_file(entries)
