@@ -4,7 +4,7 @@ What runs (each in its own process): the OpenAI/Stripe/GitHub emulators (50 ms b
 gunicorn (`gunicorn.conf.py`, MariaDB database `sorya_bench_load`, Redis), and this load generator
 (asyncio + aiohttp). For `--duration` seconds it drives, at the same time:
 
-- page views: `GET /` and the signed-in pages that exist, open loop at `--page-rps` (50/s);
+- page views: `GET /`, the signed-in pages that exist and a project's workspace page, open loop at `--page-rps` (50/s);
 - chat streams: `--streams` (300) signed-in clients each holding one `POST /api/chat` event stream open,
   starting the next when one ends (closed loop);
 - API calls: `GET /api/me`, `/api/credits`, `/api/projects`, `/api/openapi.json` at `--api-rps` (20/s);
@@ -162,7 +162,26 @@ def seed_users(env: dict[str, str], count: int) -> tuple[list[tuple[str, str]], 
             csrf = generate_csrf()  # stored in the session, as the first page view would
             cookies.append((app.session_interface.get_signing_serializer(app).dumps(dict(flask_session)), csrf))
     routes = {rule.rule for rule in app.url_map.iter_rules()}
+    if user_ids and "/projects/<int:project_id>" in routes:
+        routes.add(seed_workspace(app, user_ids[0]))
     return cookies, routes
+
+
+def seed_workspace(app, user_id: int) -> str:
+    """A project with one small static site version for the page browser's user: its workspace page joins
+    the page mix (the address is returned, and added to the routes)."""
+    from app.extensions import db
+    from app.services.projects import create_project
+    from app.services.snapshots import IncomingFile, SnapshotLimits, take_snapshot_from_files
+
+    site = {"index.html": b'<!doctype html><link rel="stylesheet" href="style.css"><h1>Bench</h1>\n',
+            "style.css": b"h1 { color: teal; }\n", "app.js": b"document.body.dataset.ready = 'true';\n"}
+    with app.app_context():
+        project = create_project(db.session, user_id=user_id, name="Bench workspace")
+        take_snapshot_from_files(db.session, user_id=user_id, project_id=project.id,
+                                 files=[IncomingFile(path, data, "upload") for path, data in site.items()],
+                                 limits=SnapshotLimits(max_files=100, max_file_bytes=1_000_000, max_total_bytes=10_000_000))
+        return f"/projects/{project.id}"
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -233,6 +252,8 @@ class Load:
         self.phase = Phase()
         pages = ["/", "/projects", "/chat", "/usage", "/account", "/plans"]
         self.pages = [p for p in pages if p in routes] or ["/"]
+        # The seeded project's workspace page (seed_workspace), when the app has one.
+        self.pages += [p for p in routes if p.startswith("/projects/") and p.rsplit("/", 1)[1].isdigit()]
         self.api_paths = [p for p in ("/api/me", "/api/credits", "/api/projects", "/api/openapi.json")
                           if p in routes] or ["/api/openapi.json"]
         self.has_chat = "/api/chat" in routes
