@@ -219,6 +219,7 @@ PROJECT_ROUTES = [
     ("POST", "/projects/{project_id}/chat"),
     ("GET", "/chat/messages/{message_id}"),
     ("POST", "/chat/messages/{message_id}/stop"),
+    ("GET", "/chat/messages/{message_id}/rendered-stream"),
     ("GET", "/api/chat/{message_id}/stream"),
     ("POST", "/api/chat/{message_id}/stop"),
     ("POST", "/messages/{message_id}/keep"),
