@@ -93,7 +93,7 @@ def test_a_newcomer_signs_in_through_the_sandbox(browser, sandbox_app):
     page.locator("#project-name").fill("Todo app")
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_role("heading", name="Todo app")).to_be_visible()
-    page.get_by_role("button", name="Open chat").click()
+    # The new project opens as its workspace: the chat is right there, no extra click.
     page.locator("#message").fill("Build a small todo app with Flask")
     page.locator("#composer button[type=submit]").click()
     reply = page.locator(".from-assistant .chat-markdown").last
@@ -106,7 +106,7 @@ def test_a_newcomer_signs_in_through_the_sandbox(browser, sandbox_app):
     expect(page.locator(".reply-chip__version").last).to_have_text("v1", timeout=30_000)
 
     # Publish: a new repository on the sandbox GitHub, then a real commit.
-    page.goto(page.url.replace("/chat", ""))
+    page.locator(".ws-tabs a", has_text="Publish").click()  # the workspace's Publish tab
     page.get_by_role("button", name="Create repository").click()
     expect(page.get_by_text("on GitHub").first).to_be_visible()
     page.get_by_role("button", name="Push to GitHub").click()
