@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntId, LongText, ids_never_reused, table_args, utcnow
@@ -52,4 +53,7 @@ class ChatMessage(Base):
     # Touched by the generating process; a reply whose heartbeat stops is swept to failed.
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the reply's footer and error box show: "prompt" (tokens by part at send time: instructions,
+    # files, history, message; and the files sent), "edit_errors" (its edits could not be applied).
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     finished_at: Mapped[datetime | None]

@@ -11,8 +11,15 @@ The budget, in order of priority:
 2. the list of the project's files (names only, capped at `MAX_LISTED_FILES`);
 3. the content of files the conversation refers to (by path or file name), newest reference first,
    within `FILE_CONTENT_BUDGET_TOKENS` and at most a third of what is left;
-4. the history, newest first, until the context window (minus the reply's room) is full; older
-   messages are dropped whole, never cut in the middle.
+4. the history, newest first, until the context window (minus the reply's room) is full, or until
+   `history_budget_tokens` when one is given; older messages are dropped whole, never cut in the middle.
+
+With `edits=True` (the default; `ChatSettings.edit_replies`) the model is asked for edit blocks for
+existing files and whole files for new ones (`SYSTEM_PROMPT`), and earlier replies are sent with their
+file blocks elided (`[wrote app.py; edited style.css → now in v7]`): the files' current content is in the
+project message already, so the history no longer carries every version of every file. With
+`edits=False` the prompt is the older one: whole files, full history (`WHOLE_FILE_SYSTEM_PROMPT`), kept
+so the two can be compared (`bench/edit_tokens.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
-SYSTEM_PROMPT = """You are Sorya, an expert software engineer who writes code for the person you talk with.
+from app.services.snapshots.reply_files import elide_file_blocks
+
+WHOLE_FILE_SYSTEM_PROMPT = """You are Sorya, an expert software engineer who writes code for the person you talk with.
 
 When you create or change a file, put the whole file in one fenced code block whose info string is the \
 language followed by the file's path, for example:
@@ -34,6 +43,34 @@ Rules for paths: relative to the project root, with / as the separator, never st
 containing .. or a .git directory. Write each file in full (no "rest unchanged" placeholders), and only \
 the files you create or change. Outside code blocks, explain briefly what you did and how to run it. \
 Use Markdown."""
+
+SYSTEM_PROMPT = """You are Sorya, an expert software engineer who writes code for the person you talk with.
+
+To change a file the project already has, send an edit block: a fenced code block whose info string is \
+the language, the file's path and the word edit, holding one or more sections. Each SEARCH text is \
+copied exactly from the file's current content (whole lines, enough of them to occur only once) and is \
+replaced by the REPLACE text:
+
+```python path=app/main.py edit
+<<<<<<< SEARCH
+def greet():
+    return "hello"
+=======
+def greet(name):
+    return f"hello, {name}"
+>>>>>>> REPLACE
+```
+
+To create a file, put the whole file in a fenced block whose info string is the language and its path:
+
+```css path=static/style.css
+body { font-family: system-ui; }
+```
+
+To delete a file: ```path=old.py delete``` followed by a closing fence. Rules for paths: relative to \
+the project root, with / as the separator, never starting with /, never containing .. or a .git \
+directory. Touch only the files you create or change. Outside code blocks, explain briefly what you did \
+and how to run it. Use Markdown."""
 
 # Per-message overhead of the chat format, and the priming of the reply (OpenAI's counting recipe).
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -82,6 +119,7 @@ def context_window_for(model: str) -> int:
 class HistoryMessage:
     role: str  # "user" or "assistant"
     content: str
+    version: int | None = None  # the project version this reply made, if any (named when elided)
 
 
 @dataclass(frozen=True)
@@ -103,6 +141,9 @@ class Prompt:
     history_kept: int
     history_dropped: int
     files_included: list[str]
+    # Estimated tokens by what they are: "instructions" (system prompt), "files" (the project message),
+    # "history" (earlier turns as sent), "message" (the new message). Stored on the reply (its footer).
+    breakdown: dict[str, int] = field(default_factory=dict)
 
 
 def recent_texts(new_message: str, history: list[HistoryMessage]) -> list[str]:
@@ -164,6 +205,8 @@ def build_prompt(
     max_completion_tokens: int,
     project: ProjectContext | None = None,
     context_window: int | None = None,
+    edits: bool = True,
+    history_budget_tokens: int | None = None,
 ) -> Prompt:
     """The messages to send for `new_message`, fitted to the model's context window.
 
@@ -171,9 +214,10 @@ def build_prompt(
     """
     window = context_window or context_window_for(model)
     available = int(window * (1 - SAFETY_MARGIN_RATIO)) - max_completion_tokens
-    head = [{"role": "system", "content": SYSTEM_PROMPT}]
+    head = [{"role": "system", "content": SYSTEM_PROMPT if edits else WHOLE_FILE_SYSTEM_PROMPT}]
     tail = [{"role": "user", "content": new_message}]
     used = estimate_prompt_tokens(head + tail)
+    breakdown = {"instructions": estimate_prompt_tokens(head), "message": used - estimate_prompt_tokens(head)}
 
     files_included: list[str] = []
     if project is not None:
@@ -184,25 +228,46 @@ def build_prompt(
         if used + cost <= available:
             head.append(project_message)
             used += cost
+            breakdown["files"] = cost
         else:
             files_included = []
 
-    kept: list[dict[str, str]] = []
-    for message in reversed(history):
-        if not message.content:
-            continue
-        entry = {"role": message.role, "content": message.content}
-        cost = MESSAGE_OVERHEAD_TOKENS + estimate_tokens(message.content)
-        if used + cost > available:
-            break
-        kept.append(entry)
-        used += cost
-    kept.reverse()
+    kept = _fit_history(history, edits=edits, room=available - used, budget=history_budget_tokens)
+    history_cost = sum(MESSAGE_OVERHEAD_TOKENS + estimate_tokens(m["content"]) for m in kept)
+    breakdown["history"] = history_cost
     usable = sum(1 for m in history if m.content)
     return Prompt(
         messages=head + kept + tail,
-        prompt_tokens=used,
+        prompt_tokens=used + history_cost,
         history_kept=len(kept),
         history_dropped=usable - len(kept),
         files_included=files_included,
+        breakdown=breakdown,
     )
+
+
+def history_text(message: HistoryMessage, *, edits: bool) -> str:
+    """A message as the history sends it: an earlier reply's file blocks elided when `edits`."""
+    if edits and message.role == "assistant":
+        return elide_file_blocks(message.content, version=message.version)
+    return message.content
+
+
+def _fit_history(
+    history: list[HistoryMessage], *, edits: bool, room: int, budget: int | None
+) -> list[dict[str, str]]:
+    """The newest messages (oldest first) that fit in `room`, and in `budget` when one is given."""
+    limit = room if budget is None else min(room, budget)
+    kept: list[dict[str, str]] = []
+    spent = 0
+    for message in reversed(history):
+        if not message.content:
+            continue
+        content = history_text(message, edits=edits)
+        cost = MESSAGE_OVERHEAD_TOKENS + estimate_tokens(content)
+        if spent + cost > limit:
+            break
+        kept.append({"role": message.role, "content": content})
+        spent += cost
+    kept.reverse()
+    return kept

@@ -76,14 +76,24 @@ def choose_model(requested: Any, settings: ChatSettings) -> str:
     return requested
 
 
-def _load_history(session: Session, user_id: int, project_id: int | None) -> list[HistoryMessage]:
-    rows = session.execute(
-        select(ChatMessage.role, ChatMessage.content)
-        .where(conversation_filter(user_id, project_id), ChatMessage.content != "")
-        .order_by(ChatMessage.id.desc())
-        .limit(HISTORY_LOAD_LIMIT)
-    ).all()
-    return [HistoryMessage(role, content) for role, content in reversed(rows)]
+def _load_history(
+    session: Session, user_id: int, project_id: int | None, after_id: int | None = None
+) -> list[HistoryMessage]:
+    """The conversation's latest messages, oldest first, each reply with the version it made; only those
+    after `after_id` (a project's *New conversation* marker) when given."""
+    query = select(ChatMessage.id, ChatMessage.role, ChatMessage.content).where(
+        conversation_filter(user_id, project_id), ChatMessage.content != "")
+    if after_id is not None:
+        query = query.where(ChatMessage.id > after_id)
+    rows = session.execute(query.order_by(ChatMessage.id.desc()).limit(HISTORY_LOAD_LIMIT)).all()
+    versions: dict[int, int] = {}
+    reply_ids = [message_id for message_id, role, _ in rows if role == ROLE_ASSISTANT]
+    if project_id is not None and reply_ids:
+        versions = dict(session.execute(
+            select(Snapshot.source_message_id, Snapshot.number)
+            .where(Snapshot.project_id == project_id, Snapshot.source_message_id.in_(reply_ids))
+        ).all())
+    return [HistoryMessage(role, content, versions.get(message_id)) for message_id, role, content in reversed(rows)]
 
 
 def _load_project_context(
@@ -127,7 +137,8 @@ def _prompt_for(
     session: Session, *, user_id: int, project: Project | None, message: str, model: str, settings: ChatSettings
 ) -> Prompt:
     """What the model is sent: the conversation so far and the project's files, fitted to its window."""
-    history = _load_history(session, user_id, project.id if project else None)
+    history = _load_history(session, user_id, project.id if project else None,
+                            project.context_after_message_id if project else None)
     project_context = _load_project_context(session, project, message, history) if project else None
     return build_prompt(
         model=model,
@@ -135,7 +146,15 @@ def _prompt_for(
         history=history,
         max_completion_tokens=settings.max_completion_tokens,
         project=project_context,
+        edits=settings.edit_replies,
+        history_budget_tokens=settings.history_budget_tokens,
     )
+
+
+def prompt_meta(prompt: Prompt) -> dict[str, Any]:
+    """What a reply stores about its prompt (`ChatMessage.meta["prompt"]`), for its footer."""
+    return {"prompt": {**prompt.breakdown, "files_sent": list(prompt.files_included),
+                       "history_kept": prompt.history_kept, "history_dropped": prompt.history_dropped}}
 
 
 def _lock_reply_room(
@@ -162,7 +181,7 @@ def _lock_reply_room(
 
 def _add_message_and_reply(
     session: Session, *, user_id: int, project_id: int | None, message: str, model: str, prompt_tokens: int,
-    now: datetime,
+    now: datetime, meta: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Flush the person's message and its pending reply (not committed); returns their ids."""
     user_message = ChatMessage(
@@ -175,7 +194,7 @@ def _add_message_and_reply(
         user_id=user_id, project_id=project_id, role=ROLE_ASSISTANT, content="", model=model,
         reply_to_id=user_message.id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
         # The prompt's estimate until the provider's usage replaces it: the sweep charges by it.
-        tokens_in=prompt_tokens,
+        tokens_in=prompt_tokens, meta=meta,
     )
     session.add(reply)
     session.flush()
@@ -237,7 +256,7 @@ def send_message(
     now = utcnow()
     user_message_id, reply_id = _add_message_and_reply(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
-        prompt_tokens=prompt.prompt_tokens, now=now,
+        prompt_tokens=prompt.prompt_tokens, now=now, meta=prompt_meta(prompt),
     )
     hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id,
                                amount=credits.reply_cost(prompt.prompt_tokens, room, price), balance=balance)

@@ -412,3 +412,39 @@ def parse_edit_sections(body: list[str]) -> tuple[EditSection, ...]:
     if search is not None:
         sections.append(EditSection(tuple(search), tuple(replace or ()), complete=False))
     return tuple(sections)
+
+
+def elide_file_blocks(text: str, *, version: int | None = None) -> str:
+    """`text` with every file block (one that names a path) replaced by one line saying what the reply
+    did, e.g. `[wrote app.py, style.css; edited main.py → now in v7]`, where the first block stood.
+
+    The prompt sends earlier replies this way: their files' current content is sent separately, so the
+    history stops carrying every version of every file. Prose and example snippets stay as they are."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    done: dict[str, list[str]] = {"wrote": [], "edited": [], "deleted": []}
+    summary_at: int | None = None
+    index = 0
+    while index < len(lines):
+        start = index
+        opener = _fence_opener(lines[index], index + 1)
+        index += 1
+        if opener is None:
+            kept.append(lines[start])
+            continue
+        body, index, _closed = _read_block(lines, index, opener)
+        block, _raw = _block_to_file(opener, body, truncated=False)
+        if block is None:
+            kept.extend(lines[start:index])
+            continue
+        verb = "deleted" if block.deleted else "edited" if block.edit else "wrote"
+        if block.path not in done[verb]:
+            done[verb].append(block.path)
+        if summary_at is None:
+            summary_at = len(kept)
+    if summary_at is None:
+        return text
+    parts = [f"{verb} {', '.join(paths)}" for verb, paths in done.items() if paths]
+    where = f" → now in v{version}" if version else ""
+    kept.insert(summary_at, f"[{'; '.join(parts)}{where}]")
+    return "\n".join(kept)

@@ -1,0 +1,33 @@
+"""Edits, not rewrites: a reply's stored facts (meta), and where a project's current conversation starts
+
+Revision ID: 0005_edits
+Revises: 0004_ids_never_reused
+Create Date: 2026-12-03
+
+`chat_messages.meta` (JSON, nullable) holds what a reply's footer and error box show: the prompt's make-up
+at send time, and the edit errors when its edits could not be applied. `projects.context_after_message_id`
+marks a *New conversation*: the prompt carries only the project's messages after it. Both nullable, so
+existing rows need nothing.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+# revision identifiers, used by Alembic.
+revision = '0005_edits'
+down_revision = '0004_ids_never_reused'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('meta', sa.JSON(), nullable=True))
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('context_after_message_id', sa.BigInteger(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('projects', schema=None) as batch_op:
+        batch_op.drop_column('context_after_message_id')
+    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
+        batch_op.drop_column('meta')
