@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +14,7 @@ from app.services.snapshots.edits import (
     apply_section,
 )
 from app.services.snapshots.reply_files import EditSection, parse_reply_files
+from sandbox.emulators.openai_emulator import as_edit_reply, edit_sections, files_in_prompt
 
 
 def edit_block(path: str, sections: list[tuple[list[str], list[str]]], fence: str = "```") -> str:
@@ -26,28 +25,8 @@ def edit_block(path: str, sections: list[tuple[list[str], list[str]]], fence: st
 
 
 def edits_for(text: str, target: str) -> list[tuple[list[str], list[str]]]:
-    """Sections turning `text` into `target`: one per changed hunk, bottom first, each SEARCH grown with
-    context until it occurs exactly once in the text as it stands when it applies."""
-    current = text.split("\n")
-    goal = target.split("\n")
-    sections = []
-    opcodes = [op for op in difflib.SequenceMatcher(None, current, goal, autojunk=False).get_opcodes() if op[0] != "equal"]
-    for _, i1, i2, j1, j2 in reversed(opcodes):
-        a, b = i1, i2
-        while True:
-            window = current[a:b]
-            hits = sum(1 for s in range(len(current) - len(window) + 1) if window and current[s:s + len(window)] == window)
-            if window and hits == 1:
-                break
-            if a > 0:
-                a -= 1
-            if b < len(current) and (not window or hits != 1):
-                b += 1
-        replace = current[a:i1] + goal[j1:j2] + current[i2:b]
-        sections.append((current[a:b], replace))
-        current = current[:a] + replace + current[b:]
-    assert current == goal
-    return sections
+    """Sections turning `text` into `target`, built as the OpenAI emulator builds its edit replies."""
+    return edit_sections(text, target)
 
 
 def apply_text(files: dict[str, str], reply: str, finished: bool = True):
@@ -229,3 +208,18 @@ def test_property_whole_file_with_markers_is_verbatim(text):
     text = text + "<<<<<<< SEARCH\n=======\n>>>>>>> REPLACE\n"
     parsed = parse_reply_files(f"```text path=notes.md\n{text}```\n")
     assert parsed.written[0].content == text and not parsed.has_edits
+
+
+def test_the_emulator_answers_in_edit_blocks_for_files_the_prompt_carries():
+    from app.services.chat.prompt import SYSTEM_PROMPT, ProjectContext, ProjectFile, build_prompt
+
+    current = "def f():\n    return 1\n\nprint(f())\n"
+    prompt = build_prompt(model="gpt-5", new_message="change app.py", history=[], max_completion_tokens=100,
+                          project=ProjectContext("p", [ProjectFile("app.py", current)]))
+    assert files_in_prompt(prompt.messages) == {"app.py": current} and "<<<<<<< SEARCH" in SYSTEM_PROMPT
+    whole = "Done.\n```python path=app.py\ndef f():\n    return 2\n\nprint(f())\n```\n```css path=new.css\nb{}\n```\n"
+    reply = as_edit_reply(whole, files_in_prompt(prompt.messages))
+    assert "```python path=app.py edit\n<<<<<<< SEARCH\n    return 1\n=======\n    return 2\n" in reply
+    assert "```css path=new.css\nb{}\n```" in reply
+    result = apply_text({"app.py": current}, reply)
+    assert result.writes == {"app.py": current.replace("return 1", "return 2"), "new.css": "b{}\n"}
