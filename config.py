@@ -126,8 +126,9 @@ class Config:
     # Replies change existing files with edit blocks and earlier replies are sent without their file
     # bodies (issue 18); false: whole files and the full history, as before.
     CHAT_EDIT_REPLIES: bool = True
-    # The most of the prompt earlier turns may take (tokens, newest kept first); 0: the context window.
-    CHAT_HISTORY_BUDGET_TOKENS: int = 2000
+    # The most of the prompt turns before the last exchange may take (tokens, newest kept first); 0: the
+    # context window. Earlier replies are sent elided, so 600 holds some ten short exchanges.
+    CHAT_HISTORY_BUDGET_TOKENS: int = 600
     # Flask-Limiter syntax; one budget per user shared by the chat page and POST /api/chat.
     CHAT_RATE_LIMIT: str = "20 per minute;300 per hour"
     SNAPSHOT_MAX_FILES: int = 500

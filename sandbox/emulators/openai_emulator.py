@@ -219,6 +219,7 @@ def files_in_prompt(messages: list[dict[str, Any]]) -> dict[str, str]:
             continue
         for chunk in message_text(message).split("\n" + _FILE_HEADER)[1:]:
             header, sep, rest = chunk.partition(":\n```\n")
+            rest = rest.removesuffix("\n")  # the line break before the next file's header
             if sep and rest.endswith("\n```"):
                 files[header] = rest[: -len("\n```")]
     return files

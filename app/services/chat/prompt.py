@@ -78,6 +78,8 @@ REPLY_PRIMING_TOKENS = 3
 MAX_LISTED_FILES = 300
 FILE_CONTENT_BUDGET_TOKENS = 12_000
 RECENT_MESSAGES_FOR_FILES = 6
+# With edits, files named further back are not re-sent: the elided replies still name what they changed.
+RECENT_MESSAGES_FOR_FILES_WITH_EDITS = 2
 # Context windows in tokens of the models Sorya knows; any other model gets the conservative default.
 MODEL_CONTEXT_WINDOWS = {
     "gpt-5": 400_000,
@@ -89,6 +91,8 @@ MODEL_CONTEXT_WINDOWS = {
     "gpt-4o-mini": 128_000,
 }
 DEFAULT_CONTEXT_WINDOW = 128_000
+# The newest history messages kept whatever the history budget (the last question and its answer).
+LAST_EXCHANGE_MESSAGES = 2
 # Room kept free for the difference between our estimate and the provider's count.
 SAFETY_MARGIN_RATIO = 0.05
 
@@ -146,9 +150,11 @@ class Prompt:
     breakdown: dict[str, int] = field(default_factory=dict)
 
 
-def recent_texts(new_message: str, history: list[HistoryMessage]) -> list[str]:
-    """The texts whose file references count, newest first: the new message and the last few."""
-    return [new_message] + [m.content for m in reversed(history[-RECENT_MESSAGES_FOR_FILES:])]
+def recent_texts(new_message: str, history: list[HistoryMessage], *, edits: bool = False) -> list[str]:
+    """The texts whose file references count, newest first: the new message and the last few (the last
+    exchange only with `edits`)."""
+    count = RECENT_MESSAGES_FOR_FILES_WITH_EDITS if edits else RECENT_MESSAGES_FOR_FILES
+    return [new_message] + [m.content for m in reversed(history[-count:])]
 
 
 def referenced_files(files: list[ProjectFile], texts: list[str]) -> list[ProjectFile]:
@@ -222,7 +228,7 @@ def build_prompt(
     files_included: list[str] = []
     if project is not None:
         file_budget = max(0, min(FILE_CONTENT_BUDGET_TOKENS, (available - used) // 3))
-        text, files_included = _project_message(project, file_budget, recent_texts(new_message, history))
+        text, files_included = _project_message(project, file_budget, recent_texts(new_message, history, edits=edits))
         project_message = {"role": "system", "content": text}
         cost = estimate_prompt_tokens([project_message]) - REPLY_PRIMING_TOKENS
         if used + cost <= available:
@@ -256,8 +262,8 @@ def history_text(message: HistoryMessage, *, edits: bool) -> str:
 def _fit_history(
     history: list[HistoryMessage], *, edits: bool, room: int, budget: int | None
 ) -> list[dict[str, str]]:
-    """The newest messages (oldest first) that fit in `room`, and in `budget` when one is given."""
-    limit = room if budget is None else min(room, budget)
+    """The newest messages (oldest first) that fit in `room`, and in `budget` when one is given (the last
+    exchange is kept whatever the budget, when it fits in `room`)."""
     kept: list[dict[str, str]] = []
     spent = 0
     for message in reversed(history):
@@ -265,6 +271,7 @@ def _fit_history(
             continue
         content = history_text(message, edits=edits)
         cost = MESSAGE_OVERHEAD_TOKENS + estimate_tokens(content)
+        limit = room if budget is None or len(kept) < LAST_EXCHANGE_MESSAGES else min(room, budget)
         if spent + cost > limit:
             break
         kept.append({"role": message.role, "content": content})

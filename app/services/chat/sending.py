@@ -97,7 +97,7 @@ def _load_history(
 
 
 def _load_project_context(
-    session: Session, project: Project, new_message: str, history: list[HistoryMessage]
+    session: Session, project: Project, new_message: str, history: list[HistoryMessage], *, edits: bool = False
 ) -> ProjectContext:
     """The latest snapshot's paths, with contents loaded only for the files the conversation names."""
     snapshot_id = session.execute(
@@ -111,7 +111,7 @@ def _load_project_context(
         .order_by(SnapshotFile.path)
     ).all()
     paths = [ProjectFile(path, None) for path, _blob_id in rows]
-    wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history))[:MAX_REFERENCED_FILES]}
+    wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history, edits=edits))[:MAX_REFERENCED_FILES]}
     blob_ids = {path: blob_id for path, blob_id in rows if path in wanted}
     contents: dict[int, str | None] = {}
     if blob_ids:
@@ -139,7 +139,8 @@ def _prompt_for(
     """What the model is sent: the conversation so far and the project's files, fitted to its window."""
     history = _load_history(session, user_id, project.id if project else None,
                             project.context_after_message_id if project else None)
-    project_context = _load_project_context(session, project, message, history) if project else None
+    project_context = (_load_project_context(session, project, message, history, edits=settings.edit_replies)
+                       if project else None)
     return build_prompt(
         model=model,
         new_message=message,

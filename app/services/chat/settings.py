@@ -25,7 +25,7 @@ class ChatSettings:
     provider: ClientSettings
     # Ask for edit blocks and elide file bodies from earlier replies (False: whole files, full history).
     edit_replies: bool = True
-    history_budget_tokens: int | None = 2000  # None: as much history as the context window holds
+    history_budget_tokens: int | None = 600  # None: as much history as the context window holds
 
     @classmethod
     def from_config(cls, config: Config) -> ChatSettings:
