@@ -53,7 +53,7 @@ class ChatMessage(Base):
     # Touched by the generating process; a reply whose heartbeat stops is swept to failed.
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # What the reply's footer and error box show: "prompt" (tokens by part at send time: instructions,
-    # files, history, message; and the files sent), "edit_errors" (its edits could not be applied).
-    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # What made up the reply's prompt at send time, for its footer: estimated tokens by part
+    # ("instructions", "files", "history", "message"), "files_sent", "history_kept", "history_dropped".
+    prompt_parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     finished_at: Mapped[datetime | None]

@@ -37,7 +37,6 @@ from app.services.chat.ending import (
 from app.services.chat.fixing import (
     edit_errors_of,
     fix_edits_request,
-    record_edit_errors,
     start_new_conversation,
 )
 from app.services.chat.following import (
@@ -86,7 +85,6 @@ from app.services.chat.settings import ChatSettings
 __all__ = [
     "edit_errors_of",
     "fix_edits_request",
-    "record_edit_errors",
     "start_new_conversation",
     "COALESCE_WINDOW_MAX_S",
     "COALESCE_WINDOW_S",

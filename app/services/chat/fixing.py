@@ -1,8 +1,8 @@
 """Replies whose edits failed (what they store, the *Fix the edits* follow-up), and *New conversation*.
 
 When a reply's edit blocks cannot all be applied (`app.errors.EditsFailed`, raised by the snapshot store
-before it writes anything), the failures are stored on the reply (`ChatMessage.meta["edit_errors"]`) so
-its page shows which block and section failed and why. *Fix the edits* sends an ordinary, charged
+before it writes anything), its automatic version (`app.services.snapshots.auto`) stores the failures on
+the reply (`ChatMessage.meta["edit_errors"]`), so its page shows which block and section failed and why. *Fix the edits* sends an ordinary, charged
 message in the same project: it names each failure and the files involved, and the prompt carries those
 files' current content (every file a message names by path is sent, within the files budget), so the
 model can quote SEARCH texts that are really there.
@@ -19,9 +19,8 @@ from app.errors import InvalidRequest
 from app.models import ChatMessage
 from app.services import access
 from app.services.snapshots.edits import REASON_WORDS
-from app.services.snapshots.store import record_edit_errors
 
-__all__ = ["edit_errors_of", "fix_edits_request", "record_edit_errors", "start_new_conversation"]
+__all__ = ["edit_errors_of", "fix_edits_request", "start_new_conversation"]
 
 MAX_LISTED_ERRORS = 20
 

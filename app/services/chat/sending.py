@@ -152,10 +152,10 @@ def _prompt_for(
     )
 
 
-def prompt_meta(prompt: Prompt) -> dict[str, Any]:
-    """What a reply stores about its prompt (`ChatMessage.meta["prompt"]`), for its footer."""
-    return {"prompt": {**prompt.breakdown, "files_sent": list(prompt.files_included),
-                       "history_kept": prompt.history_kept, "history_dropped": prompt.history_dropped}}
+def prompt_parts(prompt: Prompt) -> dict[str, Any]:
+    """What a reply stores about its prompt (`ChatMessage.prompt_parts`), for its footer."""
+    return {**prompt.breakdown, "files_sent": list(prompt.files_included),
+            "history_kept": prompt.history_kept, "history_dropped": prompt.history_dropped}
 
 
 def _lock_reply_room(
@@ -182,7 +182,7 @@ def _lock_reply_room(
 
 def _add_message_and_reply(
     session: Session, *, user_id: int, project_id: int | None, message: str, model: str, prompt_tokens: int,
-    now: datetime, meta: dict[str, Any] | None = None,
+    now: datetime, parts: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Flush the person's message and its pending reply (not committed); returns their ids."""
     user_message = ChatMessage(
@@ -195,7 +195,7 @@ def _add_message_and_reply(
         user_id=user_id, project_id=project_id, role=ROLE_ASSISTANT, content="", model=model,
         reply_to_id=user_message.id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
         # The prompt's estimate until the provider's usage replaces it: the sweep charges by it.
-        tokens_in=prompt_tokens, meta=meta,
+        tokens_in=prompt_tokens, prompt_parts=parts,
     )
     session.add(reply)
     session.flush()
@@ -257,7 +257,7 @@ def send_message(
     now = utcnow()
     user_message_id, reply_id = _add_message_and_reply(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
-        prompt_tokens=prompt.prompt_tokens, now=now, meta=prompt_meta(prompt),
+        prompt_tokens=prompt.prompt_tokens, now=now, parts=prompt_parts(prompt),
     )
     hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id,
                                amount=credits.reply_cost(prompt.prompt_tokens, room, price), balance=balance)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, EditsFailed, InvalidRequest, TooLarge
 from app.models import Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
-from app.models.chat import STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING, ChatMessage
+from app.models.chat import STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
 from app.services import access
 from app.services.snapshots.blobs import _existing_blob_ids, read_blob_contents, sha256_hex, store_blobs
 from app.services.snapshots.edits import apply_reply_blocks, describe_errors
@@ -313,31 +313,8 @@ def take_snapshot_from_message(
         result.warnings = parsed.warnings + result.warnings
         return result
 
-    try:
-        result = _commit(session, write)
-    except EditsFailed as failure:
-        record_edit_errors(session, message.id, failure.errors)  # so the reply's page shows them
-        raise
-    if message.meta and message.meta.get("edit_errors") and result.created:
-        record_edit_errors(session, message.id, None)
+    result = _commit(session, write)
     return result
-
-
-def record_edit_errors(session: Session, message_id: int, errors: list[dict[str, Any]] | None) -> None:
-    """Store (or, with None, clear) a reply's edit errors in its meta (`ChatMessage.meta["edit_errors"]`),
-    where its page and *Fix the edits* read them. Commits."""
-    message = session.get(ChatMessage, message_id)
-    if message is None:
-        return
-    meta = dict(message.meta or {})
-    if errors:
-        meta["edit_errors"] = errors
-    elif "edit_errors" not in meta:
-        return
-    else:
-        meta.pop("edit_errors")
-    message.meta = meta
-    session.commit()
 
 
 def _reply_changes(session: Session, base: Snapshot | None, parsed: ParsedFiles) -> tuple[dict[str, str], list[str]]:
