@@ -62,6 +62,16 @@ class RateLimited(DomainError):
         self.retry_after_s = retry_after_s
 
 
+class EditsFailed(DomainError):
+    """A reply's edit blocks could not all be applied, so none were: `errors` says which and why."""
+
+    status, code = 422, "unprocessable"
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message, edit_errors=errors)
+        self.errors = errors
+
+
 class UpstreamError(DomainError):
     """A provider failed. `provider` is "OpenAI", "GitHub" or "Stripe" and the message names it.
 

@@ -57,3 +57,6 @@ class ChatMessage(Base):
     # ("instructions", "files", "history", "message"), "files_sent", "history_kept", "history_dropped".
     prompt_parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     finished_at: Mapped[datetime | None]
+    # A finished reply of a project, once versioned (app/services/snapshots/auto.py): {"snapshot_id"} or
+    # {"snapshot_id": None, "error"?, "edit_errors"?}. NULL until then (the sweep versions those it missed).
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)

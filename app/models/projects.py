@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, BigIntId, LongBlob, ids_never_reused, table_args, utcnow
@@ -30,6 +31,8 @@ class Project(Base):
     repo_head_sha: Mapped[str | None] = mapped_column(String(40))
     # "New conversation": the prompt carries only the project's messages after this one (None: all).
     context_after_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Whether a preview of this project's versions may load scripts, styles and fonts from https: CDNs.
+    preview_allow_cdn: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

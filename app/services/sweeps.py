@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.runtime.streams import ReplyStreams
 from app.services import credits
 from app.services.chat import ChatSettings, sweep_stale_generations
+from app.services.snapshots.auto import version_missed_replies
 
 
 def run_sweeps(session: Session, *, chat_settings: ChatSettings, streams: ReplyStreams) -> dict[str, int]:
@@ -21,4 +22,9 @@ def run_sweeps(session: Session, *, chat_settings: ChatSettings, streams: ReplyS
         # Chat replies whose process died: failed, charged for what they produced (services/chat/ending.py).
         "abandoned replies marked failed": sweep_stale_generations(session, settings=chat_settings, streams=streams),
         "expired holds released": credits.sweep_expired_holds(session),
+        # Finished replies whose process stopped before their version was made (services/snapshots/auto.py).
+        "finished replies versioned": (
+            version_missed_replies(session, limits=chat_settings.snapshot_limits)
+            if chat_settings.snapshot_limits is not None else 0
+        ),
     }

@@ -24,6 +24,7 @@ def register_blueprints(app: Flask) -> None:
         pages,
         projects,
         publish,
+        workspace,
     )
     from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
     from app.web.api import billing as billing_api  # noqa: F401
@@ -39,6 +40,7 @@ def register_blueprints(app: Flask) -> None:
         credits.bp,
         publish.bp,
         projects.bp,
+        workspace.bp,
         observability.bp,
         openapi.bp,
         chat.bp,

@@ -9,7 +9,7 @@ posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-str
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import (
@@ -83,13 +83,19 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
+    return start_generating(lambda streams: chat.send_message(
+        db.session, user_id=user_id, text=text, project_id=project_id, model=model,
+        settings=chat_settings(), streams=streams,
+    ))
+
+
+def start_generating(send: Callable[[ReplyStreams], chat.SentMessage]) -> chat.SentMessage:
+    """Run `send` (a send or a regeneration: it stores and holds, and commits) as a send is admitted, then
+    start generating its reply."""
     streams = reply_streams()
     admit_send()  # taken before the request loaded anything, for the send routes (runtime/admission.py)
     try:
-        sent = chat.send_message(
-            db.session, user_id=user_id, text=text, project_id=project_id, model=model,
-            settings=chat_settings(), streams=streams,
-        )
+        sent = send(streams)
     except SQLAlchemyTimeoutError:
         # Every database connection of this process is busy (a burst of sends): a retryable 503, not a 500.
         db.session.rollback()

@@ -114,7 +114,21 @@ SCHEMAS: dict[str, Any] = {
             "cost": CREDITS,
         }
     ),
-    "ChatReply": obj({"message": ref("AssistantMessage"), "user_message_id": ID, "balance": CREDITS}),
+    "ChatReply": obj(
+        {"message": ref("AssistantMessage"), "user_message_id": ID, "balance": CREDITS,
+         "snapshot_id": {"type": ["integer", "null"],
+                         "description": "The version the reply's files made; null when it wrote none or its edits "
+                                        "failed."}},
+        {"edit_errors": {"type": "array", "items": obj({"path": STRING, "reason": STRING},
+                                                       {"block": INTEGER, "section": INTEGER})}},
+    ),
+    "EstimateRequest": obj({}, {"message": STRING, "project_id": ID, "model": STRING}),
+    "SendEstimate": obj({
+        "context_tokens": INTEGER, "max_completion_tokens": INTEGER,
+        "hold_credits": {"type": "integer", "description": "The most the send costs: the hold it places now "
+                                                           "(what a reply needs when `affordable` is false)."},
+        "balance": CREDITS, "available": CREDITS, "affordable": {"type": "boolean"}, "model": STRING,
+    }),
     "HistoryMessage": obj(
         {
             "id": ID,
@@ -285,6 +299,26 @@ PATHS: dict[str, dict[str, Any]] = {
                         query_int("before", "Only messages with an id below this.")],
         )
     },
+    "/api/chat/estimate": {
+        "get": operation("The most sending a draft would cost now (the hold the send places)", ok("SendEstimate"),
+                         tag="chat", parameters=[
+                             {"name": "message", "in": "query", "required": False, "schema": STRING},
+                             query_int("project_id", "The project's conversation (none: general chat)."),
+                             {"name": "model", "in": "query", "required": False, "schema": STRING}]),
+        "post": operation("The most sending a draft would cost now (the hold the send places)", ok("SendEstimate"),
+                          body=json_body("EstimateRequest"), tag="chat"),
+    },
+    "/api/chat/{message_id}/regenerate": {
+        "post": operation(
+            "Send the message that led to this reply again, as a new reply (only the conversation's latest; "
+            "charged like any send); the reply as JSON, or streamed with Accept: text/event-stream",
+            {"200": {
+                "description": "The new finished reply (JSON), or its event stream.",
+                "content": {JSON: {"schema": ref("ChatReply")}, "text/event-stream": {"schema": SSE_EVENT}},
+            }},
+            parameters=[MESSAGE_ID], tag="chat",
+        )
+    },
     "/api/chat/{message_id}/stop": {
         "post": operation("Stop a reply that is being generated", ok("StopResult"), parameters=[MESSAGE_ID],
                           tag="chat")
@@ -299,7 +333,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/projects/{project_id}/snapshots": {
         "get": operation("A project's snapshots, newest first", ok("SnapshotList"), parameters=[PROJECT_ID],
                          tag="snapshots"),
-        "post": operation("Take a snapshot from a reply or from files", ok("Snapshot", "201", "Created"),
+        "post": operation("Take a snapshot from a reply or from files (200: the reply's existing version)",
+                          {**ok("Snapshot", "201", "Created"), **ok("Snapshot", "200", "Already a version")},
                           parameters=[PROJECT_ID], body=json_body("SnapshotCreate"), tag="snapshots"),
     },
     "/api/projects/{project_id}/preview": {

@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     Response,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -37,7 +38,13 @@ from app.web.observability import path_carries_credential
 from app.web.publish import panel_view as publish_panel_view
 from app.web.security import framable_preview
 from app.web.snapshot_actions import SnapshotActions
-from app.web.snapshot_preview import preview_file_response, preview_token, snapshot_for_token
+from app.web.snapshot_preview import (
+    CONSOLE_SCRIPT_PATH,
+    console_script_response,
+    preview_token,
+    site_file_response,
+    snapshot_for_token,
+)
 
 bp = Blueprint("projects", __name__)
 
@@ -234,8 +241,12 @@ def rendered_file(token: str, path: str):
     """A snapshot's file served for the sandboxed iframe, authorised by its preview link (see
     app.web.snapshot_preview), so relative links to sibling files also work."""
     snap = snapshot_for_token(db.session, token)
+    # A site's CSP: its files, and https: CDNs when the project allows them (app/web/security.py).
+    g.preview_allow_cdn = project_service.project_of_snapshot(db.session, snap).preview_allow_cdn
+    if path == CONSOLE_SCRIPT_PATH:
+        return console_script_response()
     entry, content = snapshot_service.read_snapshot_file(db.session, snap.id, path)
-    return preview_file_response(entry, content)
+    return site_file_response(entry, content, token=token, parent_origin=request.host_url.rstrip("/"))
 
 
 def zip_response(snap: Snapshot) -> Response:

@@ -95,6 +95,18 @@ PREVIEW_CSP = (
     "base-uri 'none'",
     "frame-ancestors 'self'",
 )
+# A version served as a site (the preview route, app/web/snapshot_preview.py): its own files, inline code,
+# data: and blob: URLs, and with the project's `preview_allow_cdn` (the default) any https: URL, so a page
+# that loads a library or a font from a CDN works. Safe for Sorya's data all the same: the page runs in a
+# sandbox with an opaque origin (`sandbox allow-scripts`, never allow-same-origin, here and on the
+# iframe), so its requests carry no cookie, it reads no storage of Sorya's, and Sorya's API, which sends
+# no CORS headers, answers it nothing it could read.
+PREVIEW_SITE_CSP = (
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'none'",
+    "frame-ancestors 'self'",
+)
 PREVIEW_SANDBOX = "sandbox"
 PREVIEW_SANDBOX_WITH_SCRIPTS = "sandbox allow-scripts"
 HSTS_VALUE = "max-age=31536000; includeSubDomains"
@@ -138,9 +150,19 @@ def framable_preview(view: Callable[..., Any] | None = None, *, allow_scripts: b
     return decorate(view) if view is not None else decorate
 
 
+def preview_site_content_security_policy(*, allow_cdn: bool) -> str:
+    """The CSP of a version's files served as a site (see PREVIEW_SITE_CSP)."""
+    sources = "'self' 'unsafe-inline' data: blob:" + (" https:" if allow_cdn else "")
+    return "; ".join((f"default-src {sources}", *PREVIEW_SITE_CSP, PREVIEW_SANDBOX_WITH_SCRIPTS))
+
+
 def add_security_headers(response: Response) -> Response:
     frame_policy = g.get("frame_policy")
-    if frame_policy:
+    site_cdn = g.get("preview_allow_cdn")
+    if frame_policy and site_cdn is not None:
+        response.headers["Content-Security-Policy"] = preview_site_content_security_policy(allow_cdn=site_cdn)
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    elif frame_policy:
         response.headers["Content-Security-Policy"] = preview_content_security_policy(
             allow_scripts=frame_policy == "preview-scripts"
         )

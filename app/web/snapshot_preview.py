@@ -20,12 +20,15 @@ relative links between the snapshot's files keep working. The token is a bearer 
 
 from __future__ import annotations
 
+import functools
 import mimetypes
-from pathlib import PurePosixPath
+import re
+from pathlib import Path, PurePosixPath
 
-from flask import Response, current_app
+from flask import Response, current_app, url_for
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -111,3 +114,56 @@ def preview_file_response(entry: FileEntry, content: bytes) -> Response:
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+# -- a version as a site ---------------------------------------------------------------------------------
+# Every HTML page the preview serves gets, first thing in its <head>, a script of Sorya's served under the
+# same preview path (so the CSP's 'self' allows it): it forwards the page's errors to the workspace.
+
+CONSOLE_SCRIPT_PATH = "__sorya__/console.js"
+_CONSOLE_SCRIPT_FILE = Path(__file__).resolve().parents[2] / "static" / "js" / "preview-console.js"
+_HEAD_OPEN = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
+_HTML_OPEN = re.compile(rb"<html(?:\s[^>]*)?>", re.IGNORECASE)
+_DOCTYPE = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<!doctype[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+@functools.cache
+def console_script() -> bytes:
+    return _CONSOLE_SCRIPT_FILE.read_bytes()
+
+
+def console_script_tag(token: str, parent_origin: str) -> bytes:
+    src = url_for("projects.rendered_file", token=token, path=CONSOLE_SCRIPT_PATH)
+    return (f'<script src="{escape(src)}" data-parent-origin="{escape(parent_origin)}"></script>').encode()
+
+
+def inject_console_script(html: bytes, tag: bytes) -> bytes:
+    """`html` with `tag` first in its <head> (after <html> or the doctype when it has no <head>), ahead of
+    every script of the page's own; never before the doctype (that would put the page in quirks mode)."""
+    for pattern in (_HEAD_OPEN, _HTML_OPEN, _DOCTYPE):
+        found = pattern.search(html)
+        if found is not None:
+            return html[:found.end()] + tag + html[found.end():]
+    return tag + html
+
+
+def console_script_response() -> Response:
+    response = Response(console_script(), headers={"Content-Type": "text/javascript; charset=utf-8"})
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def site_file_response(entry: FileEntry, content: bytes, *, token: str, parent_origin: str) -> Response:
+    """A version's file served as part of its site: like `preview_file_response`, and an HTML page gets the
+    console script first in its <head>."""
+    response = preview_file_response(entry, content)
+    if response.mimetype == "text/html":
+        response.set_data(inject_console_script(response.get_data(), console_script_tag(token, parent_origin)))
+    return response
+
+
+def preview_url(snapshot: Snapshot, user_id: int, path: str) -> str:
+    """A fresh preview address of `path` in `snapshot` for `user_id` (lives `PREVIEW_TOKEN_TTL_S`)."""
+    return url_for("projects.rendered_file", token=preview_token(snapshot, user_id), path=path)

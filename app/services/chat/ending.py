@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +34,8 @@ from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import access, credits
 from app.services.chat.prompt import estimate_tokens
 from app.services.chat.settings import ChatSettings
+from app.services.snapshots.auto import version_reply
+from app.services.snapshots.store import SnapshotLimits
 
 # The table itself, for the UPDATEs on a reply's hot path (progress, heartbeats, its end): Core statements,
 # which skip the ORM's bulk-update machinery (session synchronisation), ~1 ms of CPU each.
@@ -59,6 +61,9 @@ class ReplyOutcome:
     usage_source: str | None
     error_code: str | None
     error_message: str | None
+    # The version the reply's files made (null when none), and why its edits did not apply.
+    snapshot_id: int | None = None
+    edit_errors: list[dict[str, Any]] | None = None
 
 
 def _lock_unfinished_reply(session: Session, message_id: int) -> ChatMessage | None:
@@ -214,6 +219,21 @@ def finish_reply(
     )
 
 
+def version_finished_reply(
+    session: Session, outcome: ReplyOutcome, *, user_id: int, limits: SnapshotLimits
+) -> ReplyOutcome:
+    """The outcome of a finished (stored and charged) reply with the version its files made. Never raises:
+    the reply is charged and delivered whatever happens to its version (the sweep versions it later when
+    this process fails here)."""
+    try:
+        version = version_reply(session, user_id=user_id, message_id=outcome.message_id, limits=limits)
+    except Exception:  # noqa: BLE001 - the money is settled; the sweep makes the version later
+        session.rollback()
+        log.exception("chat: reply %s ended but its version could not be made", outcome.message_id)
+        return outcome
+    return replace(outcome, snapshot_id=version.snapshot_id, edit_errors=version.edit_errors or None)
+
+
 def reply_hold_id(session: Session, message: ChatMessage) -> int | None:
     """The reply's hold: stored on the row by its first save, else found by the key it was placed under."""
     if message.hold_id is not None:
@@ -234,8 +254,10 @@ def publish_end(streams: ReplyStreams, message_id: int, event_id: int, outcome: 
     data: dict[str, Any] = {
         "message_id": message_id, "tokens_in": outcome.tokens_in, "tokens_out": outcome.tokens_out,
         "cost": outcome.cost, "balance": outcome.balance, "status": outcome.status,
-        "usage_source": outcome.usage_source,
+        "usage_source": outcome.usage_source, "snapshot_id": outcome.snapshot_id,
     }
+    if outcome.edit_errors:
+        data["edit_errors"] = outcome.edit_errors
     streams.flush()  # the reply's deltas are written before its last event
     if outcome.status == STATUS_FAILED:
         data.update(code="upstream_error", message=outcome.error_message or "The reply failed.",

@@ -12,12 +12,15 @@ from app.models.chat import FINAL_STATUSES
 from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import credits
 from app.services.chat.ending import ReplyOutcome, publish_end
+from app.services.snapshots.reading import snapshot_for_reply
 
 KEEPALIVE_S = 15.0
 STATUS_CHECK_S = 10.0
 
 
-def terminal_events_from_message(message: ChatMessage, after_id: int, balance: int) -> list[StreamEvent]:
+def terminal_events_from_message(
+    message: ChatMessage, after_id: int, balance: int, *, snapshot_id: int | None = None
+) -> list[StreamEvent]:
     """The stream rebuilt from a finished reply whose events have expired (or were never written)."""
     events: list[StreamEvent] = []
     next_id = after_id + 1
@@ -30,7 +33,8 @@ def terminal_events_from_message(message: ChatMessage, after_id: int, balance: i
     outcome = ReplyOutcome(
         message_id=message.id, status=message.status, tokens_in=message.tokens_in, tokens_out=message.tokens_out,
         cost=message.cost, balance=balance, usage_source=message.usage_source, error_code=message.error_code,
-        error_message=message.error_message,
+        error_message=message.error_message, snapshot_id=snapshot_id,
+        edit_errors=(message.meta or {}).get("edit_errors") or None,
     )
     collector = _CollectingStreams()
     publish_end(collector, message.id, next_id, outcome)
@@ -44,7 +48,9 @@ def finished_reply_events(session: Session, message_id: int, after_id: int) -> l
     if message is None or message.status not in FINAL_STATUSES:
         return None
     balance = credits.read_balance(session, message.user_id)
-    return terminal_events_from_message(message, after_id, balance.balance if balance else 0)
+    version = snapshot_for_reply(session, message.id) if message.project_id is not None else None
+    return terminal_events_from_message(message, after_id, balance.balance if balance else 0,
+                                        snapshot_id=version.id if version is not None else None)
 
 
 class _CollectingStreams(ReplyStreams):

@@ -31,7 +31,8 @@ from app.runtime import lifecycle
 from app.runtime.admission import INTERACTIVE
 from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import credits
-from app.services.chat.ending import MESSAGES, ReplyOutcome, finish_reply, publish_end
+from app.services.chat.ending import MESSAGES, ReplyOutcome, finish_reply, publish_end, version_finished_reply
+from app.services.snapshots.store import SnapshotLimits
 from app.services.transactions import retry_on_lock_conflict
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class GenerationJob:
     hold_id: int
     price: credits.Price
     provider: ClientSettings
+    project_id: int | None = None
+    # A finished reply of a project becomes its next version under these limits (None: no version).
+    snapshot_limits: SnapshotLimits | None = None
 
 
 @dataclass
@@ -407,8 +411,11 @@ def finish_generation(
     except OperationalError:
         session.rollback()
         raise
-    if outcome is not None:
-        publish_end(generation.streams, job.message_id, event_id, outcome)
+    if outcome is None:
+        return
+    if job.project_id is not None and job.snapshot_limits is not None and outcome.status == STATUS_COMPLETE:
+        outcome = version_finished_reply(session, outcome, user_id=job.user_id, limits=job.snapshot_limits)
+    publish_end(generation.streams, job.message_id, event_id, outcome)
 
 
 FINISH_ATTEMPTS = 4

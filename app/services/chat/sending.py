@@ -77,12 +77,16 @@ def choose_model(requested: Any, settings: ChatSettings) -> str:
 
 
 def _load_history(
-    session: Session, user_id: int, project_id: int | None, after_id: int | None = None
+    session: Session, user_id: int, project_id: int | None, before_id: int | None = None,
+    after_id: int | None = None,
 ) -> list[HistoryMessage]:
-    """The conversation's latest messages, oldest first, each reply with the version it made; only those
-    after `after_id` (a project's *New conversation* marker) when given."""
+    """The conversation's latest messages, oldest first, each reply with the version it made: only those
+    before `before_id` when given (a regenerated reply's), and after `after_id` (a project's *New
+    conversation* marker)."""
     query = select(ChatMessage.id, ChatMessage.role, ChatMessage.content).where(
         conversation_filter(user_id, project_id), ChatMessage.content != "")
+    if before_id is not None:
+        query = query.where(ChatMessage.id < before_id)
     if after_id is not None:
         query = query.where(ChatMessage.id > after_id)
     rows = session.execute(query.order_by(ChatMessage.id.desc()).limit(HISTORY_LOAD_LIMIT)).all()
@@ -133,11 +137,27 @@ def _affordable_completion_tokens(available: int, prompt_tokens: int, price: cre
     return max(0, min(wanted, room))
 
 
+def reply_room_and_hold(available: int, prompt_tokens: int, price: credits.Price,
+                        settings: ChatSettings) -> tuple[int, int]:
+    """The one rule that sizes a send's hold: the reply's room (completion tokens, at most
+    `max_completion_tokens`) that `available` credits cover, and the hold that room places (its worst-case
+    cost). The send (`send_message`) and its estimate (`estimate.send_estimate`) both call it."""
+    room = _affordable_completion_tokens(available, prompt_tokens, price, settings.max_completion_tokens)
+    return room, credits.reply_cost(prompt_tokens, room, price)
+
+
+def room_is_enough(room: int, settings: ChatSettings) -> bool:
+    """Whether a reply of `room` tokens is sent at all (else the send is refused up front)."""
+    return room >= min(MIN_COMPLETION_TOKENS, settings.max_completion_tokens)
+
+
 def _prompt_for(
-    session: Session, *, user_id: int, project: Project | None, message: str, model: str, settings: ChatSettings
+    session: Session, *, user_id: int, project: Project | None, message: str, model: str, settings: ChatSettings,
+    before_id: int | None = None,
 ) -> Prompt:
-    """What the model is sent: the conversation so far and the project's files, fitted to its window."""
-    history = _load_history(session, user_id, project.id if project else None,
+    """What the model is sent: the conversation so far (before `before_id`, and after the project's *New
+    conversation* marker) and the project's files, fitted to its window."""
+    history = _load_history(session, user_id, project.id if project else None, before_id,
                             project.context_after_message_id if project else None)
     project_context = (_load_project_context(session, project, message, history, edits=settings.edit_replies)
                        if project else None)
@@ -160,15 +180,16 @@ def prompt_parts(prompt: Prompt) -> dict[str, Any]:
 
 def _lock_reply_room(
     session: Session, *, user_id: int, model: str, prompt_tokens: int, price: credits.Price, settings: ChatSettings
-) -> tuple[CreditBalance, int]:
-    """The user's balance, locked, and the reply's room it covers; `InsufficientCredits` (rolled back)
+) -> tuple[CreditBalance, int, int]:
+    """The user's balance, locked, the reply's room it covers and the hold of that room;
+    `InsufficientCredits` (rolled back)
     when it covers less than `MIN_COMPLETION_TOKENS`."""
     # Locked once, here: the reply's room is sized from the very balance the hold is placed under, and
     # place_hold does not take the lock a second time (one round trip fewer than read-then-lock).
     balance = credits.lock_balance(session, user_id)
     available = balance.balance - balance.held
-    room = _affordable_completion_tokens(available, prompt_tokens, price, settings.max_completion_tokens)
-    if room < min(MIN_COMPLETION_TOKENS, settings.max_completion_tokens):
+    room, hold = reply_room_and_hold(available, prompt_tokens, price, settings)
+    if not room_is_enough(room, settings):
         needed = credits.reply_cost(prompt_tokens, settings.max_completion_tokens, price)
         session.rollback()
         raise InsufficientCredits(
@@ -177,7 +198,7 @@ def _lock_reply_room(
             needed=needed,
             available=max(available, 0),
         )
-    return balance, room
+    return balance, room, hold
 
 
 def _add_message_and_reply(
@@ -191,15 +212,24 @@ def _add_message_and_reply(
     )
     session.add(user_message)
     session.flush()
+    return user_message.id, _add_reply(session, user_id=user_id, project_id=project_id, reply_to_id=user_message.id,
+                                       model=model, prompt_tokens=prompt_tokens, now=now, parts=parts)
+
+
+def _add_reply(
+    session: Session, *, user_id: int, project_id: int | None, reply_to_id: int, model: str, prompt_tokens: int,
+    now: datetime, parts: dict[str, Any] | None = None,
+) -> int:
+    """Flush a pending reply to the person's message `reply_to_id` (not committed); returns its id."""
     reply = ChatMessage(
         user_id=user_id, project_id=project_id, role=ROLE_ASSISTANT, content="", model=model,
-        reply_to_id=user_message.id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
+        reply_to_id=reply_to_id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
         # The prompt's estimate until the provider's usage replaces it: the sweep charges by it.
         tokens_in=prompt_tokens, prompt_parts=parts,
     )
     session.add(reply)
     session.flush()
-    return user_message.id, reply.id
+    return reply.id
 
 
 def _hold_reply_cost(session: Session, *, user_id: int, reply_id: int, amount: int, balance: CreditBalance) -> int:
@@ -252,15 +282,25 @@ def send_message(
     prompt = _prompt_for(session, user_id=user_id, project=project, message=message, model=model_name,
                          settings=settings)
     price = settings.price(model_name)
-    balance, room = _lock_reply_room(session, user_id=user_id, model=model_name, prompt_tokens=prompt.prompt_tokens,
-                                     price=price, settings=settings)
+    balance, room, hold = _lock_reply_room(session, user_id=user_id, model=model_name,
+                                           prompt_tokens=prompt.prompt_tokens, price=price, settings=settings)
     now = utcnow()
     user_message_id, reply_id = _add_message_and_reply(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
         prompt_tokens=prompt.prompt_tokens, now=now, parts=prompt_parts(prompt),
     )
-    hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id,
-                               amount=credits.reply_cost(prompt.prompt_tokens, room, price), balance=balance)
+    hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id, amount=hold, balance=balance)
+    return _commit_send(session, user_id=user_id, project=project, user_message_id=user_message_id,
+                        reply_id=reply_id, hold_id=hold_id, model=model_name, prompt=prompt, room=room, price=price,
+                        settings=settings, streams=streams, now=now)
+
+
+def _commit_send(
+    session: Session, *, user_id: int, project: Project | None, user_message_id: int, reply_id: int, hold_id: int,
+    model: str, prompt: Prompt, room: int, price: credits.Price, settings: ChatSettings, streams: ReplyStreams,
+    now: datetime,
+) -> SentMessage:
+    """Commit a send (its messages and hold flushed), start the reply's stream, and describe its generation."""
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;
     # until then the hold is found by its key (`ending.reply_hold_id`).
     if project is not None:
@@ -270,12 +310,13 @@ def send_message(
     streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
     log.info(
         "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
-        reply_id, user_id, model_name, prompt.prompt_tokens, room, prompt.history_kept,
+        reply_id, user_id, model, prompt.prompt_tokens, room, prompt.history_kept,
         prompt.history_kept + prompt.history_dropped, len(prompt.files_included),
     )
     job = GenerationJob(
-        message_id=reply_id, user_id=user_id, model=model_name, messages=prompt.messages,
+        message_id=reply_id, user_id=user_id, model=model, messages=prompt.messages,
         prompt_tokens_estimate=prompt.prompt_tokens, max_completion_tokens=room, hold_id=hold_id, price=price,
-        provider=settings.provider,
+        provider=settings.provider, project_id=project.id if project is not None else None,
+        snapshot_limits=settings.snapshot_limits,
     )
     return SentMessage(user_message_id=user_message_id, reply_id=reply_id, job=job)

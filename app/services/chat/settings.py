@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from app.providers.openai_client import ClientSettings
 from app.services import credits
+from app.services.snapshots.store import SnapshotLimits
 
 if TYPE_CHECKING:
     from config import Config
@@ -26,6 +27,8 @@ class ChatSettings:
     # Ask for edit blocks and elide file bodies from earlier replies (False: whole files, full history).
     edit_replies: bool = True
     history_budget_tokens: int | None = 600  # None: as much history as the context window holds
+    # The limits of the version a finished reply of a project makes (None: replies make no version).
+    snapshot_limits: SnapshotLimits | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> ChatSettings:
@@ -41,6 +44,7 @@ class ChatSettings:
             ),
             edit_replies=config.CHAT_EDIT_REPLIES,
             history_budget_tokens=config.CHAT_HISTORY_BUDGET_TOKENS or None,
+            snapshot_limits=SnapshotLimits.from_settings(config),
         )
 
     def price(self, model: str) -> credits.Price:

@@ -37,6 +37,13 @@ def latest_snapshot(session: Session, project_id: int) -> Snapshot | None:
     ).scalar_one_or_none()
 
 
+def snapshot_for_reply(session: Session, message_id: int) -> Snapshot | None:
+    """The version a reply made (the first, should there be several), or None."""
+    return session.execute(
+        select(Snapshot).where(Snapshot.source_message_id == message_id).order_by(Snapshot.id).limit(1)
+    ).scalar_one_or_none()
+
+
 def list_snapshots(session: Session, project_id: int, *, limit: int | None = None) -> list[Snapshot]:
     """The project's snapshots, newest first."""
     query = select(Snapshot).where(Snapshot.project_id == project_id).order_by(Snapshot.number.desc())

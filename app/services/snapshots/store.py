@@ -33,6 +33,7 @@ from app.services.snapshots.reading import (
     FileEntry,
     latest_snapshot,
     list_snapshot_files,
+    snapshot_for_reply,
 )
 from app.services.snapshots.reply_files import ParsedFiles, check_path, parse_reply_files
 from app.services.snapshots.secrets import contains_secret
@@ -264,9 +265,9 @@ def take_snapshot_from_message(
 ) -> SnapshotResult:
     """Snapshot the files of an assistant reply on top of the project's previous snapshot. Commits.
 
-    Files the reply does not mention are carried over; files it marks deleted are removed. Idempotent for
-    a double click: when the project's latest snapshot was already taken from this reply, that one is
-    returned with `created=False`. A reply still being written is a `Conflict`; one with no files, or
+    Files the reply does not mention are carried over; files it marks deleted are removed. Idempotent per
+    reply (a double click, the automatic version of a finished reply): when a snapshot of the project was
+    already taken from this reply, that one is returned with `created=False`. A reply still being written is a `Conflict`; one with no files, or
     with unsafe paths, is an `InvalidRequest` naming them; over a limit, `TooLarge`.
     """
     access.owned_project(session, user_id=user_id, project_id=project_id)  # someone else's: 404 before all
@@ -292,10 +293,10 @@ def take_snapshot_from_message(
 
     def write() -> SnapshotResult:
         project = access.owned_project(session, user_id=user_id, project_id=project_id, lock=True)
-        base = latest_snapshot(session, project.id)
-        if base is not None and base.source_message_id == message.id:
-            return _already_taken(base)
-        writes, deletions = _reply_changes(session, base, parsed)
+        existing = snapshot_for_reply(session, message.id)
+        if existing is not None and existing.project_id == project.id:
+            return _already_taken(existing)
+        writes, deletions = _reply_changes(session, latest_snapshot(session, project.id), parsed)
         written = list(writes)
         names = ", ".join(written[:3]) + (f" and {len(written) - 3} more" if len(written) > 3 else "")
         summary = f"From reply #{message.id}: {names}" if written else f"From reply #{message.id}: deletions"

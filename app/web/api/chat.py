@@ -24,6 +24,7 @@ from app.web.chat import (
     start_reply,
     wait_for_end,
 )
+from app.web.workspace import estimate_for_request, start_regeneration
 
 REPLY_FIELDS = ("id", "role", "content", "model", "tokens_in", "tokens_out", "cost", "status", "usage_source")
 
@@ -72,6 +73,11 @@ def _send_and_answer(user_id: int, text: Any, project_id: int | None, model: Any
     except InsufficientCredits as exc:
         exc.extra["plans_url"] = plans_url()
         raise
+    return _answer_sent(user_id, sent)
+
+
+def _answer_sent(user_id: int, sent: chat.SentMessage) -> Any:
+    """The reply's event stream (`Accept: text/event-stream`), or the finished reply as JSON."""
     if "text/event-stream" in request.headers.get("Accept", ""):
         return event_stream_response(sent.reply_id, 0)
     end = wait_for_end(sent.reply_id, NO_JS_WAIT_S)
@@ -84,7 +90,33 @@ def _send_and_answer(user_id: int, text: Any, project_id: int | None, model: Any
         message={key: reply[key] for key in REPLY_FIELDS},
         user_message_id=sent.user_message_id,
         balance=view.balance,
+        **reply_version_json(view.message, end.data if end is not None else {}),
     )
+
+
+def reply_version_json(message: ChatMessage, done: dict[str, Any]) -> dict[str, Any]:
+    """`snapshot_id` (the version the reply made, null when none) and, when its edits failed, `edit_errors`:
+    from its `done` event, else as recorded on the reply."""
+    meta = message.meta or {}
+    body: dict[str, Any] = {"snapshot_id": done.get("snapshot_id", meta.get("snapshot_id"))}
+    edit_errors = done.get("edit_errors") or meta.get("edit_errors")
+    if edit_errors:
+        body["edit_errors"] = edit_errors
+    return body
+
+
+@api.bp.post("/chat/<int:message_id>/regenerate")
+@limit_sending
+def api_regenerate(message_id: int):
+    """The message behind this reply sent again as a new reply: answered as `POST /api/chat`."""
+    user_id = current_user_id()
+    body = api.read_json()
+    try:
+        sent = start_regeneration(user_id, message_id, body.get("model"))
+    except InsufficientCredits as exc:
+        exc.extra["plans_url"] = plans_url()
+        raise
+    return _answer_sent(user_id, sent)
 
 
 @api.bp.get("/chat/<int:message_id>/stream")
@@ -115,3 +147,10 @@ def api_history():
         before=api.int_arg("before"),
     )
     return jsonify(messages=[message_json(m) for m in page.messages], next_before=page.next_before)
+
+
+@api.bp.route("/chat/estimate", methods=["GET", "POST"])
+def api_estimate():
+    """The most sending this draft would cost now: the hold the send would place."""
+    current_user_id()
+    return jsonify(estimate_for_request().as_json())

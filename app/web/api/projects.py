@@ -189,7 +189,7 @@ def api_take_snapshot(project_id: int):
     body = snapshot_json(result.snapshot, snapshot_service.list_snapshot_files(db.session, result.snapshot.id))
     body.update(created=result.created, from_this_source=result.from_this_source, deleted=result.deleted,
                 carried=result.carried, warnings=result.warnings)
-    return jsonify(body), 201
+    return jsonify(body), 201 if result.created else 200
 
 
 @bp.get("/projects/<int:project_id>/snapshots")
