@@ -88,13 +88,3 @@ class UpstreamError(DomainError):
 
 class Unavailable(DomainError):
     status, code = 503, "unavailable"
-
-
-class EditsFailed(DomainError):
-    """A reply's edit blocks could not all be applied, so none were: `errors` says which and why."""
-
-    status, code = 422, "unprocessable"
-
-    def __init__(self, message: str, *, errors: list[dict[str, Any]]) -> None:
-        super().__init__(message, edit_errors=errors)
-        self.errors = errors
