@@ -1,7 +1,7 @@
 """Edits, not rewrites: what made up a reply's prompt, and where a project's current conversation starts
 
 Revision ID: 0005_edits
-Revises: 0004_ids_never_reused
+Revises: 0005_wsv
 Create Date: 2026-12-03
 
 `chat_messages.prompt_parts` (JSON, nullable) holds what a reply's footer shows: the prompt's make-up at
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005_edits'
-down_revision = '0004_ids_never_reused'
+down_revision = '0005_wsv'  # chained after wsv's, merged into this branch
 branch_labels = None
 depends_on = None
 
