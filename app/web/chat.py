@@ -169,6 +169,21 @@ def reply_html(message: ChatMessage) -> Any:
     return render_reply_html(message.content, id_prefix=f"code-{message.id}")
 
 
+@bp.app_template_global()
+def fix_edits_estimate(message: ChatMessage) -> Any:
+    """The send estimate of *Fix the edits* for a reply whose edits failed, or None when there is none."""
+    try:
+        return chat.fix_edits_estimate(db.session, user_id=current_user_id(), message_id=message.id,
+                                       settings=chat_settings())
+    except DomainError:
+        return None
+
+
+@bp.app_template_global()
+def edit_errors_of(message: ChatMessage) -> list[dict[str, Any]]:
+    return chat.edit_errors_of(message) if message.role == "assistant" else []
+
+
 SNIPPET_CHARS = 160
 
 

@@ -36,6 +36,7 @@ from app.services.chat.ending import (
 )
 from app.services.chat.fixing import (
     edit_errors_of,
+    fix_edits_estimate,
     fix_edits_request,
     start_new_conversation,
 )
@@ -84,6 +85,7 @@ from app.services.chat.settings import ChatSettings
 
 __all__ = [
     "edit_errors_of",
+    "fix_edits_estimate",
     "fix_edits_request",
     "start_new_conversation",
     "COALESCE_WINDOW_MAX_S",

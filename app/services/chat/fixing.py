@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidRequest
 from app.models import ChatMessage
 from app.services import access
+from app.services.chat.estimate import SendEstimate, send_estimate
+from app.services.chat.settings import ChatSettings
 from app.services.snapshots.edits import REASON_WORDS
 
-__all__ = ["edit_errors_of", "fix_edits_request", "start_new_conversation"]
+__all__ = ["edit_errors_of", "fix_edits_estimate", "fix_edits_request", "start_new_conversation"]
 
 MAX_LISTED_ERRORS = 20
 
@@ -64,3 +66,12 @@ def start_new_conversation(session: Session, *, user_id: int, project_id: int) -
         project.context_after_message_id = last_id
     session.commit()
     return project.context_after_message_id
+
+
+def fix_edits_estimate(session: Session, *, user_id: int, message_id: int, settings: ChatSettings) -> SendEstimate:
+    """The most *Fix the edits* can cost, shown before it is sent: the send estimate of its very message
+    (`estimate.send_estimate`, the send's own hold rule), with the failed reply's model when still offered."""
+    text, project_id = fix_edits_request(session, user_id=user_id, message_id=message_id)
+    model = access.owned_reply(session, user_id=user_id, message_id=message_id).model
+    return send_estimate(session, user_id=user_id, project_id=project_id,
+                         model=model if model in settings.models else None, message_text=text, settings=settings)
