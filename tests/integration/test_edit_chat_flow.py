@@ -118,3 +118,24 @@ def test_the_prompt_elides_earlier_file_bodies_and_new_conversation_resets_it(cl
     page = client_for.get(f"/projects/{project_id}/chat").get_data(as_text=True)
     assert "write it" in page and "earlier messages are not sent to the model" in page
     assert page.index("write it") < page.index("earlier messages are not sent") < page.index("hello again")
+
+
+def test_a_stopped_reply_shows_what_the_ledger_charged(client_for, user, openai_emulator, app, db_session):
+    from tests.chat_helpers import reply_text
+
+    project_id = make_project(app, user)
+    openai_emulator.control.script_reply(" ".join(f"word{i}" for i in range(400)), chunk_delay_ms=20)
+    reader = SSEReader(post_chat(client_for, {"message": "talk", "project_id": project_id}, stream=True))
+    start, *deltas = [reader.next_event() for _ in range(3)]
+    message_id = start.data["message_id"]
+    client_for.post(f"/api/chat/{message_id}/stop", headers=api_headers(client_for))
+    events = [start, *deltas, *reader.read_all()]
+    assert events[-1].data["status"] == "stopped" and reply_text(events)
+    db_session.expire_all()
+    reply = db_session.get(ChatMessage, message_id)
+    charged = -ledger_delta(db_session, message_id)
+    assert 0 < charged == reply.cost == events[-1].data["cost"]
+    page = client_for.get(f"/projects/{project_id}/chat").get_data(as_text=True)
+    article = page[page.index(f'id="message-{message_id}"'):]
+    assert f'<span class="reply-cost">{charged:,} credits</span>' in article
+    assert f"{reply.tokens_in:,} in · {reply.tokens_out:,} out (estimated)" in article
