@@ -179,7 +179,7 @@ def apply_section(text: str, section: EditSection) -> str:
         )
     if not shifted:
         first = search[0].strip()[:60]
-        raise SectionFailed(NOT_FOUND, f"The SEARCH text (starting {first!r}) is not in the file as it stands.")
+        raise SectionFailed(NOT_FOUND, f"The SEARCH text starting “{first}” is not in the file as it stands.")
     start, shift = shifted[0]
     return _join(lines[:start] + _reindent(replace, shift) + lines[start + len(search):], crlf)
 
