@@ -219,6 +219,9 @@ PROJECT_ROUTES = [
     ("POST", "/projects/{project_id}/chat"),
     ("GET", "/chat/messages/{message_id}"),
     ("POST", "/chat/messages/{message_id}/stop"),
+    ("POST", "/chat/messages/{message_id}/fix-edits"),
+    ("POST", "/projects/{project_id}/chat/new-conversation"),
+    ("POST", "/api/chat/{message_id}/fix-edits"),
     ("GET", "/api/chat/{message_id}/stream"),
     ("POST", "/api/chat/{message_id}/stop"),
 ]
