@@ -123,6 +123,12 @@ class Config:
     MODEL_PRICES: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     MAX_MESSAGE_CHARS: int = 20000
+    # Replies change existing files with edit blocks and earlier replies are sent without their file
+    # bodies (issue 18); false: whole files and the full history, as before.
+    CHAT_EDIT_REPLIES: bool = True
+    # The most of the prompt turns before the last exchange may take (tokens, newest kept first); 0: the
+    # context window. Earlier replies are sent elided, so 600 holds some ten short exchanges.
+    CHAT_HISTORY_BUDGET_TOKENS: int = 600
     # Flask-Limiter syntax; one budget per user shared by the chat page and POST /api/chat.
     CHAT_RATE_LIMIT: str = "20 per minute;300 per hour"
     SNAPSHOT_MAX_FILES: int = 500
@@ -172,6 +178,8 @@ class Config:
             OPENAI_MAX_COMPLETION_TOKENS=_env_int(
                 env, "OPENAI_MAX_COMPLETION_TOKENS", cls.OPENAI_MAX_COMPLETION_TOKENS
             ),
+            CHAT_EDIT_REPLIES=_env_bool(env, "CHAT_EDIT_REPLIES", cls.CHAT_EDIT_REPLIES),
+            CHAT_HISTORY_BUDGET_TOKENS=_env_int(env, "CHAT_HISTORY_BUDGET_TOKENS", cls.CHAT_HISTORY_BUDGET_TOKENS),
             STRIPE_SECRET_KEY=env.get("STRIPE_SECRET_KEY", ""),
             STRIPE_WEBHOOK_SECRET=env.get("STRIPE_WEBHOOK_SECRET", ""),
             STRIPE_API_BASE=env.get("STRIPE_API_BASE", "").rstrip("/") or cls.STRIPE_API_BASE,

@@ -53,6 +53,9 @@ class ChatMessage(Base):
     # Touched by the generating process; a reply whose heartbeat stops is swept to failed.
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What made up the reply's prompt at send time, for its footer: estimated tokens by part
+    # ("instructions", "files", "history", "message"), "files_sent", "history_kept", "history_dropped".
+    prompt_parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     finished_at: Mapped[datetime | None]
     # A finished reply of a project, once versioned (app/services/snapshots/auto.py): {"snapshot_id"} or
     # {"snapshot_id": None, "error"?, "edit_errors"?}. NULL until then (the sweep versions those it missed).

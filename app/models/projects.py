@@ -29,6 +29,8 @@ class Project(Base):
     repo_html_url: Mapped[str | None] = mapped_column(String(500))
     repo_branch: Mapped[str | None] = mapped_column(String(255))
     repo_head_sha: Mapped[str | None] = mapped_column(String(40))
+    # "New conversation": the prompt carries only the project's messages after this one (None: all).
+    context_after_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # Whether a preview of this project's versions may load scripts, styles and fonts from https: CDNs.
     preview_allow_cdn: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -197,6 +197,21 @@ def reply_html(message: ChatMessage) -> Any:
     return render_reply_html(message.content, id_prefix=f"code-{message.id}")
 
 
+@bp.app_template_global()
+def fix_edits_estimate(message: ChatMessage) -> Any:
+    """The send estimate of *Fix the edits* for a reply whose edits failed, or None when there is none."""
+    try:
+        return chat.fix_edits_estimate(db.session, user_id=current_user_id(), message_id=message.id,
+                                       settings=chat_settings())
+    except DomainError:
+        return None
+
+
+@bp.app_template_global()
+def edit_errors_of(message: ChatMessage) -> list[dict[str, Any]]:
+    return chat.edit_errors_of(message) if message.role == "assistant" else []
+
+
 SNIPPET_CHARS = 160
 
 
@@ -286,10 +301,10 @@ def project(project_id: int):
     return _show(project_id)
 
 
-def _send(project_id: int | None):
+def _send(project_id: int | None, text: str | None = None):
     project = _page_project(project_id)
     user_id = current_user_id()
-    text = request.form.get("message", "")
+    text = request.form.get("message", "") if text is None else text
     htmx = bool(request.headers.get("HX-Request"))
     try:
         sent = start_reply(user_id, text, project_id, request.form.get("model"))
@@ -336,6 +351,25 @@ def rendered_stream(message_id: int):
     """The page's stream of a reply being written, as sanitised HTML (see `rendered_stream_response`)."""
     access.owned_reply(db.session, user_id=current_user_id(), message_id=message_id)
     return rendered_stream_response(message_id)
+@bp.post("/chat/messages/<int:message_id>/fix-edits")
+@login_required
+@limit_sending
+def fix_edits(message_id: int):
+    """*Fix the edits*: a normal, charged send in the reply's project that names its failed edits."""
+    text, project_id = chat.fix_edits_request(db.session, user_id=current_user_id(), message_id=message_id)
+    return _send(project_id, text)
+
+
+@bp.post("/projects/<int:project_id>/chat/new-conversation")
+@login_required
+def new_conversation(project_id: int):
+    """Start a fresh context: earlier messages stay on the page, above a divider, but are no longer sent."""
+    chat.start_new_conversation(db.session, user_id=current_user_id(), project_id=project_id)
+    if request.headers.get("HX-Request"):
+        response = Response(status=204)
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return redirect(url_for("chat.project", project_id=project_id), code=303)
 
 
 @bp.get("/chat/messages/<int:message_id>")

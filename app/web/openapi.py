@@ -319,6 +319,18 @@ PATHS: dict[str, dict[str, Any]] = {
             parameters=[MESSAGE_ID], tag="chat",
         )
     },
+    "/api/chat/{message_id}/fix-edits": {
+        "post": operation(
+            "Fix the edits: send a follow-up naming this reply's failed edits (its files' current content goes "
+            "in the prompt), charged like any send; 400 when the reply has no failed edits; the reply as JSON, "
+            "or streamed with Accept: text/event-stream",
+            {"200": {
+                "description": "The new finished reply (JSON), or its event stream.",
+                "content": {JSON: {"schema": ref("ChatReply")}, "text/event-stream": {"schema": SSE_EVENT}},
+            }},
+            parameters=[MESSAGE_ID], tag="chat",
+        )
+    },
     "/api/chat/{message_id}/stop": {
         "post": operation("Stop a reply that is being generated", ok("StopResult"), parameters=[MESSAGE_ID],
                           tag="chat")

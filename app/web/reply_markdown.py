@@ -6,15 +6,19 @@ Three layers, so model text can never run in the page:
 3. nh3 (an allow-list sanitiser) keeps only the tags and attributes listed here.
 
 Each fenced block whose info string carries `path=...` (the contract's file form) is shown as a file:
-its path, and a *Copy* button wired by `static/js/app.js` (`data-copy-target`).
+its path, and a *Copy* button wired by `static/js/app.js` (`data-copy-target`). An *edit* block (`edit`
+among its info words) is shown as a small diff instead of its raw markers: `render_edit_block_html`,
+which the streaming renderer calls too.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import html
 import itertools
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import nh3
@@ -25,6 +29,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
+
+from app.services.snapshots.reply_files import EDIT_WORDS, EditSection, parse_edit_sections
 
 # Larger blocks are shown plain: highlighting them would cost more than it helps.
 MAX_HIGHLIGHT_CHARS = 200_000
@@ -39,6 +45,7 @@ ALLOWED_ATTRIBUTES = {
     "*": {"class"},
     "a": {"href", "title"},
     "pre": {"id", "tabindex", "aria-label"},
+    "span": {"aria-hidden"},
     "ol": {"start"},
     "button": {"type", "data-copy-target", "hidden"},
 }
@@ -72,9 +79,55 @@ def highlight_code(code: str, language: str, path: str | None) -> str:
     return highlight(code, _lexer_for(language, path), _formatter)
 
 
+def _diff_rows(section: EditSection) -> list[tuple[str, str]]:
+    """(kind, line) rows of one section: "same" context, "del" removed, "add" added."""
+    rows: list[tuple[str, str]] = []
+    search, replace = list(section.search), list(section.replace)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, search, replace, autojunk=False).get_opcodes():
+        if tag == "equal":
+            rows += [("same", line) for line in search[i1:i2]]
+            continue
+        rows += [("del", line) for line in search[i1:i2]]
+        rows += [("add", line) for line in replace[j1:j2]]
+    return rows
+
+
+_DIFF_SIGNS = {"same": " ", "del": "-", "add": "+"}
+_DIFF_LABELS = {"same": "", "del": "removed: ", "add": "added: "}
+
+
+def render_edit_block_html(path: str, sections: Sequence[EditSection]) -> Markup:
+    """An edit block as a small diff: per section, its removed lines and added lines (with the lines both
+    share as context), each section marked; a section the reply never finished says so. Escaped."""
+    parts = [
+        f'<figure class="code-file code-edit"><figcaption><span class="code-path">{html.escape(path)}</span>'
+        f'<span class="code-language">edit · {len(sections)} change{"s" if len(sections) != 1 else ""}</span>'
+        "</figcaption>"
+    ]
+    for number, section in enumerate(sections, start=1):
+        rows = "".join(
+            f'<span class="diff-{kind}"><span class="visually-hidden">{_DIFF_LABELS[kind]}</span>'
+            f'<span aria-hidden="true">{_DIFF_SIGNS[kind]}</span> {html.escape(line)}</span>'
+            for kind, line in _diff_rows(section)
+        )
+        note = "" if section.complete else '<span class="diff-cut">cut off: this change is incomplete</span>'
+        parts.append(f'<pre class="edit-diff" aria-label="Change {number}"><code>{rows}{note}</code></pre>')
+    if not sections:
+        parts.append('<p class="edit-empty">No changes in this block.</p>')
+    parts.append("</figure>\n")
+    return Markup("".join(parts))  # noqa: S704 - every piece of text is escaped above
+
+
+def _is_edit_block(info: str) -> bool:
+    words = re.sub(r"""\S+=(?:"[^"]*"|'[^']*'|\S+)""", " ", info).split()
+    return any(word.lower() in EDIT_WORDS for word in words) or bool(re.search(r"(?:^|\s)action=edit\b", info))
+
+
 def _render_fence(renderer: Any, tokens: list, idx: int, options: Any, env: dict) -> str:
     token = tokens[idx]
     language, path = parse_fence_info(token.info)
+    if path and _is_edit_block(token.info):
+        return str(render_edit_block_html(path, parse_edit_sections(token.content.split("\n"))))
     block_id = f"{env.get('id_prefix', 'code')}-{next(env.setdefault('counter', itertools.count(1)))}"
     code_html = highlight_code(token.content, language, path)
     label = html.escape(path) if path else html.escape(language or "code")

@@ -65,7 +65,7 @@ class SnapshotActions:
         parsed = snapshot_service.parse_reply_files(message.content or "",
                                                     reply_finished=message.status == STATUS_COMPLETE)
         action = SnapshotAction(
-            files=[f.path for f in parsed.written],
+            files=list(dict.fromkeys([f.path for f in parsed.written] + parsed.edited_paths)),
             deleted=parsed.deleted_paths,
             warnings=parsed.warnings,
             refused=[item.sentence() for item in parsed.refused],

@@ -41,7 +41,8 @@ Control endpoints (besides those in ``base.py``):
 | ``POST /_emulator/config`` | ``{"chunk_delay_ms", "first_byte_delay_ms", "models": [...]}`` | the config |
 
 A scripted reply: ``{"text": "..." (default: the generator's reply), "chunks": ["..", ".."]
-(explicit pieces), "chunk_size": N (characters per piece), "chunk_delay_ms": N,
+(explicit pieces), "as_edits": true (the text's whole files that the prompt carries are sent as edit
+blocks, as generated replies are when the system prompt asks for edits), "chunk_size": N (characters per piece), "chunk_delay_ms": N,
 "first_byte_delay_ms": N, "finish_reason": "stop", "cut_after_chunks": N (close the connection after N
 ``data:`` events, without [DONE]), "omit_usage": true (never send usage, even when asked), "kind" /
 "status" / "body" / "headers" (answer this error instead, as a fault would), "hang": true (send
@@ -56,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import difflib
 import hashlib
 import json
 import math
@@ -310,6 +312,74 @@ def _style_reply(prompt: str, digest: str) -> str:
     css = style_css(background, accent, radius="20px")
     return (f"Here is a new look: a {named} theme with rounder corners. Only the stylesheet changes.\n\n"
             f"```css path=style.css\n{css}```\n\nReload the preview to see it.")
+# --- answering in edit blocks (issue 18) ------------------------------------------------------------
+# When the system prompt asks for edit blocks (it shows a `<<<<<<< SEARCH` section) and carries a file's
+# current content ("Current content of PATH:" then a fenced block, as Sorya's project message does), a
+# whole-file block of that path in the reply is sent as an edit block instead: one section per changed
+# hunk, bottom first, each SEARCH grown with context lines until it occurs once in the file as it stands.
+_FILE_HEADER = "Current content of "
+_WHOLE_FILE_RE = re.compile(r"^```(?P<lang>[\w+-]*) path=(?P<path>\S+)$")
+
+
+def asks_for_edits(messages: list[dict[str, Any]]) -> bool:
+    return any(m.get("role") == "system" and "<<<<<<< SEARCH" in message_text(m) for m in messages)
+
+
+def files_in_prompt(messages: list[dict[str, Any]]) -> dict[str, str]:
+    """path -> current content of the files the prompt's system messages carry."""
+    files: dict[str, str] = {}
+    for message in messages:
+        if message.get("role") != "system":
+            continue
+        for chunk in message_text(message).split("\n" + _FILE_HEADER)[1:]:
+            header, sep, rest = chunk.partition(":\n```\n")
+            rest = rest.removesuffix("\n")  # the line break before the next file's header
+            if sep and rest.endswith("\n```"):
+                files[header] = rest[: -len("\n```")]
+    return files
+
+
+def edit_sections(text: str, target: str) -> list[tuple[list[str], list[str]]]:
+    """(SEARCH lines, REPLACE lines) sections turning `text` into `target`, applied in order."""
+    current, goal = text.split("\n"), target.split("\n")
+    matcher = difflib.SequenceMatcher(None, current, goal, autojunk=False)
+    sections = []
+    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        start, end = i1, i2
+        while not (end > start and _occurrences(current, current[start:end]) == 1):
+            start, end = max(0, start - 1), min(len(current), end + 1)
+        replace = current[start:i1] + goal[j1:j2] + current[i2:end]
+        sections.append((current[start:end], replace))
+        current = current[:start] + replace + current[end:]
+    return sections
+
+
+def _occurrences(lines: list[str], window: list[str]) -> int:
+    size = len(window)
+    return sum(1 for s in range(len(lines) - size + 1) if lines[s:s + size] == window)
+
+
+def as_edit_reply(text: str, files: dict[str, str]) -> str:
+    """`text` with each whole-file block of a path in `files` turned into an edit block."""
+    out: list[str] = []
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        match = _WHOLE_FILE_RE.match(lines[index])
+        end = lines.index("```", index + 1) if match and "```" in lines[index + 1:] else -1
+        if match is None or end < 0 or match.group("path") not in files:
+            out.append(lines[index])
+            index += 1
+            continue
+        path, body = match.group("path"), "\n".join(lines[index + 1:end]) + "\n"
+        out.append(f"```{match.group('lang')} path={path} edit")
+        for search, replace in edit_sections(files[path], body):
+            out += ["<<<<<<< SEARCH", *search, "=======", *replace, ">>>>>>> REPLACE"]
+        out.append("```")
+        index = end + 1
+    return "\n".join(out)
 
 
 # --- the emulator ----------------------------------------------------------------------------------
@@ -323,6 +393,7 @@ class ScriptedReply:
     finish_reason: str | None = None
     cut_after_chunks: int | None = None
     omit_usage: bool = False
+    as_edits: bool = False  # send the text's whole files as edit blocks, as a generated reply does
     fault: dict[str, Any] = field(default_factory=dict)  # kind/status/body/headers/hang
 
     @classmethod
@@ -511,6 +582,8 @@ class OpenAIEmulator(Emulator):
         else:
             last_user = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
             text = generate_reply(last_user)
+        if (scripted.as_edits or scripted.text is None and scripted.chunks is None) and asks_for_edits(messages):
+            text = as_edit_reply(text, files_in_prompt(messages))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         finish = scripted.finish_reason or "stop"
         if limit:

@@ -34,6 +34,12 @@ from app.services.chat.ending import (
     request_stop,
     sweep_stale_generations,
 )
+from app.services.chat.fixing import (
+    edit_errors_of,
+    fix_edits_estimate,
+    fix_edits_request,
+    start_new_conversation,
+)
 from app.services.chat.following import (
     KEEPALIVE_S,
     STATUS_CHECK_S,
@@ -78,6 +84,10 @@ from app.services.chat.sending import (
 from app.services.chat.settings import ChatSettings
 
 __all__ = [
+    "edit_errors_of",
+    "fix_edits_estimate",
+    "fix_edits_request",
+    "start_new_conversation",
     "COALESCE_WINDOW_MAX_S",
     "COALESCE_WINDOW_S",
     "GENERATIONS",

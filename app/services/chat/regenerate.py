@@ -30,6 +30,7 @@ from app.services.chat.sending import (
     _lock_reply_room,
     _prompt_for,
     choose_model,
+    prompt_parts,
 )
 from app.services.chat.settings import ChatSettings
 
@@ -78,7 +79,8 @@ def regenerate_reply(
     _refuse_unless_latest(session, reply)  # again under the lock: a second click sees the first's reply
     now = utcnow()
     reply_id = _add_reply(session, user_id=user_id, project_id=reply.project_id, reply_to_id=question.id,
-                          model=model_name, prompt_tokens=prompt.prompt_tokens, now=now)
+                          model=model_name, prompt_tokens=prompt.prompt_tokens, now=now,
+                          parts=prompt_parts(prompt))
     hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id, amount=hold, balance=balance)
     return _commit_send(session, user_id=user_id, project=project, user_message_id=question.id, reply_id=reply_id,
                         hold_id=hold_id, model=model_name, prompt=prompt, room=room, price=price, settings=settings,

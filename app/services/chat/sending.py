@@ -77,23 +77,31 @@ def choose_model(requested: Any, settings: ChatSettings) -> str:
 
 
 def _load_history(
-    session: Session, user_id: int, project_id: int | None, before_id: int | None = None
+    session: Session, user_id: int, project_id: int | None, before_id: int | None = None,
+    after_id: int | None = None,
 ) -> list[HistoryMessage]:
-    """The conversation so far (only the messages before `before_id` when given: a regenerated reply's)."""
-    query = select(ChatMessage.role, ChatMessage.content).where(
+    """The conversation's latest messages, oldest first, each reply with the version it made: only those
+    before `before_id` when given (a regenerated reply's), and after `after_id` (a project's *New
+    conversation* marker)."""
+    query = select(ChatMessage.id, ChatMessage.role, ChatMessage.content).where(
         conversation_filter(user_id, project_id), ChatMessage.content != "")
     if before_id is not None:
         query = query.where(ChatMessage.id < before_id)
-    rows = session.execute(
-        query
-        .order_by(ChatMessage.id.desc())
-        .limit(HISTORY_LOAD_LIMIT)
-    ).all()
-    return [HistoryMessage(role, content) for role, content in reversed(rows)]
+    if after_id is not None:
+        query = query.where(ChatMessage.id > after_id)
+    rows = session.execute(query.order_by(ChatMessage.id.desc()).limit(HISTORY_LOAD_LIMIT)).all()
+    versions: dict[int, int] = {}
+    reply_ids = [message_id for message_id, role, _ in rows if role == ROLE_ASSISTANT]
+    if project_id is not None and reply_ids:
+        versions = dict(session.execute(
+            select(Snapshot.source_message_id, Snapshot.number)
+            .where(Snapshot.project_id == project_id, Snapshot.source_message_id.in_(reply_ids))
+        ).all())
+    return [HistoryMessage(role, content, versions.get(message_id)) for message_id, role, content in reversed(rows)]
 
 
 def _load_project_context(
-    session: Session, project: Project, new_message: str, history: list[HistoryMessage]
+    session: Session, project: Project, new_message: str, history: list[HistoryMessage], *, edits: bool = False
 ) -> ProjectContext:
     """The latest snapshot's paths, with contents loaded only for the files the conversation names."""
     snapshot_id = session.execute(
@@ -107,7 +115,7 @@ def _load_project_context(
         .order_by(SnapshotFile.path)
     ).all()
     paths = [ProjectFile(path, None) for path, _blob_id in rows]
-    wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history))[:MAX_REFERENCED_FILES]}
+    wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history, edits=edits))[:MAX_REFERENCED_FILES]}
     blob_ids = {path: blob_id for path, blob_id in rows if path in wanted}
     contents: dict[int, str | None] = {}
     if blob_ids:
@@ -147,17 +155,27 @@ def _prompt_for(
     session: Session, *, user_id: int, project: Project | None, message: str, model: str, settings: ChatSettings,
     before_id: int | None = None,
 ) -> Prompt:
-    """What the model is sent: the conversation so far (before `before_id`) and the project's files,
-    fitted to its window."""
-    history = _load_history(session, user_id, project.id if project else None, before_id)
-    project_context = _load_project_context(session, project, message, history) if project else None
+    """What the model is sent: the conversation so far (before `before_id`, and after the project's *New
+    conversation* marker) and the project's files, fitted to its window."""
+    history = _load_history(session, user_id, project.id if project else None, before_id,
+                            project.context_after_message_id if project else None)
+    project_context = (_load_project_context(session, project, message, history, edits=settings.edit_replies)
+                       if project else None)
     return build_prompt(
         model=model,
         new_message=message,
         history=history,
         max_completion_tokens=settings.max_completion_tokens,
         project=project_context,
+        edits=settings.edit_replies,
+        history_budget_tokens=settings.history_budget_tokens,
     )
+
+
+def prompt_parts(prompt: Prompt) -> dict[str, Any]:
+    """What a reply stores about its prompt (`ChatMessage.prompt_parts`), for its footer."""
+    return {**prompt.breakdown, "files_sent": list(prompt.files_included),
+            "history_kept": prompt.history_kept, "history_dropped": prompt.history_dropped}
 
 
 def _lock_reply_room(
@@ -185,7 +203,7 @@ def _lock_reply_room(
 
 def _add_message_and_reply(
     session: Session, *, user_id: int, project_id: int | None, message: str, model: str, prompt_tokens: int,
-    now: datetime,
+    now: datetime, parts: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Flush the person's message and its pending reply (not committed); returns their ids."""
     user_message = ChatMessage(
@@ -195,19 +213,19 @@ def _add_message_and_reply(
     session.add(user_message)
     session.flush()
     return user_message.id, _add_reply(session, user_id=user_id, project_id=project_id, reply_to_id=user_message.id,
-                                       model=model, prompt_tokens=prompt_tokens, now=now)
+                                       model=model, prompt_tokens=prompt_tokens, now=now, parts=parts)
 
 
 def _add_reply(
     session: Session, *, user_id: int, project_id: int | None, reply_to_id: int, model: str, prompt_tokens: int,
-    now: datetime,
+    now: datetime, parts: dict[str, Any] | None = None,
 ) -> int:
     """Flush a pending reply to the person's message `reply_to_id` (not committed); returns its id."""
     reply = ChatMessage(
         user_id=user_id, project_id=project_id, role=ROLE_ASSISTANT, content="", model=model,
         reply_to_id=reply_to_id, status=STATUS_PENDING, heartbeat_at=now, created_at=now,
         # The prompt's estimate until the provider's usage replaces it: the sweep charges by it.
-        tokens_in=prompt_tokens,
+        tokens_in=prompt_tokens, prompt_parts=parts,
     )
     session.add(reply)
     session.flush()
@@ -269,7 +287,7 @@ def send_message(
     now = utcnow()
     user_message_id, reply_id = _add_message_and_reply(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
-        prompt_tokens=prompt.prompt_tokens, now=now,
+        prompt_tokens=prompt.prompt_tokens, now=now, parts=prompt_parts(prompt),
     )
     hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id, amount=hold, balance=balance)
     return _commit_send(session, user_id=user_id, project=project, user_message_id=user_message_id,

@@ -24,6 +24,9 @@ class ChatSettings:
     model_prices: dict[str, tuple[int, int]]
     default_price_per_1k: int
     provider: ClientSettings
+    # Ask for edit blocks and elide file bodies from earlier replies (False: whole files, full history).
+    edit_replies: bool = True
+    history_budget_tokens: int | None = 600  # None: as much history as the context window holds
     # The limits of the version a finished reply of a project makes (None: replies make no version).
     snapshot_limits: SnapshotLimits | None = None
 
@@ -39,6 +42,8 @@ class ChatSettings:
             provider=ClientSettings(
                 base_url=config.OPENAI_BASE_URL, api_key=config.OPENAI_API_KEY, timeout_s=config.OPENAI_TIMEOUT_S
             ),
+            edit_replies=config.CHAT_EDIT_REPLIES,
+            history_budget_tokens=config.CHAT_HISTORY_BUDGET_TOKENS or None,
             snapshot_limits=SnapshotLimits.from_settings(config),
         )
 

@@ -29,7 +29,9 @@ The reply is read line by line after turning CRLF and lone CR into LF.
 5. **Deletion**: a block whose info string also holds the word `delete` or `deleted` (or
    `action=delete`) deletes that path from the project: ```` ```path=old.py delete ````; its body is
    ignored.
-6. **The same path twice**: the last block wins, and a warning says so.
+6. **The same path twice**: for whole-file and delete blocks the last one wins, and a warning says so.
+   Edit blocks (rule 9) are all kept, in the order of the reply: each applies to the file as the reply's
+   earlier blocks for that path left it.
 7. **A missing closing fence** at the end of the reply: when the reply finished normally
    (`reply_finished=True`), the model merely forgot the fence, so the file is kept up to the end of the
    reply, with a warning. When the reply was stopped or failed, the file was cut off mid-way: it is left
@@ -40,6 +42,27 @@ The reply is read line by line after turning CRLF and lone CR into LF.
    drive letters, `.` or `..` segments, empty segments (`a//b`), a trailing `/`, any `.git` segment
    (any case), a segment over 255 bytes or a path over 1,024 bytes (UTF-8). Refused paths are listed in
    `ParsedFiles.refused`; they never appear in `files`.
+9. **Edit blocks**: a block whose info string holds the word `edit` (or `action=edit`) changes the file
+   in place instead of replacing it: ```` ```python path=app.py edit ````. Its body is one or more
+   *sections*, each three marker lines around two texts:
+
+       <<<<<<< SEARCH
+       lines as they stand in the file
+       =======
+       the lines that replace them
+       >>>>>>> REPLACE
+
+   A marker is a whole line (after the block's indentation is removed; trailing spaces ignored):
+   exactly seven `<`, `=` or `>` and, for the first and last, one space and the word `SEARCH` or
+   `REPLACE`. Anything else, such as `x = "======="` or `<<<<<<< HEAD`, is text. Inside SEARCH the first
+   `=======` line divides the texts (so a SEARCH text cannot hold a line that is exactly `=======`);
+   inside REPLACE only `>>>>>>> REPLACE` ends the section, so a REPLACE text may hold `=======` lines.
+   Lines between sections are ignored (models put remarks there). A normal (whole-file) block is never
+   read for markers: a Markdown file that shows a SEARCH/REPLACE example is just a file.
+   A section the reply never finished (no `>>>>>>> REPLACE` before the closing fence, or no closing
+   fence) is kept as `complete=False`; `app.services.snapshots.edits` refuses to apply it (`truncated`),
+   and a reply that was stopped mid-block drops the block (rule 7), so half a section is never applied.
+   How sections are matched and applied is documented in `app.services.snapshots.edits`.
 """
 
 from __future__ import annotations
@@ -52,6 +75,10 @@ MAX_PATH_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
 PATH_KEYS = ("path", "file", "filename")
 DELETE_WORDS = ("delete", "deleted")
+EDIT_WORDS = ("edit",)
+SEARCH_MARKER = "<<<<<<< SEARCH"
+DIVIDER_MARKER = "======="
+REPLACE_MARKER = ">>>>>>> REPLACE"
 
 FENCE_RE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 # `key=value` in an info string. A key starts at the first letter of a run of word characters and dashes
@@ -74,8 +101,19 @@ HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @dataclass(frozen=True)
+class EditSection:
+    """One SEARCH/REPLACE section of an edit block, as lines without their LF; `complete` is False when
+    the reply ended before the section's `>>>>>>> REPLACE` line."""
+
+    search: tuple[str, ...]
+    replace: tuple[str, ...]
+    complete: bool = True
+
+
+@dataclass(frozen=True)
 class ReplyFile:
-    """One file block of a reply. `deleted` blocks carry no content; `truncated` lacked a closing fence."""
+    """One file block of a reply. `deleted` blocks carry no content; `truncated` lacked a closing fence;
+    `edit` blocks carry `sections` instead of content."""
 
     path: str
     content: str
@@ -83,6 +121,8 @@ class ReplyFile:
     deleted: bool = False
     truncated: bool = False
     line: int = 0  # 1-based line of the opening fence in the reply
+    edit: bool = False
+    sections: tuple[EditSection, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,14 +141,24 @@ class ParsedFiles:
     files: list[ReplyFile] = field(default_factory=list)
     refused: list[RefusedPath] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    blocks: list[ReplyFile] = field(default_factory=list)  # every kept block, edits included, in order
 
     @property
     def has_files(self) -> bool:
         return bool(self.files)
 
     @property
+    def has_edits(self) -> bool:
+        return any(block.edit for block in self.blocks)
+
+    @property
     def written(self) -> list[ReplyFile]:
-        return [f for f in self.files if not f.deleted]
+        """The whole files the reply writes (the last block per path), not its edits."""
+        return [f for f in self.files if not f.deleted and not f.edit]
+
+    @property
+    def edited_paths(self) -> list[str]:
+        return list(dict.fromkeys(block.path for block in self.blocks if block.edit))
 
     @property
     def deleted_paths(self) -> list[str]:
@@ -171,10 +221,10 @@ class _Opener:
     line: int
 
 
-def _read_info(info: str) -> tuple[str | None, str | None, bool]:
-    """(language, path, deleted) from a fence's info string."""
+def _read_info(info: str) -> tuple[str | None, str | None, bool, bool]:
+    """(language, path, deleted, edit) from a fence's info string."""
     path = None
-    deleted = False
+    deleted = edit = False
     for match in INFO_PAIR_RE.finditer(info):
         key = match.group("key").lower()
         value = match.group("dq") if match.group("dq") is not None else match.group("sq")
@@ -184,12 +234,16 @@ def _read_info(info: str) -> tuple[str | None, str | None, bool]:
             path = value
         elif key == "action" and value.lower() in DELETE_WORDS:
             deleted = True
+        elif key == "action" and value.lower() in EDIT_WORDS:
+            edit = True
     # Only the pair itself is taken out of the words, not what precedes its key in the same run.
     words = INFO_PAIR_RE.sub(lambda m: m.group(0)[: m.start("key") - m.start()] + " ", info).split()
     if any(word.lower() in DELETE_WORDS for word in words):
         deleted = True
-    language = next((w for w in words if w.lower() not in DELETE_WORDS), None)
-    return language, path, deleted
+    if any(word.lower() in EDIT_WORDS for word in words):
+        edit = True
+    language = next((w for w in words if w.lower() not in DELETE_WORDS + EDIT_WORDS), None)
+    return language, path, deleted, edit and not deleted
 
 
 def _is_closing(line: str, opener: _Opener) -> bool:
@@ -216,6 +270,7 @@ def parse_reply_files(text: str, *, reply_finished: bool = True) -> ParsedFiles:
     """The files a reply writes or deletes, by the rules in this module's docstring. Never raises."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     found: dict[str, ReplyFile] = {}
+    blocks: list[ReplyFile] = []
     seen_count: dict[str, int] = {}
     refused: list[RefusedPath] = []
     warnings: list[str] = []
@@ -234,7 +289,9 @@ def parse_reply_files(text: str, *, reply_finished: bool = True) -> ParsedFiles:
         if reason is not None:
             refused.append(RefusedPath(raw_path.strip() or block.path, reason))
             continue
-        seen_count[block.path] = seen_count.get(block.path, 0) + 1
+        blocks.append(block)
+        if not block.edit:
+            seen_count[block.path] = seen_count.get(block.path, 0) + 1
         found.pop(block.path, None)  # re-insert so the order is that of the winning block
         found[block.path] = block
 
@@ -243,7 +300,7 @@ def parse_reply_files(text: str, *, reply_finished: bool = True) -> ParsedFiles:
             warnings.append(f"{path} appears {count} times in this reply; the last one was kept.")
     for item in refused:
         warnings.append(f"Refused {item.sentence()}")
-    return ParsedFiles(files=list(found.values()), refused=refused, warnings=warnings)
+    return ParsedFiles(files=list(found.values()), refused=refused, warnings=warnings, blocks=blocks)
 
 
 def _read_block(lines: list[str], index: int, opener: _Opener) -> tuple[list[str], int, bool]:
@@ -305,14 +362,14 @@ def _first_line_path(line: str) -> str | None:
 
 
 def _block_to_file(opener: _Opener, body: list[str], *, truncated: bool) -> tuple[ReplyFile | None, str]:
-    language, raw_path, deleted = _read_info(opener.info)
+    language, raw_path, deleted, edit = _read_info(opener.info)
     if raw_path is None and body:
         raw_path = _first_line_path(body[0])
         if raw_path is not None:
             body = body[1:]
     if raw_path is None:
         return None, ""
-    content = "" if deleted or not body else "\n".join(body) + "\n"
+    content = "" if deleted or edit or not body else "\n".join(body) + "\n"
     return (
         ReplyFile(
             path=clean_path(raw_path),
@@ -321,7 +378,73 @@ def _block_to_file(opener: _Opener, body: list[str], *, truncated: bool) -> tupl
             deleted=deleted,
             truncated=truncated,
             line=opener.line,
+            edit=edit,
+            sections=parse_edit_sections(body) if edit else (),
         ),
         raw_path,
     )
 
+
+def _marker(line: str) -> str:
+    return line.rstrip()
+
+
+def parse_edit_sections(body: list[str]) -> tuple[EditSection, ...]:
+    """The SEARCH/REPLACE sections of an edit block's body lines (rule 9). Never raises."""
+    sections: list[EditSection] = []
+    search: list[str] | None = None
+    replace: list[str] | None = None
+    for line in body:
+        marker = _marker(line)
+        if search is None:
+            if marker == SEARCH_MARKER:
+                search = []
+        elif replace is None:
+            if marker == DIVIDER_MARKER:
+                replace = []
+            else:
+                search.append(line)
+        elif marker == REPLACE_MARKER:
+            sections.append(EditSection(tuple(search), tuple(replace)))
+            search = replace = None
+        else:
+            replace.append(line)
+    if search is not None:
+        sections.append(EditSection(tuple(search), tuple(replace or ()), complete=False))
+    return tuple(sections)
+
+
+def elide_file_blocks(text: str, *, version: int | None = None) -> str:
+    """`text` with every file block (one that names a path) replaced by one line saying what the reply
+    did, e.g. `[wrote app.py, style.css; edited main.py → now in v7]`, where the first block stood.
+
+    The prompt sends earlier replies this way: their files' current content is sent separately, so the
+    history stops carrying every version of every file. Prose and example snippets stay as they are."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    done: dict[str, list[str]] = {"wrote": [], "edited": [], "deleted": []}
+    summary_at: int | None = None
+    index = 0
+    while index < len(lines):
+        start = index
+        opener = _fence_opener(lines[index], index + 1)
+        index += 1
+        if opener is None:
+            kept.append(lines[start])
+            continue
+        body, index, _closed = _read_block(lines, index, opener)
+        block, _raw = _block_to_file(opener, body, truncated=False)
+        if block is None:
+            kept.extend(lines[start:index])
+            continue
+        verb = "deleted" if block.deleted else "edited" if block.edit else "wrote"
+        if block.path not in done[verb]:
+            done[verb].append(block.path)
+        if summary_at is None:
+            summary_at = len(kept)
+    if summary_at is None:
+        return text
+    parts = [f"{verb} {', '.join(paths)}" for verb, paths in done.items() if paths]
+    where = f" → now in v{version}" if version else ""
+    kept.insert(summary_at, f"[{'; '.join(parts)}{where}]")
+    return "\n".join(kept)

@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidRequest, TooLarge
+from app.errors import Conflict, EditsFailed, InvalidRequest, TooLarge
 from app.models import Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
 from app.services import access
-from app.services.snapshots.blobs import _existing_blob_ids, sha256_hex, store_blobs
+from app.services.snapshots.blobs import _existing_blob_ids, read_blob_contents, sha256_hex, store_blobs
+from app.services.snapshots.edits import apply_reply_blocks, describe_errors
 from app.services.snapshots.quota import check_storage_quota
 from app.services.snapshots.reading import (
     ORIGIN_CARRIED,
@@ -34,7 +35,7 @@ from app.services.snapshots.reading import (
     list_snapshot_files,
     snapshot_for_reply,
 )
-from app.services.snapshots.reply_files import check_path, parse_reply_files
+from app.services.snapshots.reply_files import ParsedFiles, check_path, parse_reply_files
 from app.services.snapshots.secrets import contains_secret
 from app.services.transactions import retry_on_lock_conflict
 
@@ -295,14 +296,15 @@ def take_snapshot_from_message(
         existing = snapshot_for_reply(session, message.id)
         if existing is not None and existing.project_id == project.id:
             return _already_taken(existing)
-        written = parsed.written
-        names = ", ".join(f.path for f in written[:3]) + (f" and {len(written) - 3} more" if len(written) > 3 else "")
+        writes, deletions = _reply_changes(session, latest_snapshot(session, project.id), parsed)
+        written = list(writes)
+        names = ", ".join(written[:3]) + (f" and {len(written) - 3} more" if len(written) > 3 else "")
         summary = f"From reply #{message.id}: {names}" if written else f"From reply #{message.id}: deletions"
         result = _write_snapshot(
             session,
             project,
-            incoming=[IncomingFile(f.path, f.content.encode("utf-8"), ORIGIN_REPLY) for f in written],
-            deletions=parsed.deleted_paths,
+            incoming=[IncomingFile(path, text.encode("utf-8"), ORIGIN_REPLY) for path, text in writes.items()],
+            deletions=deletions,
             carry_over=True,
             limits=limits,
             summary=summary,
@@ -314,6 +316,29 @@ def take_snapshot_from_message(
 
     result = _commit(session, write)
     return result
+
+
+def _reply_changes(session: Session, base: Snapshot | None, parsed: ParsedFiles) -> tuple[dict[str, str], list[str]]:
+    """(path -> new text, deleted paths) of a reply over `base`. A reply without edit blocks is its
+    whole files (last block per path) and deletions; one with edit blocks is applied block by block on
+    top of `base` (`app.services.snapshots.edits`), all or nothing: any failing section raises
+    `EditsFailed` with every failure, and nothing is written."""
+    if not parsed.has_edits:
+        return {f.path: f.content for f in parsed.written}, parsed.deleted_paths
+    touched = {block.path for block in parsed.blocks}
+    entries = [e for e in list_snapshot_files(session, base.id) if e.path in touched] if base else []
+    contents = read_blob_contents(session, [e.blob_id for e in entries])
+    current = {e.path: contents[e.blob_id].decode("utf-8", errors="replace") for e in entries}
+    applied = apply_reply_blocks(current, parsed.blocks)
+    if not applied.ok:
+        errors = [error.as_dict() for error in applied.errors]
+        count = len(errors)
+        raise EditsFailed(
+            f"{count} edit{'s' if count != 1 else ''} in this reply could not be applied, so none were and no "
+            f"version was made: {describe_errors(applied.errors)}",
+            errors=errors,
+        )
+    return applied.writes, applied.deletions
 
 
 def _already_taken(snapshot: Snapshot) -> SnapshotResult:

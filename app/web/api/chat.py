@@ -52,10 +52,24 @@ def _project_id_from(value: Any) -> int | None:
 @api.bp.post("/chat")
 @limit_sending
 def api_send():
+    body = api.read_json()
+    return _send_and_answer(current_user_id(), body.get("message"), _project_id_from(body.get("project_id")),
+                            body.get("model"))
+
+
+@api.bp.post("/chat/<int:message_id>/fix-edits")
+@limit_sending
+def api_fix_edits(message_id: int):
+    """*Fix the edits*: a charged follow-up naming a reply's failed edits, answered as POST /api/chat."""
     user_id = current_user_id()
     body = api.read_json()
+    text, project_id = chat.fix_edits_request(db.session, user_id=user_id, message_id=message_id)
+    return _send_and_answer(user_id, text, project_id, body.get("model"))
+
+
+def _send_and_answer(user_id: int, text: Any, project_id: int | None, model: Any):
     try:
-        sent = start_reply(user_id, body.get("message"), _project_id_from(body.get("project_id")), body.get("model"))
+        sent = start_reply(user_id, text, project_id, model)
     except InsufficientCredits as exc:
         exc.extra["plans_url"] = plans_url()
         raise
