@@ -28,6 +28,9 @@ class Project(Base):
     repo_html_url: Mapped[str | None] = mapped_column(String(500))
     repo_branch: Mapped[str | None] = mapped_column(String(255))
     repo_head_sha: Mapped[str | None] = mapped_column(String(40))
+    # The sync base: the version whose files equal `repo_head_sha`'s tree (set by an import, a pull and a
+    # push to `repo_branch`). A pull merges from it; a push diffs against it.
+    sync_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -78,6 +78,7 @@ from sandbox.emulators.git_objects import (
     ObjectStore,
     Signature,
 )
+from sandbox.emulators.github_archive import ArchiveRoutes
 
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT_PER_HOUR = 5000
@@ -214,7 +215,7 @@ def _seed_users() -> list[User]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class GitHubEmulator(Emulator):
+class GitHubEmulator(ArchiveRoutes, Emulator):
     name = "github"
     sdk_path = ""
 
@@ -234,6 +235,7 @@ class GitHubEmulator(Emulator):
         self.rate_used: dict[str, tuple[float, int]] = {}  # token or ip -> (window start, used)
         self._ids = itertools.count(700_000_000)
         self._user_ids = itertools.count(2000)
+        self.archive_tokens = {}
 
     @property
     def api(self) -> str:
@@ -268,6 +270,7 @@ class GitHubEmulator(Emulator):
         add("GET", "/_emulator/repos", self._control_repos)
         add("GET", "/_emulator/repos/{owner}/{repo}/files", self._control_files)
         add("POST", "/_emulator/repos/{owner}/{repo}/push", self._control_push)
+        self.add_codeload_routes(app)
 
         add("GET", "/login/oauth/authorize", self.authorize_page)
         add("POST", "/login/oauth/authorize", self.authorize_submit)
@@ -303,6 +306,7 @@ class GitHubEmulator(Emulator):
             ("GET", "/repos/{owner}/{repo}/commits/{ref:.+}", self.get_commit),
             ("GET", "/repos/{owner}/{repo}/branches", self.list_branches),
             ("GET", "/repos/{owner}/{repo}/branches/{branch:.+}", self.get_branch),
+            *self.archive_api_routes(),
         ]
         for method, path, handler in api:
             add(method, "/api/v3" + path, self._api_call(handler))
@@ -651,7 +655,8 @@ class GitHubEmulator(Emulator):
         assert user is not None
         repos = [r for r in self.repos.values() if r.owner.lower() == user.login.lower()
                  and (not r.private or self._has_scope(token, "repo"))]
-        return json_response([self.repo_json(r, user) for r in repos])
+        repos.sort(key=lambda r: -r.updated_at)
+        return self.paginated(request, [self.repo_json(r, user) for r in repos])
 
     async def create_repo(self, request: web.Request) -> web.Response:
         user, token = self._auth(request)
@@ -961,8 +966,10 @@ class GitHubEmulator(Emulator):
 
     # --- contents --------------------------------------------------------------------------------------
     def _commit_files(self, repo: Repo, branch: str, changes: dict[str, bytes | None], message: str,
-                      author: Signature, committer: Signature | None = None) -> str:
-        """A new commit on ``branch`` applying ``changes`` (None deletes); creates the branch if new."""
+                      author: Signature, committer: Signature | None = None,
+                      submodules: dict[str, str] | None = None) -> str:
+        """A new commit on ``branch`` applying ``changes`` (None deletes) and ``submodules`` (path -> the
+        commit sha a gitlink points at); creates the branch if new."""
         head = repo.head(branch)
         flat = repo.store.flatten(repo.store.commit(head).tree) if head else {}  # type: ignore[union-attr]
         for path, data in changes.items():
@@ -970,6 +977,8 @@ class GitHubEmulator(Emulator):
                 del flat[existing]
             if data is not None:
                 flat[path] = (FILE_MODE, "blob", repo.store.put_blob(data))
+        for path, target in (submodules or {}).items():
+            flat[path] = ("160000", "commit", target)
         tree = repo.store.build_tree(flat)
         commit = CommitObject(tree, (head,) if head else (), author, committer or author, message)
         sha = repo.store.put_commit(commit)
@@ -1438,7 +1447,10 @@ class GitHubEmulator(Emulator):
         author_spec = body.get("author") or {"name": "Someone Else", "email": "someone@example.com"}
         author = Signature(author_spec["name"], author_spec["email"],
                            datetime.now(UTC).replace(microsecond=0))
-        changes = {p: (c.encode() if c is not None else None) for p, c in (body.get("files") or {}).items()}
+        changes: dict[str, bytes | None] = {
+            p: (c.encode() if c is not None else None) for p, c in (body.get("files") or {}).items()}
+        changes.update({p: base64.b64decode(c) for p, c in (body.get("files_b64") or {}).items()})
         sha = self._commit_files(repo, body.get("branch") or repo.default_branch, changes,
-                                 body.get("message") or "Edit from elsewhere", author)
+                                 body.get("message") or "Edit from elsewhere", author,
+                                 submodules=body.get("submodules") or {})
         return json_response({"commit_sha": sha})

@@ -38,6 +38,8 @@ def _previous_snapshot_files(session: Session, project: Project) -> dict[str, st
     """Path -> git sha of the snapshot Sorya last pushed to the project's branch (empty if none)."""
     if not project.repo_head_sha:
         return {}
+    if project.sync_snapshot_id is not None:
+        return _snapshot_files(session, project.sync_snapshot_id)
     snapshot_id = session.execute(
         select(Push.snapshot_id).where(
             Push.project_id == project.id, Push.repo_full_name == project.repo_full_name,
@@ -257,6 +259,7 @@ class PushJob:
     def _up_to_date(self, head: str | None) -> PushOutcome:
         if head and head != self.project.repo_head_sha:
             self.project.repo_head_sha = head
+        self.project.sync_snapshot_id = self.snapshot.id
         self.push.commit_sha = head or self.project.repo_head_sha
         if self.push.commit_sha:
             self.push.html_url = self.client.commit_url(self.full_name, self.push.commit_sha)
@@ -274,6 +277,7 @@ class PushJob:
         self.push.requests_made = self.client.requests_made
         if record_head:
             self.project.repo_head_sha = commit_sha
+            self.project.sync_snapshot_id = self.snapshot.id
         finish_push(self.session, self.push, PUSH_SUCCEEDED)
         log.info("push=%s project=%s commit=%s files=%s requests=%s", self.push.id, self.project.id,
                  commit_sha, files_changed, self.push.requests_made)
