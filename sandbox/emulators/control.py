@@ -129,6 +129,12 @@ class EmulatorControl:
         return self._call("POST", f"repos/{owner}/{repo}/push",
                           {k: v for k, v in body.items() if v is not None})["commit_sha"]
 
+    def force_push(self, owner: str, repo: str, files: dict[str, str], branch: str | None = None) -> str:
+        """Rewrite ``branch``'s history: it now points at a new root commit holding exactly ``files``."""
+        body = {"files": files, "branch": branch}
+        return self._call("POST", f"repos/{owner}/{repo}/force_push",
+                          {k: v for k, v in body.items() if v is not None})["commit_sha"]
+
     # --- Stripe --------------------------------------------------------------------------------------
     def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None,
                     api_version: str | None = None) -> dict:

@@ -79,6 +79,7 @@ from sandbox.emulators.git_objects import (
     Signature,
 )
 from sandbox.emulators.github_archive import ArchiveRoutes
+from sandbox.emulators.github_sync import SyncRoutes, not_modified
 
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT_PER_HOUR = 5000
@@ -215,7 +216,7 @@ def _seed_users() -> list[User]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class GitHubEmulator(ArchiveRoutes, Emulator):
+class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
     name = "github"
     sdk_path = ""
 
@@ -271,6 +272,7 @@ class GitHubEmulator(ArchiveRoutes, Emulator):
         add("GET", "/_emulator/repos/{owner}/{repo}/files", self._control_files)
         add("POST", "/_emulator/repos/{owner}/{repo}/push", self._control_push)
         self.add_codeload_routes(app)
+        self.add_sync_control_routes(app)
 
         add("GET", "/login/oauth/authorize", self.authorize_page)
         add("POST", "/login/oauth/authorize", self.authorize_submit)
@@ -307,6 +309,7 @@ class GitHubEmulator(ArchiveRoutes, Emulator):
             ("GET", "/repos/{owner}/{repo}/branches", self.list_branches),
             ("GET", "/repos/{owner}/{repo}/branches/{branch:.+}", self.get_branch),
             *self.archive_api_routes(),
+            *self.sync_api_routes(),
         ]
         for method, path, handler in api:
             add(method, "/api/v3" + path, self._api_call(handler))
@@ -334,10 +337,10 @@ class GitHubEmulator(ArchiveRoutes, Emulator):
                 "X-RateLimit-Reset": str(int(start + RATE_WINDOW_S)), "X-RateLimit-Used": str(used),
                 "X-RateLimit-Resource": "core"}
 
-    def _common_headers(self, request: web.Request) -> dict[str, str]:
+    def _common_headers(self, request: web.Request, count: bool = True) -> dict[str, str]:
         token = self.tokens.get(bearer_token(request) or "")
         key = token.value if token else (request.remote or "anonymous")
-        headers = self._rate_headers(key, RATE_LIMIT_PER_HOUR if token else RATE_LIMIT_ANONYMOUS)
+        headers = self._rate_headers(key, RATE_LIMIT_PER_HOUR if token else RATE_LIMIT_ANONYMOUS, count=count)
         headers.update({"X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected":
                         API_VERSION, "X-GitHub-Request-Id": secrets.token_hex(8).upper()})
         if token is not None and not token.revoked:
@@ -351,7 +354,10 @@ class GitHubEmulator(ArchiveRoutes, Emulator):
                 response = await handler(request)
             except ApiError as error:
                 response = json_response(error.body(), status=error.status, headers=error.headers)
-            headers = self._common_headers(request)
+            cached = not_modified(request, response)
+            if cached is not None:  # a 304 costs no rate limit, as on GitHub
+                response = cached
+            headers = self._common_headers(request, count=cached is None)
             headers["X-Accepted-OAuth-Scopes"] = request[ACCEPTED_SCOPES]
             for name, value in headers.items():
                 response.headers.setdefault(name, value)

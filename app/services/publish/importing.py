@@ -173,3 +173,35 @@ def import_repository(session: Session, *, user_id: int, repo: object, branch: o
     skipped.sort(key=lambda item: item["path"])
     return ImportResult(project=project, snapshot=result.snapshot, commit_sha=head, branch=branch_name,
                         skipped=skipped)
+
+
+def take_remote_as_new_version(session: Session, *, project_id: int, user_id: int, settings: PublishSettings,
+                               limits: SnapshotLimits) -> ImportResult:
+    """After GitHub's history was rewritten: the branch as it is now becomes the project's next version
+    (replacing its files; earlier versions stay) and the new sync base."""
+    from app.services import access
+    from app.services.publish.pull import _record_sync
+
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
+    if not project.repo_full_name:
+        raise Conflict("Link this project to a GitHub repository first.", reason="not_linked")
+    full_name, branch = project.repo_full_name, project.repo_branch or "main"
+    client = client_for(session, user_id, settings)
+    try:
+        head = client.get_branch_head(full_name, branch)
+        if head is None:
+            raise Conflict(f"{full_name} has no commits on {branch}.", reason="repo_empty")
+        keep, skipped = plan_import(list_tree(client, full_name, head), limits)
+        files = [IncomingFile(path, content, ORIGIN_UPLOAD)
+                 for path, content in stream_archive(client, full_name, head, set(keep))
+                 if not content.startswith(LFS_POINTER_PREFIX)]
+    except GithubError as exc:
+        guard_token(session, user_id, exc)
+        raise
+    result = take_snapshot_from_files(session, user_id=user_id, project_id=project_id, files=files,
+                                      limits=limits, summary=f"Took {branch} from GitHub as it is now ({head[:7]})")
+    project = access.owned_project(session, user_id=user_id, project_id=project_id)
+    project.repo_head_sha, project.sync_snapshot_id = head, result.snapshot.id
+    _record_sync(session, project.id, head=head, conflicts=[])
+    return ImportResult(project=project, snapshot=result.snapshot, commit_sha=head, branch=branch,
+                        skipped=skipped)

@@ -50,6 +50,7 @@ def start_push(
         raise Conflict("Create or link a GitHub repository for this project first.", reason="not_linked")
     github_account_for(session, user_id)
     snapshot = _snapshot_to_push(session, project.id, snapshot_id)
+    _refuse_while_pulling_or_conflicted(session, project.id)
     flagged = list(snapshot.flagged_paths or [])
     if flagged and not confirm_flagged:
         raise Conflict(
@@ -76,6 +77,20 @@ def start_push(
                 raise Conflict(f"A push of this project is already running{which}. Wait for it to finish, "
                                "then push again.", reason="push_in_progress") from None
     raise Conflict("A push of this project is already running.", reason="push_in_progress")
+
+
+def _refuse_while_pulling_or_conflicted(session: Session, project_id: int) -> None:
+    from app.services.publish.pull import REASON_PULL_RUNNING, pull_running, unresolved_conflicts
+
+    if pull_running(session, project_id):
+        raise Conflict("A pull of this project is running. Push once it has finished.",
+                       reason=REASON_PULL_RUNNING)
+    conflicts = unresolved_conflicts(session, project_id)
+    if conflicts:
+        raise Conflict(
+            f"This version still has conflicts from the last pull: {', '.join(conflicts)}. Resolve them "
+            "(take Sorya's or GitHub's side, edit them in the chat, or upload the files), then push.",
+            reason="unresolved_conflicts", conflicts=conflicts)
 
 
 def _snapshot_to_push(session: Session, project_id: int, snapshot_id: int | None) -> Snapshot:

@@ -29,15 +29,19 @@ from app.services.publish.settings import (
     MAX_REBASE_ROUNDS,
     PROGRESS_WRITE_EVERY,
     PROGRESS_WRITE_MIN_STEPS,
+    SYNC_BASE_REMOTE_TREE,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _previous_snapshot_files(session: Session, project: Project) -> dict[str, str]:
-    """Path -> git sha of the snapshot Sorya last pushed to the project's branch (empty if none)."""
+def _previous_snapshot_files(session: Session, project: Project) -> dict[str, str] | None:
+    """Path -> git sha of the sync base: the version Sorya last pushed, imported or pulled cleanly (empty
+    if none); None when the base is GitHub's own tree at `repo_head_sha` (after a pull that merged)."""
     if not project.repo_head_sha:
         return {}
+    if project.sync_snapshot_id == SYNC_BASE_REMOTE_TREE:
+        return None
     if project.sync_snapshot_id is not None:
         return _snapshot_files(session, project.sync_snapshot_id)
     snapshot_id = session.execute(
@@ -97,7 +101,10 @@ class PushJob:
             return self._current_head(branch)
         # Optimistic: the branch is most likely where Sorya left it; the ref update proves it.
         try:
-            return last, self.client.get_tree(self.full_name, last)
+            tree = self.client.get_tree(self.full_name, last)
+            if self.previous is None:
+                self.previous = dict(tree.files)
+            return last, tree
         except GithubNotFound:
             self._check_repo_exists()
             return self._current_head(branch)
@@ -106,7 +113,7 @@ class PushJob:
         """Plan, commit and move the branch; rebuild on the new head when it moved meanwhile."""
         for _ in range(MAX_REBASE_ROUNDS):
             assert remote is not None
-            plan = plan_changes(self.desired, self.previous, remote.files)
+            plan = plan_changes(self.desired, self.previous or {}, remote.files)
             if plan.conflicts:
                 raise self._conflict(plan.conflicts)
             if not plan.entries:
@@ -229,6 +236,8 @@ class PushJob:
         if base is None:
             raise Conflict("The repository is empty: push to its main branch instead.", reason="repo_empty")
         remote = self.client.get_tree(self.full_name, base)
+        if self.previous is None:
+            self.previous = dict(remote.files)
         plan = plan_changes(self.desired, self.previous, remote.files, overwrite=True)
         if not plan.entries:
             return self._up_to_date(None)
@@ -257,9 +266,10 @@ class PushJob:
     # -- recording --
 
     def _up_to_date(self, head: str | None) -> PushOutcome:
-        if head and head != self.project.repo_head_sha:
-            self.project.repo_head_sha = head
-        self.project.sync_snapshot_id = self.snapshot.id
+        if self.push.branch == (self.project.repo_branch or "main"):
+            if head and head != self.project.repo_head_sha:
+                self.project.repo_head_sha = head
+            self.project.sync_snapshot_id = self.snapshot.id
         self.push.commit_sha = head or self.project.repo_head_sha
         if self.push.commit_sha:
             self.push.html_url = self.client.commit_url(self.full_name, self.push.commit_sha)
