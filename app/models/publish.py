@@ -40,6 +40,10 @@ class Push(Base):
     error_message: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # What was asked beyond the default: {"named_branch": bool, "pull_request": {"title", "body"} | None}.
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The pull request this push opened: {"number", "url", "state", "etag", "checked_at"} (or {"error"}).
+    pull_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ProjectSync(Base):

@@ -38,9 +38,15 @@ def upgrade():
         sa.Column('pull_started_at', DATETIME, nullable=True),
         mysql_engine='InnoDB', mysql_charset='utf8mb4', mysql_collate='utf8mb4_bin',
     )
+    with op.batch_alter_table('pushes') as batch:
+        batch.add_column(sa.Column('options', sa.JSON(), nullable=True))
+        batch.add_column(sa.Column('pull_request', sa.JSON(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('pushes') as batch:
+        batch.drop_column('pull_request')
+        batch.drop_column('options')
     op.drop_table('project_syncs')
     with op.batch_alter_table('projects') as batch:
         batch.drop_column('sync_snapshot_id')

@@ -135,6 +135,15 @@ class EmulatorControl:
         return self._call("POST", f"repos/{owner}/{repo}/force_push",
                           {k: v for k, v in body.items() if v is not None})["commit_sha"]
 
+    def merge_pull(self, owner: str, repo: str, number: int) -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/pulls/{number}/merge", {})
+
+    def close_pull(self, owner: str, repo: str, number: int) -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/pulls/{number}/close", {})
+
+    def protect_branch(self, owner: str, repo: str, branch: str = "main") -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/protect", {"branch": branch})
+
     # --- Stripe --------------------------------------------------------------------------------------
     def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None,
                     api_version: str | None = None) -> dict:

@@ -79,6 +79,7 @@ from sandbox.emulators.git_objects import (
     Signature,
 )
 from sandbox.emulators.github_archive import ArchiveRoutes
+from sandbox.emulators.github_pulls import PullRoutes
 from sandbox.emulators.github_sync import SyncRoutes, not_modified
 
 DOCS = "https://docs.github.com/rest"
@@ -216,7 +217,7 @@ def _seed_users() -> list[User]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
+class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
     name = "github"
     sdk_path = ""
 
@@ -237,6 +238,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
         self._ids = itertools.count(700_000_000)
         self._user_ids = itertools.count(2000)
         self.archive_tokens = {}
+        self.reset_pulls()
 
     @property
     def api(self) -> str:
@@ -273,6 +275,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
         add("POST", "/_emulator/repos/{owner}/{repo}/push", self._control_push)
         self.add_codeload_routes(app)
         self.add_sync_control_routes(app)
+        self.add_pull_control_routes(app)
 
         add("GET", "/login/oauth/authorize", self.authorize_page)
         add("POST", "/login/oauth/authorize", self.authorize_submit)
@@ -310,6 +313,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
             ("GET", "/repos/{owner}/{repo}/branches/{branch:.+}", self.get_branch),
             *self.archive_api_routes(),
             *self.sync_api_routes(),
+            *self.pull_api_routes(),
         ]
         for method, path, handler in api:
             add(method, "/api/v3" + path, self._api_call(handler))
@@ -957,6 +961,8 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, Emulator):
             raise ApiError(422, "Object does not exist")
         if not body.get("force") and not repo.store.is_ancestor(repo.refs[ref], sha):
             raise ApiError(422, "Update is not a fast forward")
+        if self.is_protected(repo, ref):
+            raise ApiError(422, f"Protected branch update failed for {ref}.")
         repo.refs[ref] = sha
         repo.pushed_at = time.time()
         return json_response(self.ref_json(repo, ref))

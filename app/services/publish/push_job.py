@@ -21,6 +21,7 @@ from app.providers.github import (
     RefExists,
     RemoteTree,
 )
+from app.providers.github.pulls import open_pull_request
 from app.services.publish.outcome import PushConflict, PushOutcome, finish_push
 from app.services.publish.plan import author_for, commit_message, inline_text, plan_changes
 from app.services.publish.settings import (
@@ -86,6 +87,12 @@ class PushJob:
 
     def run(self) -> PushOutcome:
         main_branch = self.project.repo_branch or "main"
+        options = self.push.options or {}
+        if options.get("named_branch") and self.push.branch != main_branch:
+            outcome = self._push_to_named_branch(main_branch)
+            if options.get("pull_request") and outcome.error is None and self.push.status == PUSH_SUCCEEDED:
+                self._open_pull_request(main_branch, options["pull_request"])
+            return outcome
         if self.push.branch != main_branch:
             return self._push_to_new_branch(main_branch)
         parent, remote = self._expected_parent(main_branch)
@@ -229,6 +236,42 @@ class PushJob:
         commit_sha = self._write_commit(rest, remote, first.sha)
         self.client.update_branch(self.full_name, branch, commit_sha)
         return self._succeeded(commit_sha, len(plan.entries))
+
+    def _push_to_named_branch(self, main_branch: str) -> PushOutcome:
+        """Make the named branch hold the snapshot: onto its head when it exists, else created from the
+        sync base (Sorya's last commit on the main branch)."""
+        name = self.push.branch
+        try:
+            head = self.client.get_branch_head(self.full_name, name)
+        except GithubNotFound:
+            head = None
+        base = head or self.project.repo_head_sha or self.client.get_branch_head(self.full_name, main_branch)
+        if base is None:
+            raise Conflict("The repository is empty: push to its main branch first.", reason="repo_empty")
+        remote = self.client.get_tree(self.full_name, base)
+        plan = plan_changes(self.desired, remote.files, remote.files, overwrite=True)
+        if not plan.entries:
+            return self._up_to_date(head)
+        commit_sha = self._write_commit(plan.entries, remote, base)
+        if head is None:
+            self.client.create_branch(self.full_name, name, commit_sha)
+        else:
+            self.client.update_branch(self.full_name, name, commit_sha)
+        outcome = self._succeeded(commit_sha, len(plan.entries), record_head=False)
+        outcome.compare_url = self.client.compare_url(self.full_name, main_branch, name)
+        return outcome
+
+    def _open_pull_request(self, main_branch: str, request: dict) -> None:
+        """Open (or find) the branch's pull request and record it on the push; a refusal is recorded
+        beside the push, which itself succeeded."""
+        try:
+            info = open_pull_request(self.client, self.full_name, head=self.push.branch, base=main_branch,
+                                     title=request.get("title") or "", body=request.get("body") or "")
+            self.push.pull_request = {"number": info.number, "url": info.url, "state": info.state}
+        except GithubError as exc:
+            self.session.rollback()
+            self.push.pull_request = {"error": exc.message[:500]}
+        self.session.commit()
 
     def _push_to_new_branch(self, main_branch: str) -> PushOutcome:
         """Push onto a new branch from Sorya's last commit (or the branch head), for a pull request."""
