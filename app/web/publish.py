@@ -274,7 +274,7 @@ def push(project_id: int):
         notice = ("success", f"Pushed snapshot #{snapshot.number} to {done.branch} and opened pull request "
                              f"#{pr['number']}.")
     elif done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
-        notice = ("success", f"Pushed snapshot #{snapshot.number} to the branch {done.branch}.")
+        notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
     elif done.status == PUSH_UP_TO_DATE:
         notice = ("info", "Already up to date: GitHub has this snapshot's files.")
     else:

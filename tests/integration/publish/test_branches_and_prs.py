@@ -29,7 +29,7 @@ def test_a_push_to_a_new_branch_with_a_pull_request_and_its_state_followed(app, 
     assert github.control.repo_files("octocat", "tools", ref="feature/x")["a.py"] == "changed\n"
     assert github.control.repo_files("octocat", "tools")["a.py"] == BASE["a.py"]  # main untouched
     page = client.get(f"/projects/{project_id}/publish").get_data(as_text=True)
-    assert "PR #1" in page and 'data-pr-state="open"' in page
+    assert ">#1<" in page and 'data-pr-state="open"' in page
 
     github.control.merge_pull("octocat", "tools", 1)
     mark = github.control.mark()
