@@ -63,6 +63,7 @@ def _back(project_id: int):
 @bp.post("/projects/<int:project_id>/github/pull")
 @login_required
 def pull(project_id: int):
+    access.owned_project(db.session, user_id=current_user.id, project_id=project_id)  # others': 404
     try:
         result = pull_service.pull(db.session, project_id=project_id, user_id=current_user.id,
                                    settings=_settings(), limits=limits())
@@ -86,6 +87,7 @@ def pull(project_id: int):
 @bp.post("/projects/<int:project_id>/github/take-remote")
 @login_required
 def take_remote(project_id: int):
+    access.owned_project(db.session, user_id=current_user.id, project_id=project_id)  # others': 404
     try:
         result = take_remote_as_new_version(db.session, project_id=project_id, user_id=current_user.id,
                                             settings=_settings(), limits=limits())
