@@ -5,7 +5,7 @@ from app.models.billing import BillingCustomer, StripeEvent, Subscription
 from app.models.chat import ChatMessage
 from app.models.credits import CreditBalance, CreditHold, LedgerEntry
 from app.models.projects import Blob, Project, Snapshot, SnapshotFile
-from app.models.publish import Push
+from app.models.publish import ProjectSync, Push
 from app.models.users import ApiToken, GithubAccount, User, UserSession
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "GithubAccount",
     "LedgerEntry",
     "Project",
+    "ProjectSync",
     "Push",
     "Snapshot",
     "SnapshotFile",

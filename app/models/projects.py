@@ -33,6 +33,9 @@ class Project(Base):
     context_after_message_id: Mapped[int | None] = mapped_column(BigInteger)
     # Whether a preview of this project's versions may load scripts, styles and fonts from https: CDNs.
     preview_allow_cdn: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # The sync base: the version whose files equal `repo_head_sha`'s tree (set by an import, a pull and a
+    # push to `repo_branch`). A pull merges from it; a push diffs against it.
+    sync_snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

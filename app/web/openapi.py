@@ -192,12 +192,25 @@ SCHEMAS: dict[str, Any] = {
     "RepoInit": obj({}, {"name": {"type": "string", "minLength": 1, "maxLength": 100},
                          "private": {"type": "boolean"}, "description": {"type": "string"}}),
     "Repo": obj({"repo_full_name": STRING, "html_url": STRING}),
-    "PushRequest": obj({}, {"snapshot_id": ID}),
+    "PushRequest": obj({}, {"snapshot_id": ID, "branch": STRING, "pull_request": {"type": "boolean"},
+                            "title": STRING, "body": STRING}),
+    "ImportRequest": obj({"repo": STRING}, {"branch": STRING}),
+    "ImportResult": obj(
+        {"id": ID, "name": STRING, "repo_full_name": NULLABLE_STRING, "last_snapshot_id": NULLABLE_ID,
+         "skipped": {"type": "array", "items": obj({"path": STRING, "reason": STRING})}},
+        {"commit_sha": STRING, "branch": STRING, "message": STRING, "status": STRING,
+         "created_at": TIMESTAMP, "updated_at": TIMESTAMP},
+    ),
+    "PullResult": obj(
+        {"snapshot_id": NULLABLE_ID, "commit_sha": STRING, "files_changed": INTEGER,
+         "conflicts": {"type": "array", "items": STRING}},
+        {"new_commits": INTEGER},
+    ),
     # commit_sha and html_url are null while a push is still running (202, then poll its status_url).
     "PushResult": obj(
         {"commit_sha": NULLABLE_STRING, "html_url": NULLABLE_STRING, "files_changed": INTEGER},
         {"push_id": ID, "status": STRING, "branch": NULLABLE_STRING, "status_url": STRING,
-         "flagged_paths": {"type": "array", "items": STRING}},
+         "flagged_paths": {"type": "array", "items": STRING}, "pull_request_url": NULLABLE_STRING},
     ),
     "Subscribe": obj({"plan": {"enum": ["basic", "pro"]}}),
     "RedirectUrl": obj({"url": {"type": "string", "minLength": 1}}),
@@ -382,6 +395,14 @@ PATHS: dict[str, dict[str, Any]] = {
             {**ok("PushResult"), **ok("PushResult", "202", "Still running: poll status_url")},
             parameters=[REPO_PROJECT_ID], body=json_body("PushRequest", required=False), tag="publish",
         ),
+    },
+    "/api/projects/import": {
+        "post": operation("Import a GitHub repository's branch as a new project", ok("ImportResult", "201", "Created"),
+                          body=json_body("ImportRequest"), tag="publish"),
+    },
+    "/api/github/repo/{project_id}/pull": {
+        "post": operation("Merge the commits GitHub has that Sorya lacks into a new version", ok("PullResult"),
+                          parameters=[REPO_PROJECT_ID], tag="publish"),
     },
     "/api/github/repo/{project_id}/pushes/{push_id}": {
         "get": operation("A push's progress and outcome", ok("PushResult"), tag="publish",

@@ -19,6 +19,7 @@ from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
 from app.runtime import jobs
 from app.services import access
 from app.services import publish as publish_service
+from app.services.publish.pull_requests import refresh_pull_requests
 from app.web import api
 from app.web.api import read_json
 from app.web.security import safe_next_path, same_site_path
@@ -76,7 +77,10 @@ def _push_json(outcome_or_push: Any, flagged: list[str] | None = None, compare_u
         "progress": {"done": push.progress_done, "total": push.progress_total},
         "message": "Already up to date: GitHub has this snapshot's files." if up_to_date else None,
         "flagged_paths": flagged or [],
+        "pull_request_url": (push.pull_request or {}).get("url"),
     }
+    if (push.pull_request or {}).get("error"):
+        body["pull_request_error"] = push.pull_request["error"]
     if compare_url:
         body["compare_url"] = compare_url
     if push.error_code:
@@ -110,7 +114,9 @@ def api_push(project_id: int):
     push = publish_service.start_push(
         db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
         confirm_flagged=_bool(body.get("confirm_flagged"), "confirm_flagged"),
-        new_branch=_bool(body.get("new_branch"), "new_branch"))
+        new_branch=_bool(body.get("new_branch"), "new_branch"), branch=_optional_str(body, "branch"),
+        pull_request=_bool(body.get("pull_request"), "pull_request"), title=_optional_str(body, "title"),
+        body=_optional_str(body, "body"))
     snapshot = publish_service.pushed_snapshot(db.session, push)
     if snapshot is not None and snapshot.file_count > publish_service.PUSH_INLINE_MAX_FILES:
         _start_push_in_background(push.id)
@@ -153,6 +159,8 @@ def _stored_error(push) -> DomainError:
 def panel_view(project) -> publish_service.PublishPanel:
     """The publish panel's state for `project` (owned by the signed-in person), for `render_template`."""
     settings = runtime.settings()
+    if current_user.is_authenticated and project.repo_full_name:
+        refresh_pull_requests(db.session, project, user_id=current_user.id, settings=_settings())
     return publish_service.publish_panel(
         db.session, project, github_url=settings.GITHUB_URL, allow_private=settings.GITHUB_ALLOW_PRIVATE_REPOS,
         back=_page_path(project.id))
@@ -246,7 +254,9 @@ def push(project_id: int):
     try:
         started = publish_service.start_push(
             db.session, project_id=project_id, user_id=current_user.id, snapshot_id=snapshot_id,
-            confirm_flagged=form.get("confirm_flagged") == "1", new_branch=form.get("new_branch") == "1")
+            confirm_flagged=form.get("confirm_flagged") == "1", new_branch=form.get("new_branch") == "1",
+            branch=form.get("branch") or None, pull_request=form.get("pull_request") == "1",
+            title=form.get("title") or None, body=form.get("body") or None)
     except DomainError as exc:
         return _render_error(project_id, exc, form_values=dict(form))
     snapshot = publish_service.pushed_snapshot(db.session, started)
@@ -259,7 +269,11 @@ def push(project_id: int):
         return _render_error(project_id, outcome.error)
     done = outcome.push
     project = access.owned_project(db.session, user_id=current_user.id, project_id=project_id)
-    if done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
+    pr = done.pull_request or {}
+    if pr.get("url"):
+        notice = ("success", f"Pushed snapshot #{snapshot.number} to {done.branch} and opened pull request "
+                             f"#{pr['number']}.")
+    elif done.status != PUSH_UP_TO_DATE and project is not None and done.branch != project.repo_branch:
         notice = ("success", f"Pushed snapshot #{snapshot.number} to the new branch {done.branch}.")
     elif done.status == PUSH_UP_TO_DATE:
         notice = ("info", "Already up to date: GitHub has this snapshot's files.")

@@ -12,6 +12,7 @@ One class serves all three emulators; the per-emulator helpers simply call that 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import requests
@@ -118,11 +119,30 @@ class EmulatorControl:
 
     def push_as_someone_else(self, owner: str, repo: str, files: dict[str, str | None],
                              branch: str | None = None, message: str = "Edit from elsewhere",
-                             author: dict | None = None) -> str:
-        """A commit on ``branch`` changing ``files`` (None deletes a path); returns its sha."""
-        body = {"files": files, "branch": branch, "message": message, "author": author}
+                             author: dict | None = None, binary_files: dict[str, bytes] | None = None,
+                             submodules: dict[str, str] | None = None) -> str:
+        """A commit on ``branch`` changing ``files`` (None deletes a path), writing ``binary_files`` and
+        gitlinks ``submodules`` (path -> commit sha); returns its sha."""
+        body = {"files": files, "branch": branch, "message": message, "author": author,
+                "files_b64": {p: base64.b64encode(d).decode() for p, d in (binary_files or {}).items()} or None,
+                "submodules": submodules}
         return self._call("POST", f"repos/{owner}/{repo}/push",
                           {k: v for k, v in body.items() if v is not None})["commit_sha"]
+
+    def force_push(self, owner: str, repo: str, files: dict[str, str], branch: str | None = None) -> str:
+        """Rewrite ``branch``'s history: it now points at a new root commit holding exactly ``files``."""
+        body = {"files": files, "branch": branch}
+        return self._call("POST", f"repos/{owner}/{repo}/force_push",
+                          {k: v for k, v in body.items() if v is not None})["commit_sha"]
+
+    def merge_pull(self, owner: str, repo: str, number: int) -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/pulls/{number}/merge", {})
+
+    def close_pull(self, owner: str, repo: str, number: int) -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/pulls/{number}/close", {})
+
+    def protect_branch(self, owner: str, repo: str, branch: str = "main") -> dict:
+        return self._call("POST", f"repos/{owner}/{repo}/protect", {"branch": branch})
 
     # --- Stripe --------------------------------------------------------------------------------------
     def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None,

@@ -78,6 +78,9 @@ from sandbox.emulators.git_objects import (
     ObjectStore,
     Signature,
 )
+from sandbox.emulators.github_archive import ArchiveRoutes
+from sandbox.emulators.github_pulls import PullRoutes
+from sandbox.emulators.github_sync import SyncRoutes, not_modified
 
 DOCS = "https://docs.github.com/rest"
 RATE_LIMIT_PER_HOUR = 5000
@@ -214,7 +217,7 @@ def _seed_users() -> list[User]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class GitHubEmulator(Emulator):
+class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
     name = "github"
     sdk_path = ""
 
@@ -234,6 +237,8 @@ class GitHubEmulator(Emulator):
         self.rate_used: dict[str, tuple[float, int]] = {}  # token or ip -> (window start, used)
         self._ids = itertools.count(700_000_000)
         self._user_ids = itertools.count(2000)
+        self.archive_tokens = {}
+        self.reset_pulls()
 
     @property
     def api(self) -> str:
@@ -268,6 +273,9 @@ class GitHubEmulator(Emulator):
         add("GET", "/_emulator/repos", self._control_repos)
         add("GET", "/_emulator/repos/{owner}/{repo}/files", self._control_files)
         add("POST", "/_emulator/repos/{owner}/{repo}/push", self._control_push)
+        self.add_codeload_routes(app)
+        self.add_sync_control_routes(app)
+        self.add_pull_control_routes(app)
 
         add("GET", "/login/oauth/authorize", self.authorize_page)
         add("POST", "/login/oauth/authorize", self.authorize_submit)
@@ -303,6 +311,9 @@ class GitHubEmulator(Emulator):
             ("GET", "/repos/{owner}/{repo}/commits/{ref:.+}", self.get_commit),
             ("GET", "/repos/{owner}/{repo}/branches", self.list_branches),
             ("GET", "/repos/{owner}/{repo}/branches/{branch:.+}", self.get_branch),
+            *self.archive_api_routes(),
+            *self.sync_api_routes(),
+            *self.pull_api_routes(),
         ]
         for method, path, handler in api:
             add(method, "/api/v3" + path, self._api_call(handler))
@@ -330,10 +341,10 @@ class GitHubEmulator(Emulator):
                 "X-RateLimit-Reset": str(int(start + RATE_WINDOW_S)), "X-RateLimit-Used": str(used),
                 "X-RateLimit-Resource": "core"}
 
-    def _common_headers(self, request: web.Request) -> dict[str, str]:
+    def _common_headers(self, request: web.Request, count: bool = True) -> dict[str, str]:
         token = self.tokens.get(bearer_token(request) or "")
         key = token.value if token else (request.remote or "anonymous")
-        headers = self._rate_headers(key, RATE_LIMIT_PER_HOUR if token else RATE_LIMIT_ANONYMOUS)
+        headers = self._rate_headers(key, RATE_LIMIT_PER_HOUR if token else RATE_LIMIT_ANONYMOUS, count=count)
         headers.update({"X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected":
                         API_VERSION, "X-GitHub-Request-Id": secrets.token_hex(8).upper()})
         if token is not None and not token.revoked:
@@ -347,7 +358,10 @@ class GitHubEmulator(Emulator):
                 response = await handler(request)
             except ApiError as error:
                 response = json_response(error.body(), status=error.status, headers=error.headers)
-            headers = self._common_headers(request)
+            cached = not_modified(request, response)
+            if cached is not None:  # a 304 costs no rate limit, as on GitHub
+                response = cached
+            headers = self._common_headers(request, count=cached is None)
             headers["X-Accepted-OAuth-Scopes"] = request[ACCEPTED_SCOPES]
             for name, value in headers.items():
                 response.headers.setdefault(name, value)
@@ -651,7 +665,8 @@ class GitHubEmulator(Emulator):
         assert user is not None
         repos = [r for r in self.repos.values() if r.owner.lower() == user.login.lower()
                  and (not r.private or self._has_scope(token, "repo"))]
-        return json_response([self.repo_json(r, user) for r in repos])
+        repos.sort(key=lambda r: -r.updated_at)
+        return self.paginated(request, [self.repo_json(r, user) for r in repos])
 
     async def create_repo(self, request: web.Request) -> web.Response:
         user, token = self._auth(request)
@@ -946,6 +961,8 @@ class GitHubEmulator(Emulator):
             raise ApiError(422, "Object does not exist")
         if not body.get("force") and not repo.store.is_ancestor(repo.refs[ref], sha):
             raise ApiError(422, "Update is not a fast forward")
+        if self.is_protected(repo, ref):
+            raise ApiError(422, f"Protected branch update failed for {ref}.")
         repo.refs[ref] = sha
         repo.pushed_at = time.time()
         return json_response(self.ref_json(repo, ref))
@@ -961,8 +978,10 @@ class GitHubEmulator(Emulator):
 
     # --- contents --------------------------------------------------------------------------------------
     def _commit_files(self, repo: Repo, branch: str, changes: dict[str, bytes | None], message: str,
-                      author: Signature, committer: Signature | None = None) -> str:
-        """A new commit on ``branch`` applying ``changes`` (None deletes); creates the branch if new."""
+                      author: Signature, committer: Signature | None = None,
+                      submodules: dict[str, str] | None = None) -> str:
+        """A new commit on ``branch`` applying ``changes`` (None deletes) and ``submodules`` (path -> the
+        commit sha a gitlink points at); creates the branch if new."""
         head = repo.head(branch)
         flat = repo.store.flatten(repo.store.commit(head).tree) if head else {}  # type: ignore[union-attr]
         for path, data in changes.items():
@@ -970,6 +989,8 @@ class GitHubEmulator(Emulator):
                 del flat[existing]
             if data is not None:
                 flat[path] = (FILE_MODE, "blob", repo.store.put_blob(data))
+        for path, target in (submodules or {}).items():
+            flat[path] = ("160000", "commit", target)
         tree = repo.store.build_tree(flat)
         commit = CommitObject(tree, (head,) if head else (), author, committer or author, message)
         sha = repo.store.put_commit(commit)
@@ -1438,7 +1459,10 @@ class GitHubEmulator(Emulator):
         author_spec = body.get("author") or {"name": "Someone Else", "email": "someone@example.com"}
         author = Signature(author_spec["name"], author_spec["email"],
                            datetime.now(UTC).replace(microsecond=0))
-        changes = {p: (c.encode() if c is not None else None) for p, c in (body.get("files") or {}).items()}
+        changes: dict[str, bytes | None] = {
+            p: (c.encode() if c is not None else None) for p, c in (body.get("files") or {}).items()}
+        changes.update({p: base64.b64decode(c) for p, c in (body.get("files_b64") or {}).items()})
         sha = self._commit_files(repo, body.get("branch") or repo.default_branch, changes,
-                                 body.get("message") or "Edit from elsewhere", author)
+                                 body.get("message") or "Edit from elsewhere", author,
+                                 submodules=body.get("submodules") or {})
         return json_response({"commit_sha": sha})

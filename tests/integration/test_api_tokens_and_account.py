@@ -187,6 +187,10 @@ def project_untouched(rows, ids) -> bool:
 PROJECT_ROUTES = [
     ("POST", "/api/github/repo/{project_id}/init"),
     ("POST", "/api/github/repo/{project_id}/push"),
+    ("POST", "/api/github/repo/{project_id}/pull"),
+    ("POST", "/projects/{project_id}/github/pull"),
+    ("POST", "/projects/{project_id}/github/take-remote"),
+    ("POST", "/projects/{project_id}/github/resolve"),
     ("GET", "/api/github/repo/{project_id}/pushes/{push_id}"),
     ("GET", "/api/projects/{project_id}"),
     ("PATCH", "/api/projects/{project_id}"),

@@ -8,6 +8,7 @@ runtime. The Flask-bound half of the OAuth flow is `app/web/github_auth.py`.
 
 from app.providers.github.errors import (
     PROVIDER,
+    BranchProtected,
     GithubError,
     GithubMissingScope,
     GithubNotFound,
@@ -35,7 +36,7 @@ from app.providers.github.oauth import (
 from app.providers.github.repos import Author, CommitInfo, GithubRepoClient, RemoteTree, RepoInfo
 
 __all__ = [
-    "GITHUB_DOTCOM", "OAUTH_CLIENT_NAME", "OAUTH_STATE_TTL_S", "PROVIDER", "Author", "CommitInfo", "GithubError",
+    "BranchProtected", "GITHUB_DOTCOM", "OAUTH_CLIENT_NAME", "OAUTH_STATE_TTL_S", "PROVIDER", "Author", "CommitInfo", "GithubError",
     "GithubGrant", "GithubHttp", "GithubIdentity", "GithubMissingScope", "GithubNotFound", "GithubRateLimited",
     "GithubRejected", "GithubRepoClient", "GithubRepoEmpty", "GithubTokenRevoked", "GithubUnavailable",
     "NotFastForward", "RefExists", "RemoteTree", "RepoInfo", "SignInFlow", "SignInRefused", "api_url_for",

@@ -84,6 +84,12 @@ class RefExists(GithubRejected):
     reason = "github_ref_exists"
 
 
+class BranchProtected(GithubRejected):
+    """GitHub refused to move a protected branch (rules require a pull request)."""
+
+    reason = "branch_protected"
+
+
 class GithubUnavailable(GithubError):
     """GitHub answered 5xx or did not answer in time, after the retries allowed for the step."""
 

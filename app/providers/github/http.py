@@ -218,7 +218,8 @@ class GithubHttp:
     def url(self, *parts: str) -> str:
         return "/".join([self.api_url, *(p.strip("/") for p in parts)])
 
-    def request(self, method: str, url: str, *, expected: int = 200, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, *, expected: int | tuple[int, ...] = 200,
+                **kwargs: Any) -> requests.Response:
         """One request through github3's session, failing as github3's own methods do
         (`models.GitHubCore._request` and `_json`): `ConnectionError`/`TransportError` when no answer came,
         `exceptions.error_for(answer)` for an answer of 400 or above."""
@@ -230,7 +231,7 @@ class GithubHttp:
             raise gh_errors.TransportError(exc) from exc
         if response.status_code >= 400:
             raise gh_errors.error_for(response)
-        if response.status_code != expected:
+        if response.status_code not in (expected if isinstance(expected, tuple) else (expected,)):
             raise gh_errors.UnexpectedResponse(response)
         return response
 

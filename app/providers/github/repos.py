@@ -26,6 +26,7 @@ from typing import Any
 from github3.repos.repo import Repository
 
 from app.providers.github.errors import (
+    BranchProtected,
     GithubError,
     GithubRejected,
     GithubRepoEmpty,
@@ -182,6 +183,10 @@ class GithubRepoClient:
             self._http.call_json("move the branch", "PATCH",
                                  self._repo_url(full_name, "git", "refs", "heads", branch), json=body)
         except GithubRejected as exc:
+            if "protected branch" in exc.message.lower():
+                raise BranchProtected(
+                    f"{branch} of {full_name} is a protected branch: GitHub accepts changes to it only "
+                    "through a pull request.", errors=exc.errors) from exc
             raise NotFastForward(
                 f"GitHub refused to move {branch} of {full_name}: it is not a fast forward (the branch "
                 "changed on GitHub meanwhile).", errors=exc.errors) from exc

@@ -40,6 +40,9 @@ class PushView:
     progress_done: int
     progress_total: int
     requests_made: int
+    pull_request_url: str | None = None
+    pull_request_state: str | None = None
+    pull_request_number: int | None = None
 
 
 def push_history(session: Session, project: Project, *, github_url: str, limit: int = HISTORY_LIMIT) -> list[PushView]:
@@ -59,7 +62,10 @@ def push_history(session: Session, project: Project, *, github_url: str, limit: 
             html_url=push.html_url, branch=push.branch, compare_url=compare, files_changed=push.files_changed,
             who=login or "a deleted account", created_at=push.created_at, finished_at=push.finished_at,
             error_code=push.error_code, error_message=push.error_message, progress_done=push.progress_done,
-            progress_total=push.progress_total, requests_made=push.requests_made))
+            progress_total=push.progress_total, requests_made=push.requests_made,
+            pull_request_url=(push.pull_request or {}).get("url"),
+            pull_request_state=(push.pull_request or {}).get("state"),
+            pull_request_number=(push.pull_request or {}).get("number")))
     return views
 
 

@@ -9,14 +9,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, DomainError, NotFound
+from app.errors import Conflict, DomainError, InvalidRequest, NotFound
 from app.models import Project, Push, Snapshot
 from app.models.base import utcnow
 from app.models.publish import PUSH_FAILED, PUSH_RUNNING
-from app.providers.github import GithubError, GithubNotFound, GithubRepoClient, NotFastForward
+from app.providers.github import (
+    BranchProtected,
+    GithubError,
+    GithubNotFound,
+    GithubRepoClient,
+    NotFastForward,
+)
 from app.services import access
 from app.services.publish.access import client_for, github_account_for, guard_token
 from app.services.publish.history import running_push
+from app.services.publish.importing import validate_branch
 from app.services.publish.outcome import PushConflict, PushCrashed, PushOutcome, finish_push
 from app.services.publish.push_job import PushJob
 from app.services.publish.settings import (
@@ -38,6 +45,10 @@ def start_push(
     snapshot_id: int | None = None,
     confirm_flagged: bool = False,
     new_branch: bool = False,
+    branch: str | None = None,
+    pull_request: bool = False,
+    title: str | None = None,
+    body: str | None = None,
 ) -> Push:
     """Record a push of the snapshot (latest by default) holding the project's push lock, and commit.
 
@@ -50,6 +61,7 @@ def start_push(
         raise Conflict("Create or link a GitHub repository for this project first.", reason="not_linked")
     github_account_for(session, user_id)
     snapshot = _snapshot_to_push(session, project.id, snapshot_id)
+    _refuse_while_pulling_or_conflicted(session, project.id)
     flagged = list(snapshot.flagged_paths or [])
     if flagged and not confirm_flagged:
         raise Conflict(
@@ -62,6 +74,16 @@ def start_push(
     # A new branch is chosen when the push runs; the marker survives in `branch` until then.
     if new_branch:
         push.branch = f"sorya/snapshot-{snapshot.number}"
+    named = validate_branch(branch)
+    if pull_request and not named:
+        named = f"sorya/snapshot-{snapshot.number}"
+    if pull_request and named == push.branch:
+        raise InvalidRequest("A pull request needs a branch other than the repository's main branch.",
+                             fields={"branch": "same as the main branch"})
+    if named and named != push.branch:
+        push.branch = named
+        push.options = {"named_branch": True, "pull_request": _draft_pull_request(
+            session, project, snapshot, title, body) if pull_request else None}
     for _ in range(2):
         session.add(push)
         try:
@@ -76,6 +98,45 @@ def start_push(
                 raise Conflict(f"A push of this project is already running{which}. Wait for it to finish, "
                                "then push again.", reason="push_in_progress") from None
     raise Conflict("A push of this project is already running.", reason="push_in_progress")
+
+
+PR_TITLE_MAX_CHARS = 256
+PR_BODY_MAX_CHARS = 20_000
+
+
+def _draft_pull_request(session: Session, project: Project, snapshot: Snapshot, title: str | None,
+                        body: str | None) -> dict[str, str]:
+    """The pull request's title and body: the person's, else drafted from the summaries of the versions
+    since the sync base."""
+    since = 0
+    if project.sync_snapshot_id:
+        base = session.get(Snapshot, project.sync_snapshot_id)
+        since = base.number if base else 0
+    summaries = [s for (s,) in session.execute(
+        select(Snapshot.summary).where(Snapshot.project_id == project.id, Snapshot.number > since,
+                                       Snapshot.number <= snapshot.number).order_by(Snapshot.number)) if s]
+    drafted_title = " ".join((snapshot.summary or f"Version #{snapshot.number} from Sorya").split())[:72]
+    drafted_body = "Changes made in Sorya:\n\n" + "\n".join(f"- {s}" for s in summaries[-30:]) if summaries else \
+        f"Version #{snapshot.number} of {project.name}, published from Sorya."
+    title = (title or "").strip() or drafted_title
+    if len(title) > PR_TITLE_MAX_CHARS or len(body or "") > PR_BODY_MAX_CHARS:
+        raise InvalidRequest(f"A pull request's title has at most {PR_TITLE_MAX_CHARS} characters and its body "
+                             f"at most {PR_BODY_MAX_CHARS:,}.", fields={"title": "too long"})
+    return {"title": title, "body": (body or "").strip() or drafted_body}
+
+
+def _refuse_while_pulling_or_conflicted(session: Session, project_id: int) -> None:
+    from app.services.publish.pull import REASON_PULL_RUNNING, pull_running, unresolved_conflicts
+
+    if pull_running(session, project_id):
+        raise Conflict("A pull of this project is running. Push once it has finished.",
+                       reason=REASON_PULL_RUNNING)
+    conflicts = unresolved_conflicts(session, project_id)
+    if conflicts:
+        raise Conflict(
+            f"This version still has conflicts from the last pull: {', '.join(conflicts)}. Resolve them "
+            "(take Sorya's or GitHub's side, edit them in the chat, or upload the files), then push.",
+            reason="unresolved_conflicts", conflicts=conflicts)
 
 
 def _snapshot_to_push(session: Session, project_id: int, snapshot_id: int | None) -> Snapshot:
@@ -168,6 +229,11 @@ def _domain_error_for_push(exc: DomainError, project: Project) -> DomainError:
             f"The repository {project.repo_full_name} no longer exists on GitHub, or was renamed or made "
             "private to you. Relink the project to the repository's new name, or recreate it.",
             reason=ERROR_REPO_MISSING, offer="relink_or_recreate")
+    if isinstance(exc, BranchProtected):
+        return Conflict(
+            f"{project.repo_branch} of {project.repo_full_name} is protected: GitHub accepts changes to it "
+            "only through a pull request. Push to a branch and open a pull request instead.",
+            reason="branch_protected", offer="push_to_branch_with_pr")
     if isinstance(exc, NotFastForward):
         return Conflict(
             f"The branch {project.repo_branch} of {project.repo_full_name} kept changing on GitHub while "

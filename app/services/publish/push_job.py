@@ -21,6 +21,7 @@ from app.providers.github import (
     RefExists,
     RemoteTree,
 )
+from app.providers.github.pulls import open_pull_request
 from app.services.publish.outcome import PushConflict, PushOutcome, finish_push
 from app.services.publish.plan import author_for, commit_message, inline_text, plan_changes
 from app.services.publish.settings import (
@@ -29,15 +30,21 @@ from app.services.publish.settings import (
     MAX_REBASE_ROUNDS,
     PROGRESS_WRITE_EVERY,
     PROGRESS_WRITE_MIN_STEPS,
+    SYNC_BASE_REMOTE_TREE,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _previous_snapshot_files(session: Session, project: Project) -> dict[str, str]:
-    """Path -> git sha of the snapshot Sorya last pushed to the project's branch (empty if none)."""
+def _previous_snapshot_files(session: Session, project: Project) -> dict[str, str] | None:
+    """Path -> git sha of the sync base: the version Sorya last pushed, imported or pulled cleanly (empty
+    if none); None when the base is GitHub's own tree at `repo_head_sha` (after a pull that merged)."""
     if not project.repo_head_sha:
         return {}
+    if project.sync_snapshot_id == SYNC_BASE_REMOTE_TREE:
+        return None
+    if project.sync_snapshot_id is not None:
+        return _snapshot_files(session, project.sync_snapshot_id)
     snapshot_id = session.execute(
         select(Push.snapshot_id).where(
             Push.project_id == project.id, Push.repo_full_name == project.repo_full_name,
@@ -80,6 +87,12 @@ class PushJob:
 
     def run(self) -> PushOutcome:
         main_branch = self.project.repo_branch or "main"
+        options = self.push.options or {}
+        if options.get("named_branch") and self.push.branch != main_branch:
+            outcome = self._push_to_named_branch(main_branch)
+            if options.get("pull_request") and outcome.error is None and self.push.status == PUSH_SUCCEEDED:
+                self._open_pull_request(main_branch, options["pull_request"])
+            return outcome
         if self.push.branch != main_branch:
             return self._push_to_new_branch(main_branch)
         parent, remote = self._expected_parent(main_branch)
@@ -95,7 +108,10 @@ class PushJob:
             return self._current_head(branch)
         # Optimistic: the branch is most likely where Sorya left it; the ref update proves it.
         try:
-            return last, self.client.get_tree(self.full_name, last)
+            tree = self.client.get_tree(self.full_name, last)
+            if self.previous is None:
+                self.previous = dict(tree.files)
+            return last, tree
         except GithubNotFound:
             self._check_repo_exists()
             return self._current_head(branch)
@@ -104,7 +120,7 @@ class PushJob:
         """Plan, commit and move the branch; rebuild on the new head when it moved meanwhile."""
         for _ in range(MAX_REBASE_ROUNDS):
             assert remote is not None
-            plan = plan_changes(self.desired, self.previous, remote.files)
+            plan = plan_changes(self.desired, self.previous or {}, remote.files)
             if plan.conflicts:
                 raise self._conflict(plan.conflicts)
             if not plan.entries:
@@ -221,12 +237,50 @@ class PushJob:
         self.client.update_branch(self.full_name, branch, commit_sha)
         return self._succeeded(commit_sha, len(plan.entries))
 
+    def _push_to_named_branch(self, main_branch: str) -> PushOutcome:
+        """Make the named branch hold the snapshot: onto its head when it exists, else created from the
+        sync base (Sorya's last commit on the main branch)."""
+        name = self.push.branch
+        try:
+            head = self.client.get_branch_head(self.full_name, name)
+        except GithubNotFound:
+            head = None
+        base = head or self.project.repo_head_sha or self.client.get_branch_head(self.full_name, main_branch)
+        if base is None:
+            raise Conflict("The repository is empty: push to its main branch first.", reason="repo_empty")
+        remote = self.client.get_tree(self.full_name, base)
+        plan = plan_changes(self.desired, remote.files, remote.files, overwrite=True)
+        if not plan.entries:
+            return self._up_to_date(head)
+        commit_sha = self._write_commit(plan.entries, remote, base)
+        if head is None:
+            self.client.create_branch(self.full_name, name, commit_sha)
+        else:
+            self.client.update_branch(self.full_name, name, commit_sha)
+        outcome = self._succeeded(commit_sha, len(plan.entries), record_head=False)
+        outcome.compare_url = self.client.compare_url(self.full_name, main_branch, name)
+        return outcome
+
+    def _open_pull_request(self, main_branch: str, request: dict) -> None:
+        """Open (or find) the branch's pull request and record it on the push; a refusal is recorded
+        beside the push, which itself succeeded."""
+        try:
+            info = open_pull_request(self.client, self.full_name, head=self.push.branch, base=main_branch,
+                                     title=request.get("title") or "", body=request.get("body") or "")
+            self.push.pull_request = {"number": info.number, "url": info.url, "state": info.state}
+        except GithubError as exc:
+            self.session.rollback()
+            self.push.pull_request = {"error": exc.message[:500]}
+        self.session.commit()
+
     def _push_to_new_branch(self, main_branch: str) -> PushOutcome:
         """Push onto a new branch from Sorya's last commit (or the branch head), for a pull request."""
         base = self.project.repo_head_sha or self.client.get_branch_head(self.full_name, main_branch)
         if base is None:
             raise Conflict("The repository is empty: push to its main branch instead.", reason="repo_empty")
         remote = self.client.get_tree(self.full_name, base)
+        if self.previous is None:
+            self.previous = dict(remote.files)
         plan = plan_changes(self.desired, self.previous, remote.files, overwrite=True)
         if not plan.entries:
             return self._up_to_date(None)
@@ -255,8 +309,10 @@ class PushJob:
     # -- recording --
 
     def _up_to_date(self, head: str | None) -> PushOutcome:
-        if head and head != self.project.repo_head_sha:
-            self.project.repo_head_sha = head
+        if self.push.branch == (self.project.repo_branch or "main"):
+            if head and head != self.project.repo_head_sha:
+                self.project.repo_head_sha = head
+            self.project.sync_snapshot_id = self.snapshot.id
         self.push.commit_sha = head or self.project.repo_head_sha
         if self.push.commit_sha:
             self.push.html_url = self.client.commit_url(self.full_name, self.push.commit_sha)
@@ -274,6 +330,7 @@ class PushJob:
         self.push.requests_made = self.client.requests_made
         if record_head:
             self.project.repo_head_sha = commit_sha
+            self.project.sync_snapshot_id = self.snapshot.id
         finish_push(self.session, self.push, PUSH_SUCCEEDED)
         log.info("push=%s project=%s commit=%s files=%s requests=%s", self.push.id, self.project.id,
                  commit_sha, files_changed, self.push.requests_made)

@@ -25,6 +25,12 @@ PROGRESS_WRITE_MIN_STEPS = 5
 # Text sent inline per tree request; larger pushes build their tree in several chained requests.
 INLINE_TREE_MAX_BYTES = 4_000_000
 HISTORY_LIMIT = 10
+# `projects.sync_snapshot_id` after a pull that merged: no version equals GitHub's tree at
+# `repo_head_sha`, so that tree itself is the base a push diffs against.
+SYNC_BASE_REMOTE_TREE = 0
+# At most one "new commits?" check per project per this many seconds; unchanged branches answer 304.
+SYNC_CHECK_EVERY_S = 60
+PULL_STALE_AFTER_S = 10 * 60
 
 # Push error codes, stored on `pushes.error_code` and returned as the API error's `reason`.
 ERROR_CONFLICT = "push_conflict"

@@ -1,0 +1,77 @@
+"""Importing a GitHub repository: the page listing the person's repositories (`/projects/import`), its
+form, and `POST /api/projects/import`. The work is `app.services.publish.importing`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.errors import DomainError, InvalidRequest
+from app.extensions import db
+from app.providers.github.archive import list_repositories
+from app.services import publish as publish_service
+from app.services.publish.importing import ImportResult, import_repository
+from app.web import api
+from app.web.api import read_json
+from app.web.api.projects import project_json
+from app.web.projects import limits
+from app.web.publish import _settings
+
+bp = Blueprint("github_import", __name__)
+
+MAX_QUERY_CHARS = 100
+
+
+def _import(repo: object, branch: object) -> ImportResult:
+    return import_repository(db.session, user_id=current_user.id, repo=repo, branch=branch,
+                             settings=_settings(), limits=limits())
+
+
+@api.bp.post("/projects/import")
+@login_required
+def api_import():
+    body = read_json()
+    result = _import(body.get("repo"), body.get("branch"))
+    answer = project_json(result.project, result.snapshot.id)
+    answer.update(skipped=result.skipped, commit_sha=result.commit_sha, branch=result.branch,
+                  message=result.sentence)
+    return jsonify(answer), 201
+
+
+def _page_args() -> tuple[str, int]:
+    query = (request.args.get("q") or "").strip()[:MAX_QUERY_CHARS]
+    try:
+        page = max(1, min(1000, int(request.args.get("page", "1"))))
+    except ValueError:
+        page = 1
+    return query, page
+
+
+@bp.get("/projects/import")
+@login_required
+def page():
+    query, number = _page_args()
+    listing, error = None, None
+    try:
+        client = publish_service.client_for(db.session, current_user.id, _settings())
+        listing = list_repositories(client, page=number, query=query)
+    except DomainError as exc:
+        error = exc
+    return render_template("github_import/page.html", listing=listing, error=error, query=query,
+                           form={"repo": request.args.get("repo", ""), "branch": ""}), 200 if error is None else (
+        error.status if error.status < 500 else 502)
+
+
+@bp.post("/projects/import")
+@login_required
+def submit():
+    form = {"repo": request.form.get("repo", ""), "branch": request.form.get("branch", "")}
+    try:
+        if not form["repo"].strip():
+            raise InvalidRequest("Choose a repository to import.", fields={"repo": "required"})
+        result = _import(form["repo"], form["branch"] or None)
+    except DomainError as exc:
+        return render_template("github_import/page.html", listing=None, error=exc, query="", form=form), (
+            exc.status if exc.status < 500 else 502)
+    flash(f"Imported {result.project.repo_full_name} ({result.branch}): {result.sentence}.", "success")
+    return redirect(url_for("projects.show", project_id=result.project.id))
