@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.metrics import TOKENS
-from app.models import ChatMessage
+from app.models import ChatMessage, CreditHold
 from app.models.base import utcnow
 from app.models.chat import (
     FINAL_STATUSES,
@@ -111,7 +111,7 @@ def store_reply_end(
     hold_id = reply_hold_id(session, message)
     for name, value in dict(values, hold_id=hold_id).items():
         setattr(message, name, value)
-    return hold_id, message.user_id, message.model
+    return hold_id, reply_account_id(session, message, hold_id), message.model
 
 
 def charge_reply_end(
@@ -212,6 +212,16 @@ def finish_reply(
         message_id=message_id, status=status, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
         balance=balance, usage_source=source, error_code=values["error_code"], error_message=values["error_message"],
     )
+
+
+def reply_account_id(session: Session, message: ChatMessage, hold_id: int | None) -> int:
+    """The account the reply is charged on: its hold's (a team's pool for a team project), else its
+    sender's."""
+    if hold_id is not None:
+        account_id = session.execute(select(CreditHold.user_id).where(CreditHold.id == hold_id)).scalar_one_or_none()
+        if account_id is not None:
+            return account_id
+    return message.user_id
 
 
 def reply_hold_id(session: Session, message: ChatMessage) -> int | None:
