@@ -30,6 +30,7 @@ def register_blueprints(app: Flask) -> None:
     from app.web.api import chat as chat_api  # noqa: F401
     from app.web.api import credits as credits_api  # noqa: F401
     from app.web.api import projects as projects_api  # noqa: F401
+    from app.web.api import workspaces as workspaces_api  # noqa: F401
 
     for blueprint in (
         pages.bp,

@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import InsufficientCredits
+from app.errors import InsufficientCredits, InvalidRequest
 from app.models import CreditHold, LedgerEntry, Project, User, Workspace, WorkspaceMember
 from app.models.base import utcnow
 from app.models.workspaces import KIND_TEAM, MEMBER_ACTIVE, ROLE_ADMIN, ROLE_OWNER
+from app.services import policy
 from app.services.credits.holds import HOLD_ACTIVE
-from app.services.credits.ledger import REASON_CHAT
+from app.services.credits.ledger import REASON_CHAT, credit_summary
+from app.services.credits.transfers import transfer_credits
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,47 @@ def check_member_cap_in_transaction(session: Session, payer: PoolCharge, amount:
     room = cap_room_in_transaction(session, payer)
     if room is not None and amount > room:
         raise member_cap_refusal(session, payer, needed=amount, room=room)
+
+
+@dataclass(frozen=True)
+class MemberSpending:
+    login: str
+    spent_this_month: int
+    monthly_cap: int | None
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    balance: int
+    held: int
+    members: list[MemberSpending]
+
+
+def pool_summary(session: Session, *, user_id: int, workspace_id: int) -> PoolSummary:
+    """A team's pool and each member's settled spending this month. Members see it too (their cap)."""
+
+    found = policy.require(session, user_id, "view", workspace_id)
+    account_id = found.workspace.account_user_id
+    totals = credit_summary(session, account_id)
+    spent = dict(session.execute(
+        select(LedgerEntry.member_id, func.sum(-LedgerEntry.delta)).where(
+            LedgerEntry.user_id == account_id, LedgerEntry.reason == REASON_CHAT,
+            LedgerEntry.created_at >= month_start()).group_by(LedgerEntry.member_id)).all())
+    members = session.execute(select(WorkspaceMember).where(WorkspaceMember.workspace_id == workspace_id)
+                              .order_by(WorkspaceMember.login)).scalars().all()
+    return PoolSummary(totals.balance, totals.held, [
+        MemberSpending(m.login, int(spent.get(m.user_id, 0) or 0) if m.user_id else 0, m.monthly_cap)
+        for m in members])
+
+
+def grant_to_pool(session: Session, *, user_id: int, workspace_id: int, amount: object, request_key: str) -> int:
+    """An owner or admin moves credits from their personal balance to the team's pool. Commits; returns
+    the pool's balance. `request_key` makes a retried request a no-op."""
+    found = policy.require(session, user_id, "grant_credits", workspace_id)
+    if found.workspace.kind != KIND_TEAM:
+        raise InvalidRequest("Credits are moved to a team's pool, not to a personal workspace.")
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise InvalidRequest("amount must be a whole number of credits.", fields={"amount": "not a whole number"})
+    return transfer_credits(session, from_account=user_id, to_account=found.workspace.account_user_id,
+                            amount=amount, idempotency_key=f"team-grant:{workspace_id}:{request_key}",
+                            member_id=user_id, note=f"to {found.workspace.name}")
