@@ -24,6 +24,7 @@ def register_blueprints(app: Flask) -> None:
         pages,
         projects,
         publish,
+        workspaces,
     )
     from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
     from app.web.api import billing as billing_api  # noqa: F401
@@ -43,6 +44,7 @@ def register_blueprints(app: Flask) -> None:
         observability.bp,
         openapi.bp,
         chat.bp,
+        workspaces.bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp)
