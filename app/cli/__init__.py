@@ -11,5 +11,5 @@ def register_commands(app: Flask) -> None:
     from app.cli import billing, credits, groups, jobs, keys, tokens, users, workspaces  # noqa: F401 - see the docstring
 
     for group in (groups.users, groups.tokens, groups.billing, groups.credits, groups.jobs, groups.keys,
-                  groups.workspaces):
+                  groups.workspaces, groups.usage):
         app.cli.add_command(group)

@@ -386,6 +386,8 @@ SCHEMAS.update({
         {"login": STRING, "spent_this_month": CREDITS, "monthly_cap": NULLABLE_CAP})}}),
     "PoolGrant": obj({"amount": {"type": "integer", "minimum": 1}}),
     "PoolBalance": obj({"balance": CREDITS}),
+    "TeamUsage": obj({"rows": {"type": "array", "items": obj(
+        {"key": STRING, "tokens_in": INTEGER, "tokens_out": INTEGER, "credits": CREDITS, "replies": INTEGER})}}),
 })
 SCHEMAS["Project"]["properties"]["workspace_id"] = NULLABLE_ID
 SCHEMAS["ProjectCreate"]["properties"]["workspace_id"] = ID
@@ -407,6 +409,15 @@ PATHS.update({
                            parameters=[WORKSPACE_ID, MEMBER_LOGIN], body=json_body("MemberUpdate"), tag="workspaces"),
         "delete": operation("Remove a member, or leave", {"204": {"description": "Removed"}},
                             parameters=[WORKSPACE_ID, MEMBER_LOGIN], tag="workspaces"),
+    },
+    "/api/workspaces/{workspace_id}/usage": {
+        "get": operation("A team's usage grouped by member, project, model or day (owners and admins)",
+                         ok("TeamUsage"), tag="workspaces", parameters=[
+                             WORKSPACE_ID,
+                             {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+                             {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+                             {"name": "group_by", "in": "query", "required": False,
+                              "schema": {"enum": ["member", "project", "model", "day"]}}]),
     },
     "/api/workspaces/{workspace_id}/credits": {
         "get": operation("A team's pool and its members' spending this month", ok("PoolCredits"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
+from app.models.base import utcnow
 from app.services import api_tokens, projects, workspaces
 
 ROLES = ("owner", "admin", "member", "removed", "outsider")
@@ -136,3 +137,32 @@ def test_grant_to_pool_moves_credits_exactly_or_402(app, team):
     assert [r.get_json()["balance"] for r in retried] == [450, 450]
     assert client.get("/api/credits", headers=headers["admin"]).get_json()["balance"] == 950
     assert app.test_cli_runner().invoke(args=["credits", "reconcile"]).exit_code == 0
+
+
+def test_usage_by_member_model_and_project_for_owners_and_admins_only(app, team):
+    ids, headers, people = team
+    client = app.test_client()
+    client.post(f"/api/workspaces/{ids['team']}/credits", json={"amount": 900}, headers=headers["owner"])
+    for _ in range(2):
+        sent = client.post("/api/chat", json={"message": "hello", "project_id": ids["project"]},
+                           headers=headers["member"])
+        assert sent.status_code == 200, sent.get_json()
+    by_member = client.get(f"/api/workspaces/{ids['team']}/usage?group_by=member", headers=headers["admin"]).get_json()
+    assert [(r["key"], r["replies"]) for r in by_member["rows"]] == [("member-person", 2)]
+    spent = by_member["rows"][0]["credits"]
+    assert spent > 0 and by_member["rows"][0]["tokens_out"] > 0
+    pool_now = client.get(f"/api/workspaces/{ids['team']}/credits", headers=headers["owner"]).get_json()
+    assert pool_now["balance"] == 900 - spent
+    assert pool_now["members"][[m["login"] for m in pool_now["members"]].index("member-person")]["spent_this_month"] == spent
+    by_project = client.get(f"/api/workspaces/{ids['team']}/usage?group_by=project", headers=headers["owner"])
+    assert [r["key"] for r in by_project.get_json()["rows"]] == ["shared"]
+    assert client.get(f"/api/workspaces/{ids['team']}/usage", headers=headers["member"]).status_code == 403
+    assert client.get(f"/api/workspaces/{ids['team']}/usage", headers=headers["outsider"]).status_code == 404
+    bad = client.get(f"/api/workspaces/{ids['team']}/usage?group_by=color", headers=headers["owner"])
+    assert bad.status_code == 400
+    month = utcnow().strftime("%Y-%m")
+    report = app.test_cli_runner().invoke(args=["usage", "report", "--workspace", "Acme", "--month", month])
+    assert report.exit_code == 0, report.output
+    assert "member-person\t2\t" in report.output and f"\t{spent}\n" in report.output and "shared\t2\t" in report.output
+    bad_month = app.test_cli_runner().invoke(args=["usage", "report", "--workspace", "Acme", "--month", "13/2026"])
+    assert bad_month.exit_code != 0 and "--month must look like" in bad_month.output

@@ -11,8 +11,9 @@ from flask_login import current_user, login_required
 
 from app.errors import InvalidRequest
 from app.extensions import db
+from app.models.base import utcnow
 from app.services import workspaces
-from app.services.workspaces import pool
+from app.services.workspaces import pool, usage
 from app.web.api import bp, read_json
 
 
@@ -96,3 +97,15 @@ def api_grant_to_workspace(workspace_id: int):
     balance = pool.grant_to_pool(db.session, user_id=current_user.id, workspace_id=workspace_id,
                                  amount=body.get("amount"), request_key=key)
     return jsonify(balance=balance), 201
+
+
+@bp.get("/workspaces/<int:workspace_id>/usage")
+@login_required
+def api_workspace_usage(workspace_id: int):
+    today = utcnow().date()
+    start = usage.parse_day(request.args.get("from"), "from", today.replace(day=1))
+    end = usage.parse_day(request.args.get("to"), "to", today)
+    rows = usage.team_usage(db.session, user_id=current_user.id, workspace_id=workspace_id, start=start, end=end,
+                            group_by=request.args.get("group_by", "member"))
+    return jsonify(rows=[{"key": r.key, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "credits": r.credits,
+                          "replies": r.replies} for r in rows])
