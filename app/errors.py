@@ -35,7 +35,12 @@ class Unauthenticated(DomainError):
 
 
 class InsufficientCredits(DomainError):
+    """402. `reason`: `balance` (the account's available credits), or `member_cap` (a team member's cap)."""
+
     status, code = 402, "insufficient_credits"
+
+    def __init__(self, message: str, *, reason: str = "balance", **extra: Any) -> None:
+        super().__init__(message, reason=reason, **extra)
 
 
 class Forbidden(DomainError):

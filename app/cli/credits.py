@@ -12,7 +12,7 @@ from app.cli.groups import credits as credits_group
 from app.errors import DomainError
 from app.extensions import db
 from app.jobs import run_sweeps_job
-from app.models import User
+from app.models import User, Workspace
 from app.services import credits
 
 
@@ -23,23 +23,44 @@ def user_by_login(login: str) -> User:
     return user
 
 
+def team_account_by_name(name: str) -> int:
+    """The pool account of the team workspace named `name` (exactly one)."""
+    found = db.session.execute(select(Workspace.account_user_id).where(
+        Workspace.name == name, Workspace.kind == "team")).scalars().all()
+    if len(found) != 1:
+        raise click.ClickException(f"No single team workspace named {name!r} ({len(found)} found).")
+    return found[0]
+
+
 # ignore_unknown_options: `grant alice -100` must read -100 as the amount, not as an unknown option.
 @credits_group.command("grant", context_settings={"ignore_unknown_options": True})
-@click.argument("login")
-@click.argument("amount", type=int)
+@click.argument("login_or_amount")
+@click.argument("amount", required=False)
+@click.option("--workspace", "workspace_name", default=None,
+              help="Grant to this team's pool instead: `grant --workspace NAME AMOUNT`.")
 @click.option("--reason", "note", required=True, help="Why: shown to the user on their ledger.")
 @click.option(
     "--idempotency-key",
     default=None,
     help="Reuse a key to make a retried grant a no-op (default: a fresh key for each invocation).",
 )
-def grant(login: str, amount: int, note: str, idempotency_key: str | None) -> None:
-    """Add AMOUNT credits to LOGIN (negative to take credits back; the balance never goes below zero)."""
-    user = user_by_login(login)
+def grant(login_or_amount: str, amount: str | None, workspace_name: str | None, note: str,
+          idempotency_key: str | None) -> None:
+    """Add AMOUNT credits to LOGIN, or with --workspace to a team's pool (negative to take credits back;
+    the balance never goes below zero)."""
+    login, raw_amount = (workspace_name, login_or_amount) if workspace_name else (login_or_amount, amount)
+    if raw_amount is None or (workspace_name and amount is not None):
+        raise click.UsageError("Usage: grant LOGIN AMOUNT, or grant --workspace NAME AMOUNT.")
+    try:
+        amount_credits = int(raw_amount)
+    except ValueError:
+        raise click.UsageError(f"AMOUNT must be a whole number, not {raw_amount!r}.") from None
+    account_id = team_account_by_name(workspace_name) if workspace_name else user_by_login(login).id
     key = idempotency_key or f"admin:{uuid.uuid4()}"
+    amount = amount_credits
     try:
         posting = credits.grant_credits(
-            db.session, user_id=user.id, amount=amount, note=note, idempotency_key=key
+            db.session, user_id=account_id, amount=amount, note=note, idempotency_key=key
         )
     except (ValueError, TypeError, DomainError) as exc:
         raise click.ClickException(str(exc)) from exc

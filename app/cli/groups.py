@@ -10,5 +10,7 @@ tokens = AppGroup("tokens", help="Personal API tokens.")
 keys = AppGroup("keys", help="Encryption keys for stored secrets.")
 billing = AppGroup("billing", help="Stripe customers and events.")
 jobs = AppGroup("jobs", help="The background worker and the periodic sweeps.")
+workspaces = AppGroup("workspaces", help="Personal and team workspaces.")
+usage = AppGroup("usage", help="Usage reports for operators.")
 
-ALL = (users, credits, tokens, keys, billing, jobs)
+ALL = (users, credits, tokens, keys, billing, jobs, workspaces, usage)

@@ -7,6 +7,7 @@ from app.models.credits import CreditBalance, CreditHold, LedgerEntry
 from app.models.projects import Blob, Project, Snapshot, SnapshotFile
 from app.models.publish import ProjectSync, Push
 from app.models.users import ApiToken, GithubAccount, User, UserSession
+from app.models.workspaces import Workspace, WorkspaceMember
 
 __all__ = [
     "ApiToken",
@@ -27,4 +28,6 @@ __all__ = [
     "Subscription",
     "User",
     "UserSession",
+    "Workspace",
+    "WorkspaceMember",
 ]

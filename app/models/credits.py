@@ -35,11 +35,14 @@ class LedgerEntry(Base):
     __table_args__ = ids_never_reused(table_args(
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
         Index("ix_ledger_entries_user_id_created_at", "user_id", "created_at"),
+        Index("ix_ledger_entries_user_id_member_id_created_at", "user_id", "member_id", "created_at"),
     ))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     # Nulled when the account is deleted: entries stay, anonymised, for accounting.
     user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
+    # For a team pool's entries: the person who spent (or granted) them. None on personal accounts.
+    member_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     delta: Mapped[int] = mapped_column(BigInteger)
     # signup, chat, plan_grant, admin_grant, refund, adjustment
     reason: Mapped[str] = mapped_column(String(32))
@@ -59,10 +62,13 @@ class CreditHold(Base):
     __table_args__ = table_args(
         Index("ix_credit_holds_user_id_status", "user_id", "status"),
         Index("ix_credit_holds_status_expires_at", "status", "expires_at"),
+        Index("ix_credit_holds_user_id_member_id_status", "user_id", "member_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    # For a hold on a team pool: the member whose send it is (their monthly cap counts it).
+    member_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="SET NULL"))
     amount: Mapped[int] = mapped_column(BigInteger)
     # active, settled, released, expired
     status: Mapped[str] = mapped_column(String(16), default="active")

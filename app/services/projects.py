@@ -15,11 +15,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequest
-from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile
+from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile, User
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT
 from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
-from app.services import access
+from app.services import access, policy, workspaces
 from app.services.snapshots import collect_garbage_blobs, parse_reply_files
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,22 @@ def clean_description(description: object) -> str:
     return description
 
 
-def create_project(session: Session, *, user_id: int, name: object, description: object = "") -> Project:
-    """A new active project of the user. Commits."""
-    project = Project(user_id=user_id, name=clean_name(name), description=clean_description(description),
-                      status=PROJECT_ACTIVE)
+def create_project(
+    session: Session, *, user_id: int, name: object, description: object = "", workspace_id: object = None
+) -> Project:
+    """A new active project of the user, in `workspace_id` (one they may create projects in: `NotFound`
+    otherwise) or their personal workspace by default. Commits."""
+    clean_name_ = clean_name(name)
+    clean_description_ = clean_description(description)
+    if workspace_id is None:
+        login = session.execute(select(User.login).where(User.id == user_id)).scalar_one()
+        workspace_id = workspaces.ensure_personal_workspace(session, user_id=user_id, login=login)
+    elif not isinstance(workspace_id, int) or isinstance(workspace_id, bool):
+        raise InvalidRequest("workspace_id must be a workspace's id.", fields={"workspace_id": "not an id"})
+    else:
+        policy.require(session, user_id, "create_project", workspace_id)
+    project = Project(user_id=user_id, name=clean_name_, description=clean_description_,
+                      status=PROJECT_ACTIVE, workspace_id=workspace_id)
     session.add(project)
     session.commit()
     log.info("project %s created by user %s", project.id, user_id)
@@ -131,7 +143,7 @@ def delete_project(session: Session, *, user_id: int, project_id: int) -> int:
     are deleted explicitly rather than left to ON DELETE CASCADE, which SQLite does not enforce by
     default. Commits (twice: the project, then the garbage collection).
     """
-    access.owned_project(session, user_id=user_id, project_id=project_id, lock=True)
+    access.owned_project(session, user_id=user_id, project_id=project_id, lock=True, action="manage_projects")
     snapshot_ids = select(Snapshot.id).where(Snapshot.project_id == project_id)
     blob_ids = list(
         session.scalars(select(SnapshotFile.blob_id).where(SnapshotFile.snapshot_id.in_(snapshot_ids)).distinct())
@@ -150,9 +162,14 @@ def delete_project(session: Session, *, user_id: int, project_id: int) -> int:
     return collected
 
 
-def summarise_projects(session: Session, *, user_id: int, status: str | None = None) -> list[ProjectSummary]:
-    """The user's projects, most recent activity first, with their latest snapshot. Three queries."""
-    query = select(Project).where(Project.user_id == user_id)
+def summarise_projects(
+    session: Session, *, user_id: int, status: str | None = None, workspace_id: int | None = None
+) -> list[ProjectSummary]:
+    """The projects the user may see (their personal ones and their teams'; only `workspace_id`'s when
+    given), most recent activity first, with their latest snapshot. Three queries."""
+    query = select(Project).where(policy.visible_projects(user_id))
+    if workspace_id is not None:
+        query = query.where(Project.workspace_id == workspace_id)
     if status is not None:
         query = query.where(Project.status == status)
     projects = list(session.scalars(query))
@@ -203,11 +220,11 @@ def summarise_projects(session: Session, *, user_id: int, status: str | None = N
 
 
 def active_projects(session: Session, *, user_id: int) -> list[Project]:
-    """The user's active (not archived) projects, most recently updated first. One query."""
+    """The active (not archived) projects the user may see, most recently updated first. One query."""
     return list(
         session.scalars(
             select(Project)
-            .where(Project.user_id == user_id, Project.status == PROJECT_ACTIVE)
+            .where(policy.visible_projects(user_id), Project.status == PROJECT_ACTIVE)
             .order_by(Project.updated_at.desc())
         )
     )

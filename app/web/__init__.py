@@ -27,12 +27,14 @@ def register_blueprints(app: Flask) -> None:
         projects,
         publish,
         workspace,
+        workspaces,
     )
     from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
     from app.web.api import billing as billing_api  # noqa: F401
     from app.web.api import chat as chat_api  # noqa: F401
     from app.web.api import credits as credits_api  # noqa: F401
     from app.web.api import projects as projects_api  # noqa: F401
+    from app.web.api import workspaces as workspaces_api  # noqa: F401
 
     for blueprint in (
         pages.bp,
@@ -48,6 +50,7 @@ def register_blueprints(app: Flask) -> None:
         observability.bp,
         openapi.bp,
         chat.bp,
+        workspaces.bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp)

@@ -108,7 +108,8 @@ def file_name_filter(path: str) -> str:
 @bp.get("/projects")
 @login_required
 def dashboard():
-    summaries = project_service.summarise_projects(db.session, user_id=current_user.id)
+    summaries = project_service.summarise_projects(db.session, user_id=current_user.id,
+                                                   workspace_id=int_arg("workspace_id"))
     active = [s for s in summaries if s.project.status != PROJECT_ARCHIVED]
     archived = [s for s in summaries if s.project.status == PROJECT_ARCHIVED]
     return render_template("projects/dashboard.html", active=active, archived=archived, form={}, errors={})

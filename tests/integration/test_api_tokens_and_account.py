@@ -237,15 +237,54 @@ PROJECT_ROUTES = [
     ("POST", "/chat/messages/{message_id}/regenerate"),
     ("POST", "/api/chat/{message_id}/regenerate"),
 ]
+def workspace_of(app, owner) -> dict:
+    """A team of `owner` with one other member and credits in its pool."""
+    from app.extensions import db
+    from app.services import credits, workspaces
+
+    make_member = User(login="crewmate", name="Crew")
+    with app.app_context():
+        db.session.add(make_member)
+        db.session.commit()
+        team = workspaces.create_team(db.session, user_id=owner.id, name="Their team")
+        workspaces.add_member(db.session, user_id=owner.id, workspace_id=team.id, login="crewmate")
+        credits.post_ledger_entry(db.session, user_id=team.account_user_id, delta=70, reason=credits.REASON_ADJUSTMENT,
+                                  idempotency_key=f"team-start:{team.id}")
+        ids = {"workspace_id": team.id, "login": "crewmate", "account_id": team.account_user_id}
+        db.session.remove()
+    return ids
+
+
+def workspace_untouched(rows, ids) -> bool:
+    from app.models import CreditBalance, WorkspaceMember
+
+    members = rows.execute(select(WorkspaceMember.login, WorkspaceMember.role, WorkspaceMember.monthly_cap).where(
+        WorkspaceMember.workspace_id == ids["workspace_id"]).order_by(WorkspaceMember.login)).all()
+    return [tuple(m) for m in members] == [("crewmate", "member", None), ("owner", "owner", None)] and \
+        rows.get(CreditBalance, ids["account_id"]).balance == 70
+
+
+WORKSPACE_ROUTES = [
+    ("GET", "/api/workspaces/{workspace_id}/members"), ("POST", "/api/workspaces/{workspace_id}/members"),
+    ("PATCH", "/api/workspaces/{workspace_id}/members/{login}"),
+    ("DELETE", "/api/workspaces/{workspace_id}/members/{login}"),
+    ("GET", "/api/workspaces/{workspace_id}/credits"), ("POST", "/api/workspaces/{workspace_id}/credits"),
+    ("GET", "/api/workspaces/{workspace_id}/usage"), ("GET", "/workspaces/{workspace_id}"),
+    ("POST", "/workspaces/{workspace_id}/members"), ("POST", "/workspaces/{workspace_id}/members/{login}"),
+    ("POST", "/workspaces/{workspace_id}/members/{login}/remove"), ("POST", "/workspaces/{workspace_id}/credits"),
+]
+
 OBJECT_ROUTES = [
     ("POST", "/account/tokens/{token_id}/revoke", token_of, token_untouched),
     *[(method, route, project_of, project_untouched) for method, route in PROJECT_ROUTES],
+    *[(method, route, workspace_of, workspace_untouched) for method, route in WORKSPACE_ROUTES],
 ]
 
 
 def test_every_object_route_is_covered(app):
     """A new route taking an object id, and each of its methods, must join OBJECT_ROUTES."""
-    covered = {(method, route.replace("{", "<int:").replace("}", ">")) for method, route, _, _ in OBJECT_ROUTES}
+    covered = {(method, route.replace("{login}", "<login>").replace("{", "<int:").replace("}", ">"))
+               for method, route, _, _ in OBJECT_ROUTES}
     for rule in app.url_map.iter_rules():
         if "<int:" in rule.rule:
             for method in rule.methods - {"HEAD", "OPTIONS"}:

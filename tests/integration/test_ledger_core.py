@@ -106,7 +106,7 @@ def test_a_charge_cannot_spend_credits_held_for_a_reply_in_progress(db_session, 
     credits.place_hold(db_session, user_id=user.id, amount=70, idempotency_key="h1")
     with pytest.raises(InsufficientCredits) as refused:
         credits.post_ledger_entry(db_session, user_id=user.id, delta=-40, reason="chat", idempotency_key="c1")
-    assert refused.value.status == 402 and refused.value.extra == {"needed": 40, "available": 30}
+    assert refused.value.status == 402 and refused.value.extra == {"reason": "balance", "needed": 40, "available": 30}
     assert credits.post_ledger_entry(
         db_session, user_id=user.id, delta=-30, reason="chat", idempotency_key="c2"
     ).created

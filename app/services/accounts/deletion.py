@@ -23,6 +23,8 @@ from app.models import (
     Subscription,
     User,
     UserSession,
+    Workspace,
+    WorkspaceMember,
 )
 from app.services import credits
 
@@ -58,6 +60,11 @@ def delete_account(session: Session, user_id: int) -> None:
     session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
     session.execute(delete(GithubAccount).where(GithubAccount.user_id == user_id))
     session.execute(delete(UserSession).where(UserSession.user_id == user_id))  # its cookies die with it
+    # What ON DELETE CASCADE does on MariaDB, explicitly for SQLite: their memberships, their personal workspace.
+    session.execute(delete(WorkspaceMember).where(WorkspaceMember.user_id == user_id))
+    personal = select(Workspace.id).where(Workspace.account_user_id == user_id).scalar_subquery()
+    session.execute(delete(WorkspaceMember).where(WorkspaceMember.workspace_id.in_(personal)))
+    session.execute(delete(Workspace).where(Workspace.account_user_id == user_id))
     session.execute(delete(User).where(User.id == user_id))
     session.commit()
     log.info("user=%s deleted; ledger entries kept without a user", user_id)

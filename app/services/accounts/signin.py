@@ -29,7 +29,7 @@ from app.errors import Conflict, Forbidden
 from app.models import GithubAccount, User
 from app.models.base import utcnow
 from app.providers.github import GithubGrant, GithubIdentity
-from app.services import credits
+from app.services import credits, workspaces
 from app.services.accounts.github_token import TOKEN_VALID, encrypt_github_token
 from app.services.transactions import is_lock_conflict, retry_on_lock_conflict
 
@@ -95,6 +95,9 @@ def _upsert_account(
         else:
             _refresh_account(session, account, identity, grant, keyring)
             user_id, created = account.user_id, False
+        # Every person has a personal workspace; invitations to their login become memberships.
+        workspaces.ensure_personal_workspace(session, user_id=user_id, login=identity.login)
+        workspaces.accept_invitations(session, user_id=user_id, login=identity.login)
         session.commit()
         return user_id, created
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.metrics import TOKENS
-from app.models import ChatMessage
+from app.models import ChatMessage, CreditHold
 from app.models.base import utcnow
 from app.models.chat import (
     FINAL_STATUSES,
@@ -117,7 +117,7 @@ def store_reply_end(
     hold_id = reply_hold_id(session, message)
     for name, value in dict(values, hold_id=hold_id).items():
         setattr(message, name, value)
-    return hold_id, message.user_id, message.model
+    return hold_id, reply_account_id(session, message, hold_id), message.model
 
 
 def charge_reply_end(
@@ -229,12 +229,26 @@ def version_finished_reply(
     the reply is charged and delivered whatever happens to its version (the sweep versions it later when
     this process fails here)."""
     try:
-        version = version_reply(session, user_id=user_id, message_id=outcome.message_id, limits=limits)
+        # The reply's author, not the account it was charged on (a team's pool is nobody's project owner).
+        author_id = session.execute(
+            select(ChatMessage.user_id).where(ChatMessage.id == outcome.message_id)
+        ).scalar_one_or_none() or user_id
+        version = version_reply(session, user_id=author_id, message_id=outcome.message_id, limits=limits)
     except Exception:  # noqa: BLE001 - the money is settled; the sweep makes the version later
         session.rollback()
         log.exception("chat: reply %s ended but its version could not be made", outcome.message_id)
         return outcome
     return replace(outcome, snapshot_id=version.snapshot_id, edit_errors=version.edit_errors or None)
+
+
+def reply_account_id(session: Session, message: ChatMessage, hold_id: int | None) -> int:
+    """The account the reply is charged on: its hold's (a team's pool for a team project), else its
+    sender's."""
+    if hold_id is not None:
+        account_id = session.execute(select(CreditHold.user_id).where(CreditHold.id == hold_id)).scalar_one_or_none()
+        if account_id is not None:
+            return account_id
+    return message.user_id
 
 
 def reply_hold_id(session: Session, message: ChatMessage) -> int | None:

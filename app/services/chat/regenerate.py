@@ -26,10 +26,10 @@ from app.services.chat.sending import (
     SentMessage,
     _add_reply,
     _commit_send,
-    _hold_reply_cost,
-    _lock_reply_room,
     _prompt_for,
     choose_model,
+    lock_payer_room,
+    place_reply_hold,
     prompt_parts,
 )
 from app.services.chat.settings import ChatSettings
@@ -74,17 +74,17 @@ def regenerate_reply(
     prompt = _prompt_for(session, user_id=user_id, project=project, message=question.content, model=model_name,
                          settings=settings, before_id=question.id)
     price = settings.price(model_name)
-    balance, room, hold = _lock_reply_room(session, user_id=user_id, model=model_name,
-                                           prompt_tokens=prompt.prompt_tokens, price=price, settings=settings)
+    sized = lock_payer_room(session, user_id=user_id, project=project, model=model_name,
+                            prompt_tokens=prompt.prompt_tokens, price=price, settings=settings)
     _refuse_unless_latest(session, reply)  # again under the lock: a second click sees the first's reply
     now = utcnow()
     reply_id = _add_reply(session, user_id=user_id, project_id=reply.project_id, reply_to_id=question.id,
                           model=model_name, prompt_tokens=prompt.prompt_tokens, now=now,
                           parts=prompt_parts(prompt))
-    hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id, amount=hold, balance=balance)
-    return _commit_send(session, user_id=user_id, project=project, user_message_id=question.id, reply_id=reply_id,
-                        hold_id=hold_id, model=model_name, prompt=prompt, room=room, price=price, settings=settings,
-                        streams=streams, now=now)
+    hold_id = place_reply_hold(session, sized, reply_id=reply_id)
+    return _commit_send(session, user_id=user_id, payer_id=sized.payer.account_id, project=project,
+                        user_message_id=question.id, reply_id=reply_id, hold_id=hold_id, model=model_name,
+                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now)
 
 
 

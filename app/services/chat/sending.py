@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
-from app.models import Blob, ChatMessage, CreditBalance, Project, Snapshot, SnapshotFile
+from app.models import Blob, ChatMessage, CreditBalance, CreditHold, Project, Snapshot, SnapshotFile
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
 from app.runtime import lifecycle
@@ -30,6 +30,7 @@ from app.services.chat.prompt import (
     referenced_files,
 )
 from app.services.chat.settings import ChatSettings
+from app.services.workspaces import pool
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,65 @@ def _lock_reply_room(
     return balance, room, hold
 
 
+def _cap_reply_room(
+    session: Session, payer: pool.PoolCharge, *, room: int, prompt_tokens: int, price: credits.Price,
+    settings: ChatSettings,
+) -> int:
+    """The reply's room within the member's monthly cap on a team pool (unchanged outside a team), read
+    under the pool's balance lock `_lock_reply_room` took, so the check and the hold are one transaction
+    (see `pool.check_member_cap_in_transaction`). Refuses (rolled back) with reason `member_cap` when the
+    cap leaves less than `MIN_COMPLETION_TOKENS` of room."""
+    cap_left = pool.cap_room_in_transaction(session, payer)
+    if cap_left is None:
+        return room
+    capped = _affordable_completion_tokens(cap_left, prompt_tokens, price, room)
+    if capped < min(MIN_COMPLETION_TOKENS, settings.max_completion_tokens):
+        needed = credits.reply_cost(prompt_tokens, min(room, MIN_COMPLETION_TOKENS), price)
+        refusal = pool.member_cap_refusal(session, payer, needed=needed, room=cap_left)
+        session.rollback()
+        raise refusal
+    return capped
+
+
+def _mark_member_hold(session: Session, payer: pool.PoolCharge, hold_id: int) -> None:
+    """Record which member a pool's hold is for (their cap counts it), in the send's transaction."""
+    if payer.member_id is not None:
+        session.execute(update(CreditHold).where(CreditHold.id == hold_id).values(member_id=payer.member_id))
+
+
+@dataclass(frozen=True)
+class SizedReply:
+    """Who pays for a reply (the sender, or their team's pool), its locked balance, its room and hold."""
+
+    payer: pool.PoolCharge
+    balance: CreditBalance
+    room: int
+    hold: int
+
+
+def lock_payer_room(
+    session: Session, *, user_id: int, project: Project | None, model: str, prompt_tokens: int,
+    price: credits.Price, settings: ChatSettings,
+) -> SizedReply:
+    """Lock the paying balance (a team project's pool, else the sender's) and size the reply's room and
+    hold within it and within the member's monthly cap: the one path every send and regenerate takes."""
+    payer = pool.payer_for_send(session, user_id=user_id, project=project)
+    balance, room, hold = _lock_reply_room(session, user_id=payer.account_id, model=model,
+                                           prompt_tokens=prompt_tokens, price=price, settings=settings)
+    capped = _cap_reply_room(session, payer, room=room, prompt_tokens=prompt_tokens, price=price, settings=settings)
+    if capped != room:  # the member's cap leaves less room than the pool: hold what the cap allows
+        room, hold = capped, credits.reply_cost(prompt_tokens, capped, price)
+    return SizedReply(payer=payer, balance=balance, room=room, hold=hold)
+
+
+def place_reply_hold(session: Session, sized: SizedReply, *, reply_id: int) -> int:
+    """Hold the sized reply's cost on its payer (and mark the member a pool's hold is for); not committed."""
+    hold_id = _hold_reply_cost(session, user_id=sized.payer.account_id, reply_id=reply_id, amount=sized.hold,
+                               balance=sized.balance)
+    _mark_member_hold(session, sized.payer, hold_id)
+    return hold_id
+
+
 def _add_message_and_reply(
     session: Session, *, user_id: int, project_id: int | None, message: str, model: str, prompt_tokens: int,
     now: datetime, parts: dict[str, Any] | None = None,
@@ -282,21 +342,21 @@ def send_message(
     prompt = _prompt_for(session, user_id=user_id, project=project, message=message, model=model_name,
                          settings=settings)
     price = settings.price(model_name)
-    balance, room, hold = _lock_reply_room(session, user_id=user_id, model=model_name,
-                                           prompt_tokens=prompt.prompt_tokens, price=price, settings=settings)
+    sized = lock_payer_room(session, user_id=user_id, project=project, model=model_name,
+                            prompt_tokens=prompt.prompt_tokens, price=price, settings=settings)
     now = utcnow()
     user_message_id, reply_id = _add_message_and_reply(
         session, user_id=user_id, project_id=project_id, message=message, model=model_name,
         prompt_tokens=prompt.prompt_tokens, now=now, parts=prompt_parts(prompt),
     )
-    hold_id = _hold_reply_cost(session, user_id=user_id, reply_id=reply_id, amount=hold, balance=balance)
-    return _commit_send(session, user_id=user_id, project=project, user_message_id=user_message_id,
-                        reply_id=reply_id, hold_id=hold_id, model=model_name, prompt=prompt, room=room, price=price,
-                        settings=settings, streams=streams, now=now)
+    hold_id = place_reply_hold(session, sized, reply_id=reply_id)
+    return _commit_send(session, user_id=user_id, payer_id=sized.payer.account_id, project=project,
+                        user_message_id=user_message_id, reply_id=reply_id, hold_id=hold_id, model=model_name,
+                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now)
 
 
 def _commit_send(
-    session: Session, *, user_id: int, project: Project | None, user_message_id: int, reply_id: int, hold_id: int,
+    session: Session, *, user_id: int, payer_id: int, project: Project | None, user_message_id: int, reply_id: int, hold_id: int,
     model: str, prompt: Prompt, room: int, price: credits.Price, settings: ChatSettings, streams: ReplyStreams,
     now: datetime,
 ) -> SentMessage:
@@ -314,7 +374,8 @@ def _commit_send(
         prompt.history_kept + prompt.history_dropped, len(prompt.files_included),
     )
     job = GenerationJob(
-        message_id=reply_id, user_id=user_id, model=model, messages=prompt.messages,
+        # The account the reply is settled on: the sender's own, or their team's pool.
+        message_id=reply_id, user_id=payer_id, model=model, messages=prompt.messages,
         prompt_tokens_estimate=prompt.prompt_tokens, max_completion_tokens=room, hold_id=hold_id, price=price,
         provider=settings.provider, project_id=project.id if project is not None else None,
         snapshot_limits=settings.snapshot_limits,

@@ -43,6 +43,7 @@ def project_json(project: Project, last_snapshot_id: int | None) -> dict[str, An
         "status": project.status,
         "repo_full_name": project.repo_full_name,
         "last_snapshot_id": last_snapshot_id,
+        "workspace_id": project.workspace_id,
         "created_at": iso(project.created_at),
         "updated_at": iso(project.updated_at),
     }
@@ -78,7 +79,8 @@ def latest_snapshot_id(project_id: int) -> int | None:
 @bp.get("/projects")
 @login_required
 def api_list_projects():
-    summaries = project_service.summarise_projects(db.session, user_id=current_user.id)
+    workspace_id = int_arg("workspace_id")
+    summaries = project_service.summarise_projects(db.session, user_id=current_user.id, workspace_id=workspace_id)
     return jsonify(projects=[project_json(s.project, s.last_snapshot_id) for s in summaries])
 
 
@@ -87,7 +89,8 @@ def api_list_projects():
 def api_create_project():
     body = read_json()
     project = project_service.create_project(
-        db.session, user_id=current_user.id, name=body.get("name"), description=body.get("description", "")
+        db.session, user_id=current_user.id, name=body.get("name"), description=body.get("description", ""),
+        workspace_id=body.get("workspace_id"),
     )
     return jsonify(project_json(project, None)), 201
 
