@@ -85,9 +85,9 @@ def instrument() -> None:
 
     original_start = web_chat.chat.start_generation
 
-    def start_generation(app, job, streams):
+    def start_generation(app, job, streams, **options):
         _current["generation_started_at"] = time.perf_counter()
-        return original_start(app, job, streams)
+        return original_start(app, job, streams, **options)
 
     web_chat.chat.start_generation = start_generation
     original_add = generation.Generation.add_text
