@@ -14,6 +14,12 @@ from tests.snapshot_helpers import make_project, make_snapshot
 from tests.sql_helpers import statements_on
 
 
+@pytest.fixture(params=["mariadb", "sqlite"])
+def app(request, app, sqlite_app):
+    # With Redis, views are cached there; without (the embedded default), in the process.
+    return app if request.param == "mariadb" else sqlite_app
+
+
 @pytest.fixture
 def alice(client, make_user):
     user = make_user("alice")
