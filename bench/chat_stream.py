@@ -156,14 +156,12 @@ def prepare_database(env: dict[str, str], users: int) -> list[dict[str, str]]:
 
 
 def start_gunicorn(env: dict[str, str], port: int, worker_class: str, log_path: Path) -> subprocess.Popen:
+    """gunicorn with the settings `gunicorn.conf.py` ships (2 workers: this machine's cores), on `port`."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    if worker_class == "gevent":
-        concurrency = ["-k", "gevent", "--worker-connections", "2000"]
-    else:
-        concurrency = ["-k", "gthread", "--threads", "600"]
-    command = [str(gunicorn), "-w", "2", *concurrency, "-b", f"127.0.0.1:{port}", "--backlog", "2048",
-               "--timeout", "120", "--log-level", "warning", "wsgi:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_path.open("w"),
+    settings = {"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": worker_class,
+                "GUNICORN_TIMEOUT": "120", "LOG_LEVEL": "warning"}
+    command = [str(gunicorn), "-c", "gunicorn.conf.py"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, **settings}, stdout=log_path.open("w"),
                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -86,26 +86,33 @@ limit_sending = limiter.shared_limit(send_rate_limit, scope="chat-send", key_fun
 
 def start_reply(user_id: int, text: Any, project_id: int | None, model: Any) -> chat.SentMessage:
     """Store the message, hold the credits and start generating; the request's session is closed after."""
-    return start_generating(lambda streams: chat.send_message(
+    return start_generating(lambda streams, start_early: chat.send_message(
         db.session, user_id=user_id, text=text, project_id=project_id, model=model,
-        settings=chat_settings(), streams=streams,
+        settings=chat_settings(), streams=streams, start_early=start_early,
     ))
 
 
-def start_generating(send: Callable[[ReplyStreams], chat.SentMessage]) -> chat.SentMessage:
-    """Run `send` (a send or a regeneration: it stores and holds, and commits) as a send is admitted, then
-    start generating its reply."""
+def start_generating(send: Callable[[ReplyStreams, Any], chat.SentMessage]) -> chat.SentMessage:
+    """Run `send(streams, start_early)` (a send or a regeneration: it stores and holds, and commits) as a
+    send is admitted, then start generating its reply (already started when `send` used `start_early`)."""
     streams = reply_streams()
+    app: Flask = current_app._get_current_object()
     admit_send()  # taken before the request loaded anything, for the send routes (runtime/admission.py)
+
+    def start_early(job: chat.GenerationJob) -> chat.StartGate:
+        # The provider request goes out while the send commits; the gate holds the rest until it has.
+        gate = chat.StartGate()
+        chat.start_generation(app, job, streams, gate=gate)
+        return gate
+
     try:
-        sent = send(streams)
+        sent = send(streams, start_early)
     except SQLAlchemyTimeoutError:
         # Every database connection of this process is busy (a burst of sends): a retryable 503, not a 500.
         db.session.rollback()
         raise Unavailable("Sorya is very busy right now; please send your message again in a moment.") from None
     finally:
         release_send_slot()
-    chat.start_generation(current_app._get_current_object(), sent.job, streams)
     return sent
 
 

@@ -8,6 +8,7 @@ a 404 in pages and in the API alike.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from flask import (
@@ -29,6 +30,7 @@ from app.errors import DomainError, InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Snapshot
 from app.models.projects import PROJECT_ARCHIVED
+from app.runtime.view_cache import cached_view
 from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
@@ -40,6 +42,7 @@ from app.web.snapshot_actions import SnapshotActions
 from app.web.snapshot_preview import (
     CONSOLE_SCRIPT_PATH,
     console_script_response,
+    preview_mimetype,
     preview_token,
     site_file_response,
     snapshot_for_token,
@@ -156,6 +159,11 @@ def default_file(entries: list[FileEntry]) -> FileEntry | None:
     return entries[0] if entries else None
 
 
+# A file of a version never changes; the browser keeps it and asks again with its tag.
+FILE_VIEW_CACHE_CONTROL = "private, no-cache"
+PREVIEW_FILE_CACHE_CONTROL = "private, max-age=300"
+
+
 @dataclass
 class FileView:
     entry: FileEntry
@@ -179,12 +187,34 @@ def file_view(snapshot: Snapshot, entry: FileEntry, *, rendered: bool) -> FileVi
     if rendered and is_html:
         url = url_for("projects.rendered_file", token=preview_token(snapshot, current_user.id), path=entry.path)
         return FileView(entry, None, None, language, True, url)
-    content = snapshot_service.read_blob_contents(db.session, [entry.blob_id])[entry.blob_id]
-    preview = snapshot_service.preview_text(entry.path, content)
-    lexer_class = snapshot_service.lexer_class_for_path(entry.path) or TextLexer
-    formatter = HtmlFormatter(cssclass="highlight", linenos="table", wrapcode=True)
-    highlighted = Markup(highlight(preview.text, lexer_class(stripnl=False, ensurenl=False), formatter))
-    return FileView(entry, highlighted, preview, language, is_html, None)
+
+    def render() -> dict:
+        content = snapshot_service.read_blob_contents(db.session, [entry.blob_id])[entry.blob_id]
+        preview = snapshot_service.preview_text(entry.path, content)
+        lexer_class = snapshot_service.lexer_class_for_path(entry.path) or TextLexer
+        formatter = HtmlFormatter(cssclass="highlight", linenos="table", wrapcode=True)
+        html = highlight(preview.text, lexer_class(stripnl=False, ensurenl=False), formatter)
+        return {"html": html, "preview": [preview.text, preview.truncated, preview.total_lines, preview.shown_lines,
+                                          preview.redactions, list(preview.redacted_kinds)]}
+
+    # A blob never changes: its view (redacted by path, highlighted) is kept by content hash and path.
+    path_key = hashlib.sha256(entry.path.encode()).hexdigest()[:32]
+    cached = cached_view(f"file:v1:{entry.sha256}:{path_key}", render)
+    text, truncated, total_lines, shown_lines, redactions, kinds = cached["preview"]
+    preview = snapshot_service.PreviewText(text, truncated, total_lines, shown_lines, redactions, tuple(kinds))
+    return FileView(entry, Markup(cached["html"]), preview, language, is_html, None)
+
+
+def not_modified(etag: str) -> bool:
+    """Whether the request's `If-None-Match` names `etag` (a strong tag of something immutable)."""
+    return request.if_none_match.contains(etag)
+
+
+def answer_not_modified(etag: str, cache_control: str) -> Response:
+    response = Response(status=304)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = cache_control
+    return response
 
 
 @bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>")
@@ -202,10 +232,20 @@ def snapshot(project_id: int, snapshot_id: int):
             raise NotFound(f"Snapshot #{snap.number} has no file {wanted!r}.")
     else:
         selected = default_file(entries)
-    view = file_view(snap, selected, rendered=request.args.get("view") == "rendered") if selected else None
+    rendered = request.args.get("view") == "rendered"
     if is_htmx() and request.headers.get("HX-Target") == "file-view":
+        # One file of an immutable version: tagged by the version and the blob (a rendered HTML view
+        # carries a preview link that expires, so it is never revalidated).
+        etag = f"fv-{snap.id}-{selected.sha256[:32]}" if selected and not rendered else None
+        if etag and not_modified(etag):
+            return answer_not_modified(etag, FILE_VIEW_CACHE_CONTROL)
+        view = file_view(snap, selected, rendered=rendered) if selected else None
         response = Response(render_template("partials/_snapshot_file.html", project=project, snapshot=snap, view=view))
+        if etag:
+            response.set_etag(etag)
+            response.headers["Cache-Control"] = FILE_VIEW_CACHE_CONTROL
     else:
+        view = file_view(snap, selected, rendered=rendered) if selected else None
         others = snapshot_service.list_snapshots(db.session, project.id, limit=100)
         response = Response(
             render_template(
@@ -234,8 +274,18 @@ def rendered_file(token: str, path: str):
     g.preview_allow_cdn = project_service.project_of_snapshot(db.session, snap).preview_allow_cdn
     if path == CONSOLE_SCRIPT_PATH:
         return console_script_response()
-    entry, content = snapshot_service.read_snapshot_file(db.session, snap.id, path)
-    return site_file_response(entry, content, token=token, parent_origin=request.host_url.rstrip("/"))
+    entry = snapshot_service.snapshot_file_entry(db.session, snap.id, path)
+    # The blob's hash: the same bytes, redacted alike by the same path. An HTML page carries its token's
+    # console script tag, so only the other files answer 304.
+    etag = f"b-{entry.sha256[:40]}"
+    is_page = preview_mimetype(entry) == "text/html"
+    if not is_page and not_modified(etag):
+        return answer_not_modified(etag, PREVIEW_FILE_CACHE_CONTROL)
+    content = snapshot_service.read_blob_contents(db.session, [entry.blob_id])[entry.blob_id]
+    response = site_file_response(entry, content, token=token, parent_origin=request.host_url.rstrip("/"))
+    if not is_page:
+        response.set_etag(etag)
+    return response
 
 
 def zip_response(snap: Snapshot) -> Response:
@@ -245,7 +295,13 @@ def zip_response(snap: Snapshot) -> Response:
     response = Response(stream_with_context(chunks), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{folder}.zip"'
     response.headers["Cache-Control"] = "private, no-store"
+    response.set_etag(zip_etag(snap, folder))
     return response
+
+
+def zip_etag(snap: Snapshot, folder: str) -> str:
+    """A version's zip never changes but for its folder's name (the project's, which may be renamed)."""
+    return f"z-{snap.id}-{hashlib.sha256(folder.encode()).hexdigest()[:16]}"
 
 
 @bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>/download")
@@ -254,6 +310,10 @@ def download(project_id: int, snapshot_id: int):
     snap = access.owned_snapshot(
         db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project_id
     )
+    project = project_service.project_of_snapshot(db.session, snap)
+    etag = zip_etag(snap, snapshot_service.archive_folder_name(project, snap))
+    if not_modified(etag):  # no blob is read
+        return answer_not_modified(etag, "private, no-store")
     return zip_response(snap)
 
 

@@ -205,8 +205,9 @@ def estimate():
 
 def start_regeneration(user_id: int, message_id: int, model: Any = None) -> chat.SentMessage:
     """Send the message behind `message_id` again as a new reply, admitted and generated like any send."""
-    return start_generating(lambda streams: regenerate_reply(
+    return start_generating(lambda streams, start_early: regenerate_reply(
         db.session, user_id=user_id, message_id=message_id, settings=chat_settings(), streams=streams, model=model,
+        start_early=start_early,
     ))
 
 

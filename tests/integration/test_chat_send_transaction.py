@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import ChatMessage, CreditHold
 from app.services import chat as chat_service
 from app.services.chat import sending
-from tests.chat_helpers import post_chat
+from tests.chat_helpers import post_chat, wait_for
 from tests.conftest import sign_in
 from tests.snapshot_helpers import make_project
 
@@ -107,3 +107,79 @@ def test_a_shortfall_when_the_hold_is_placed_commits_nothing(
     with app.app_context():
         assert rows(ChatMessage) == 0
         assert rows(CreditHold) == 0
+
+
+def test_a_send_whose_commit_fails_abandons_its_early_provider_request(
+    app, client, make_user, openai_emulator, monkeypatch
+):
+    # The provider request goes out while the send commits (`StartGate`); when the commit fails, the
+    # generation reads nothing, stores nothing, charges nothing and publishes nothing: the hold decides.
+    from sqlalchemy.orm import Session
+
+    from app.errors import Unavailable
+
+    user = make_user("unlucky", balance=5000)
+    sign_in(client, user)
+    openai_emulator.control.script_reply("Never shown.", chunk_delay_ms=1)
+    started: list[chat_service.Generation] = []
+    real_start = chat_service.start_generation
+
+    def recording_start(*args: Any, **kwargs: Any):
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(chat_service, "start_generation", recording_start)
+    me, real_commit = threading.get_ident(), Session.commit
+
+    def failing_commit(self) -> None:  # noqa: ANN001
+        if threading.get_ident() == me and started:
+            self.rollback()
+            raise Unavailable("The database went away.")
+        real_commit(self)
+
+    monkeypatch.setattr(Session, "commit", failing_commit)
+    response = post_chat(client, {"message": "hi"})
+    monkeypatch.setattr(Session, "commit", real_commit)
+    assert response.status_code == 503
+    assert len(started) == 1
+    generation = started[0]
+    wait_for(lambda: generation.finished)
+    assert chat_service.GENERATIONS.wait_idle(10)
+    assert generation.text == "" and generation.next_event_id == 2  # no delta, no terminal event
+    with app.app_context():
+        assert rows(ChatMessage) == 0
+        assert rows(CreditHold) == 0
+
+
+def test_a_send_starts_its_provider_request_before_it_commits(app, client, make_user, openai_emulator, monkeypatch):
+    # The generation starts once the hold is placed, before the commit; the reply still streams in full.
+    from tests.chat_helpers import parse_sse
+
+    user = make_user("early", balance=5000)
+    sign_in(client, user)
+    openai_emulator.control.script_reply("Hello there.", chunk_delay_ms=1)
+    order: list[str] = []
+    real_start, real_send = chat_service.start_generation, chat_service.send_message
+
+    def recording_start(*args: Any, **kwargs: Any):
+        order.append("generation")
+        return real_start(*args, **kwargs)
+
+    def recording_send(*args: Any, **kwargs: Any):
+        with commits_of_this_thread(db.engine) as commits:
+            real_early = kwargs["start_early"]
+
+            def early(job):  # noqa: ANN001
+                order.append(f"early after {len(commits)} commits")
+                return real_early(job)
+
+            kwargs["start_early"] = early
+            return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(chat_service, "start_generation", recording_start)
+    monkeypatch.setattr(chat_service, "send_message", recording_send)
+    response = post_chat(client, {"message": "hi"}, stream=True)
+    events = parse_sse(response.get_data(as_text=True))
+    assert order == ["early after 0 commits", "generation"]
+    assert [e.name for e in events][0] == "start" and events[-1].name == "done"
+    assert "".join(e.data["text"] for e in events if e.name == "delta") == "Hello there."

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,38 @@ class GenerationJob:
     snapshot_limits: SnapshotLimits | None = None
 
 
+class StartGate:
+    """Whether a generation started before its send committed may go on; decided once, by the send.
+
+    The provider request is issued once the send has placed its hold, while the send commits (the first
+    token takes tens of milliseconds anyway). The generation reads, publishes and stores nothing, and
+    is not in the registry, until the gate opens, after the commit and the stream's `start`. An
+    abandoned gate (the commit or the start failed) closes the provider request unread, and the reply
+    is nobody's to end: the hold decides.
+    """
+
+    def __init__(self) -> None:
+        self._decided = threading.Event()
+        self.job: GenerationJob | None = None
+        self.on_open: list[Callable[[], None]] = []
+
+    def open(self, job: GenerationJob) -> None:
+        """The send committed `job`: the generation goes on (and joins the registry, from this thread,
+        so a stop is served even while the provider has not answered yet)."""
+        self.job = job
+        for hook in self.on_open:
+            hook()
+        self._decided.set()
+
+    def abandon(self) -> None:
+        self._decided.set()
+
+    def wait(self, timeout_s: float = 60.0) -> GenerationJob | None:
+        """The committed job once the send committed; None when it failed (or never decided within
+        `timeout_s`: the stale sweep ends a committed reply nobody generates)."""
+        return self.job if self._decided.wait(timeout_s) else None
+
+
 @dataclass
 class Generation:
     """One reply being generated in this process: its cancel flag, its stream writer, its text so far."""
@@ -96,6 +129,16 @@ class Generation:
     window_s: float = COALESCE_WINDOW_S
     stop_requested_at: float | None = None
     provider_stream: openai_client.ReplyStream | None = None
+    gate: StartGate | None = None
+
+    def admitted(self) -> bool:
+        """Wait for the send's commit when the generation started before it; False, and finished so
+        nothing ends it, when the send failed."""
+        if self.gate is None or self.gate.wait() is not None:
+            return True
+        with self.lock:
+            self.finished = True
+        return False
 
     @property
     def text(self) -> str:
@@ -274,10 +317,16 @@ def _touch_heartbeats(generations: list[Generation]) -> None:
             db.session.remove()
 
 
-def start_generation(app: Flask, job: GenerationJob, streams: ReplyStreams) -> Generation:
-    """Generate the reply in a background thread of this process; returns at once."""
-    generation = Generation(job=job, streams=streams, app=app)
-    GENERATIONS.add(generation)
+def start_generation(
+    app: Flask, job: GenerationJob, streams: ReplyStreams, *, gate: StartGate | None = None
+) -> Generation:
+    """Generate the reply in a background thread of this process; returns at once. With a `gate`, the
+    provider request goes out now and the rest waits for the gate (`StartGate`)."""
+    generation = Generation(job=job, streams=streams, app=app, gate=gate)
+    if gate is None:
+        GENERATIONS.add(generation)
+    else:
+        gate.on_open.append(lambda: GENERATIONS.add(generation))
     thread = threading.Thread(target=_run_in_app, args=(generation,), name=f"reply-{job.message_id}", daemon=True)
     thread.start()
     return generation
@@ -324,6 +373,9 @@ def generate_reply(session: Session, generation: Generation) -> None:
             max_completion_tokens=job.max_completion_tokens, cancel=generation.cancel,
         )
         generation.provider_stream = reply_stream
+        if not generation.admitted():
+            reply_stream.close()
+            return
         first = True
         for event in reply_stream:
             if isinstance(event, TextDelta):
@@ -379,7 +431,10 @@ def _save_progress(
 def finish_generation(
     session: Session, generation: Generation, *, failure: OpenAIFailure | None, usage: Usage | None = None
 ) -> None:
-    """End an in-process reply once: flush its text, settle, store, publish the terminal event."""
+    """End an in-process reply once: flush its text, settle, store, publish the terminal event. A reply
+    whose send failed after its generation started (`StartGate` abandoned) is nobody's to end."""
+    if not generation.admitted():
+        return
     with generation.lock:
         if generation.finished:
             return

@@ -49,7 +49,7 @@ def _refuse_unless_latest(session: Session, reply: ChatMessage) -> None:
 
 def regenerate_reply(
     session: Session, *, user_id: int, message_id: int, settings: ChatSettings, streams: ReplyStreams,
-    model: Any = None,
+    model: Any = None, start_early: Any = None,
 ) -> SentMessage:
     """A new reply to the person's message that `message_id` answered. Commits once, like `send_message`.
 
@@ -84,7 +84,8 @@ def regenerate_reply(
     hold_id = place_reply_hold(session, sized, reply_id=reply_id)
     return _commit_send(session, user_id=user_id, payer_id=sized.payer.account_id, project=project,
                         user_message_id=question.id, reply_id=reply_id, hold_id=hold_id, model=model_name,
-                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now)
+                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now,
+                        start_early=start_early)
 
 
 

@@ -4,6 +4,7 @@ its stream started. The generation itself is `generation.start_generation`'s (a 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_P
 from app.runtime import lifecycle
 from app.runtime.streams import ReplyStreams, StreamEvent
 from app.services import access, credits
-from app.services.chat.generation import GenerationJob
+from app.services.chat.generation import GenerationJob, StartGate
 from app.services.chat.history import CONTROL_CHARS_RE, conversation_filter
 from app.services.chat.prompt import (
     HistoryMessage,
@@ -322,6 +323,7 @@ def send_message(
     model: Any,
     settings: ChatSettings,
     streams: ReplyStreams,
+    start_early: Callable[[GenerationJob], StartGate] | None = None,
 ) -> SentMessage:
     """Store the person's message and a pending reply, hold the reply's worst-case cost. Commits once.
 
@@ -330,6 +332,11 @@ def send_message(
     balance cannot cover `max_completion_tokens`, the reply's room shrinks to what it covers, down to
     `MIN_COMPLETION_TOKENS`. Starts the reply's stream afresh with its `start` event (id 1): whatever the
     stream store held under the new id belongs to an earlier database (`ReplyStreams.start`).
+
+    `start_early(job)`, when given, is called once the hold is placed, before the commit: it starts the
+    generation behind a `StartGate`, so the provider request travels while the transaction commits. The
+    gate opens after the commit and the stream's `start`; if either fails it is abandoned and the
+    provider request closed unread (the hold decides: no committed hold, no reply).
     """
     if lifecycle.is_draining():
         # This process is shutting down: the client retries, and the load balancer sends it elsewhere.
@@ -352,32 +359,44 @@ def send_message(
     hold_id = place_reply_hold(session, sized, reply_id=reply_id)
     return _commit_send(session, user_id=user_id, payer_id=sized.payer.account_id, project=project,
                         user_message_id=user_message_id, reply_id=reply_id, hold_id=hold_id, model=model_name,
-                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now)
+                        prompt=prompt, room=sized.room, price=price, settings=settings, streams=streams, now=now,
+                        start_early=start_early)
 
 
 def _commit_send(
     session: Session, *, user_id: int, payer_id: int, project: Project | None, user_message_id: int, reply_id: int, hold_id: int,
     model: str, prompt: Prompt, room: int, price: credits.Price, settings: ChatSettings, streams: ReplyStreams,
     now: datetime,
+    start_early: Callable[[GenerationJob], StartGate] | None = None,
 ) -> SentMessage:
     """Commit a send (its messages and hold flushed), start the reply's stream, and describe its generation."""
     # The reply's hold_id is stored by the generation's first save, off the path to the first token;
     # until then the hold is found by its key (`ending.reply_hold_id`).
     if project is not None:
         session.execute(update(Project).where(Project.id == project.id).values(updated_at=now))
-    # The one commit of a send: both messages, the hold and the project's activity, or none of them.
-    session.commit()
-    streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
-    log.info(
-        "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
-        reply_id, user_id, model, prompt.prompt_tokens, room, prompt.history_kept,
-        prompt.history_kept + prompt.history_dropped, len(prompt.files_included),
-    )
     job = GenerationJob(
         # The account the reply is settled on: the sender's own, or their team's pool.
         message_id=reply_id, user_id=payer_id, model=model, messages=prompt.messages,
         prompt_tokens_estimate=prompt.prompt_tokens, max_completion_tokens=room, hold_id=hold_id, price=price,
         provider=settings.provider, project_id=project.id if project is not None else None,
         snapshot_limits=settings.snapshot_limits,
+    )
+    # The hold is placed (not yet committed): the provider request may travel from here while the send
+    # commits. A failed commit or start abandons it (the hold decides).
+    gate = start_early(job) if start_early is not None else None
+    try:
+        # The one commit of a send: both messages, the hold and the project's activity, or none of them.
+        session.commit()
+        streams.start(reply_id, StreamEvent(1, "start", {"user_message_id": user_message_id, "message_id": reply_id}))
+    except BaseException:
+        if gate is not None:
+            gate.abandon()
+        raise
+    if gate is not None:
+        gate.open(job)
+    log.info(
+        "chat: reply=%s user=%s model=%s prompt_tokens~%s room=%s history=%s/%s files=%s",
+        reply_id, user_id, model, prompt.prompt_tokens, room, prompt.history_kept,
+        prompt.history_kept + prompt.history_dropped, len(prompt.files_included),
     )
     return SentMessage(user_message_id=user_message_id, reply_id=reply_id, job=job)

@@ -70,10 +70,30 @@ def list_snapshot_files(session: Session, snapshot_id: int) -> list[FileEntry]:
     return sorted((FileEntry(*row) for row in rows), key=lambda entry: entry.path)
 
 
-def read_snapshot_file(session: Session, snapshot_id: int, path: str) -> tuple[FileEntry, bytes]:
-    """One file of a snapshot and its content, or `NotFound`. Two queries whatever the snapshot's size."""
-    entry = next((e for e in list_snapshot_files(session, snapshot_id) if e.path == path), None)
+def snapshot_file_entry(session: Session, snapshot_id: int, path: str) -> FileEntry:
+    """One file of a snapshot without its content (its hash tags it), or `NotFound`. One query."""
+    rows = session.execute(
+        select(
+            SnapshotFile.path,
+            SnapshotFile.blob_id,
+            Blob.size,
+            Blob.sha256,
+            Blob.git_sha,
+            Blob.is_binary,
+            SnapshotFile.origin,
+        )
+        .join(Blob, Blob.id == SnapshotFile.blob_id)
+        .where(SnapshotFile.snapshot_id == snapshot_id, SnapshotFile.path == path)
+    ).all()
+    # Compared again here: a case-insensitive collation would also match another spelling of the path.
+    entry = next((FileEntry(*row) for row in rows if row[0] == path), None)
     if entry is None:
         raise NotFound(f"This snapshot has no file {path!r}.")
+    return entry
+
+
+def read_snapshot_file(session: Session, snapshot_id: int, path: str) -> tuple[FileEntry, bytes]:
+    """One file of a snapshot and its content, or `NotFound`. Two queries whatever the snapshot's size."""
+    entry = snapshot_file_entry(session, snapshot_id, path)
     return entry, read_blob_contents(session, [entry.blob_id])[entry.blob_id]
 
