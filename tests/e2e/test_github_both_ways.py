@@ -58,16 +58,13 @@ def test_import_chat_pull_resolve_and_pull_request(page, app, make_user, live_se
     page.get_by_role("status").filter(has_text="3 files imported").wait_for()
     project_id = int(page.url.rstrip("/").split("/")[-1])
 
-    # Change two files through the chat, then take the reply's snapshot.
+    # Change two files through the chat: the reply becomes the next version by itself.
     openai_emulator.control.script_reply(REPLY)
-    page.goto(f"/projects/{project_id}/chat")
+    page.goto(f"/projects/{project_id}")
     page.fill("#message", "Rename the shop and make the text navy")
     page.click("#composer button[type=submit]")
-    page.locator(".from-assistant .chat-markdown").last.wait_for(timeout=30_000)
+    page.locator("[data-reply-chip][data-state=version]").last.wait_for(timeout=30_000)
     assert chat_service.GENERATIONS.wait_idle(20)
-    page.goto(f"/projects/{project_id}")
-    page.get_by_role("button", name="Take snapshot").first.click()
-    page.locator(".snapshot-done").wait_for()
 
     # Someone else pushes three commits: app.py changes elsewhere (merges), style.css on the same line.
     github.control.push_as_someone_else("octocat", "shop", {"README.md": "# Shop\n\nOpen daily.\n"})
