@@ -548,6 +548,20 @@ def test_cli_users_list(app, make_user):
     assert result.output.splitlines() == [f"{first.id}\tada\tfree\t5000", f"{second.id}\tgrace\tfree\t0\tdisabled"]
 
 
+def test_cli_users_list_leaves_out_team_pools(app, make_user):
+    from app.extensions import db
+    from app.services import workspaces
+
+    owner = make_user("ada", balance=10)
+    with app.app_context():
+        workspaces.create_team(db.session, user_id=owner.id, name="Acme")
+        db.session.remove()
+    result = app.test_cli_runner().invoke(args=["users", "list"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [f"{owner.id}\tada\tfree\t10"]
+    assert "Acme" in app.test_cli_runner().invoke(args=["workspaces", "list"]).output
+
+
 def test_cli_tokens_create_prints_a_working_token_once(app, client, make_user):
     make_user("robot")
     result = app.test_cli_runner().invoke(args=["tokens", "create", "robot", "--name", "deploy"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.models import ChatMessage, LedgerEntry, Project, Snapshot
@@ -171,6 +172,22 @@ def test_a_general_chat_reply_is_saved_to_an_existing_or_a_new_project(client_fo
                                data={"csrf_token": token, "project_id": "new", "new_project_name": "  "},
                                headers={"Accept": "application/json"})
     assert response.status_code == 400
+
+
+def test_a_new_project_made_for_a_refused_save_is_not_left_behind(app, user, db_session):
+    from dataclasses import replace
+
+    from app.errors import TooLarge
+    from app.extensions import db
+
+    message_id = make_reply(app, user, None, reply_with({"main.py": "print(1)\n" * 50}))
+    tight = replace(GENEROUS_LIMITS, max_total_bytes=10)
+    with app.app_context():
+        with pytest.raises(TooLarge):
+            auto.save_reply_to_project(db.session, user_id=user.id, message_id=message_id, project_id=None,
+                                       new_project_name="Too big", limits=tight)
+        db.session.remove()
+    assert db_session.scalar(select(func.count()).select_from(Project).where(Project.name == "Too big")) == 0
 
 
 def test_another_users_reply_cannot_be_kept_or_saved(client_for, make_user, app):

@@ -9,8 +9,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import CreditBalance, User, UserSession
+from app.models import CreditBalance, User, UserSession, Workspace
 from app.models.base import utcnow
+from app.models.workspaces import KIND_TEAM
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,13 @@ class UserSummary:
 
 
 def list_users(session: Session) -> list[UserSummary]:
-    """Every account with its balance, oldest first (one query)."""
+    """Every person's account with its balance, oldest first (one query). A team's pool is an account too
+    (a `users` row nobody signs in as): `flask workspaces list` shows those, so they are left out here."""
+    pools = select(Workspace.account_user_id).where(Workspace.kind == KIND_TEAM)
     rows = session.execute(
         select(User.id, User.login, User.plan, User.disabled_at, CreditBalance.balance)
         .outerjoin(CreditBalance, CreditBalance.user_id == User.id)
+        .where(User.id.not_in(pools))
         .order_by(User.id)
     ).all()
     return [

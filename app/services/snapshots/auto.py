@@ -193,10 +193,18 @@ def save_reply_to_project(
     parsed = parse_reply_files(message.content or "", reply_finished=message.status == STATUS_COMPLETE)
     if not parsed.has_files:
         raise InvalidRequest("This reply has no files to save.", fields={"message_id": "no files"})
-    if project_id is None:
-        name = (new_project_name or "").strip()
-        if not name:
-            raise InvalidRequest("Choose a project, or name a new one.", fields={"project_id": "required"})
-        project_id = project_service.create_project(session, user_id=user_id, name=name).id
-    return take_snapshot_from_message(session, user_id=user_id, project_id=project_id, message_id=message.id,
-                                      limits=limits)
+    if project_id is not None:
+        return take_snapshot_from_message(session, user_id=user_id, project_id=project_id, message_id=message.id,
+                                          limits=limits)
+    name = (new_project_name or "").strip()
+    if not name:
+        raise InvalidRequest("Choose a project, or name a new one.", fields={"project_id": "required"})
+    project_id = project_service.create_project(session, user_id=user_id, name=name).id
+    try:
+        return take_snapshot_from_message(session, user_id=user_id, project_id=project_id, message_id=message.id,
+                                          limits=limits)
+    except Exception:
+        # The project was made for these files alone: refused, they would leave an empty project behind.
+        session.rollback()
+        project_service.delete_project(session, user_id=user_id, project_id=project_id)
+        raise
