@@ -27,6 +27,7 @@ from app.models import (
     Workspace,
     WorkspaceMember,
 )
+from app.runtime import token_cache
 from app.services import credits
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def delete_account(session: Session, user_id: int) -> None:
     session.execute(delete(Workspace).where(Workspace.account_user_id == user_id))
     session.execute(delete(User).where(User.id == user_id))
     session.commit()
+    token_cache.forget_user(user_id)
     log.info("user=%s deleted; ledger entries kept without a user", user_id)
 
 
