@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import event, update
 
 from app.errors import Unauthenticated
-from app.extensions import db
 from app.models import ApiToken
 from app.models.base import utcnow
 from app.runtime import token_cache
