@@ -1,0 +1,51 @@
+"""The pure half of the tree store: a file list becomes directory manifests and comes back unchanged."""
+
+from __future__ import annotations
+
+import json
+
+from app.services.snapshots.trees import build_trees, flatten
+
+
+def round_trip(files: dict[str, int]) -> dict[str, int]:
+    root, manifests = build_trees(files)
+    return flatten(root, lambda digest: json.loads(manifests[digest])) if root else {}
+
+
+def test_a_file_list_round_trips_through_its_manifests():
+    files = {"README.md": 1, "src/app.py": 2, "src/pkg/a.py": 3, "src/pkg/b.py": 4, "docs/x/y/z.md": 5}
+    assert round_trip(files) == files
+
+
+def test_one_manifest_per_folder_and_folders_only_where_files_are():
+    root, manifests = build_trees({"a/b/c/d.txt": 1, "a/e.txt": 2})
+    assert len(manifests) == 4  # root, a/, a/b/, a/b/c/
+    assert json.loads(manifests[root]) == {"a/": json.loads(manifests[root])["a/"]}
+
+
+def test_the_same_files_give_the_same_hashes_in_any_order():
+    files = {f"d{i % 3}/f{i}.txt": i for i in range(30)}
+    assert build_trees(files) == build_trees(dict(reversed(list(files.items()))))
+
+
+def test_changing_one_file_changes_only_the_manifests_on_its_path():
+    files = {f"pkg{i % 4}/m{i}.py": i for i in range(40)}
+    _, before = build_trees(files)
+    files["pkg2/m2.py"] = 999
+    _, after = build_trees(files)
+    assert len(set(after) - set(before)) == 2  # the root and pkg2/
+
+
+def test_a_file_and_a_folder_of_the_same_name_both_survive():
+    files = {"a": 1, "a/b": 2}
+    assert round_trip(files) == files
+
+
+def test_no_files_is_no_tree():
+    assert build_trees({}) == (None, {})
+
+
+def test_deep_paths_and_unusual_names_round_trip():
+    deep = "/".join(f"level{i}" for i in range(60)) + "/leaf.txt"
+    files = {deep: 1, "ünï code/日本.md": 2, "spaces in/name .txt": 3, "quote\"s/'x'.js": 4}
+    assert round_trip(files) == files
