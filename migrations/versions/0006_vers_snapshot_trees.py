@@ -78,13 +78,31 @@ def _build_trees(files):
         return None, {}
     manifests = {}
 
-    def seal(node):
-        data = _serialize({k: seal(v) if isinstance(v, dict) else v for k, v in node.items()})
+    def store(entries):
+        data = _serialize(entries)
         digest = hashlib.sha256(data).hexdigest()
         manifests[digest] = data
         return digest
 
-    return seal(root), manifests
+    def entries_of(node):
+        entries = {}
+        for key, value in node.items():
+            if not isinstance(value, dict):
+                entries[key] = value
+                continue
+            child = entries_of(value)
+            if len(child) == 1:
+                (name, ref), = child.items()
+                entries[key + name] = ref
+            else:
+                entries[key] = store(child)
+        return entries
+
+    entries = entries_of(root)
+    while len(entries) == 1 and isinstance(next(iter(entries.values())), str):
+        key, ref = next(iter(entries.items()))
+        entries = {key + name: child for name, child in json.loads(manifests.pop(ref)).items()}
+    return store(entries), manifests
 
 
 def _origins(rows):

@@ -60,10 +60,11 @@ def _run(application):
         with db.engine.begin() as connection:
             links = connection.execute(text("SELECT project_id, blob_id FROM project_blobs")).all()
             assert sorted(tuple(row) for row in links) == [(5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (6, 2), (6, 6)]
-            # Project 5: root, lib/, docs/, deep/, deep/x/, deep/x/y/ for #1; a new root and lib/ for #2.
+            # Project 5: the root and lib/ for #1 (docs/ and deep/x/y/ hold one entry each: they are
+            # names in the root), a new root and lib/ for #2; project 6: its root alone.
             trees = dict(connection.execute(text(
                 "SELECT project_id, COUNT(*) FROM snapshot_trees GROUP BY project_id")).all())
-            assert trees == {5: 8, 6: 2}
+            assert trees == {5: 4, 6: 1}
             assert "snapshot_files" not in set(db.inspect(connection).get_table_names())
         downgrade(revision="0005_teams")
         with db.engine.begin() as connection:

@@ -74,8 +74,9 @@ def test_a_version_changing_3_files_writes_only_the_manifests_on_their_paths(app
     changed = {"src/pkg1/module_001.py": "A\n", "src/pkg1/module_013.py": "B\n", "src/pkg5/module_005.py": "C\n"}
     with InsertedRows() as inserted:
         snapshot_id = change(app, user, project_id, changed)
-    # The root, src/, pkg1/ and pkg5/: 4 manifests; 3 new contents and the project's hold on them.
-    assert inserted.by_table == {"blobs": 3, "project_blobs": 3, "snapshot_trees": 4, "snapshots": 1}
+    # The root (which holds src/'s 12 folders: src/ is its only entry), pkg1/ and pkg5/; 3 new contents
+    # and the project's hold on them.
+    assert inserted.by_table == {"blobs": 3, "project_blobs": 3, "snapshot_trees": 3, "snapshots": 1}
     expected = {path: text.encode() for path, text in {**files, **changed}.items()}
     assert files_of(snapshot_id) == expected
     origins = {e.path: e.origin for e in svc.list_snapshot_files(db_session, snapshot_id)}
@@ -98,17 +99,18 @@ def test_a_version_equal_to_an_earlier_one_shares_its_whole_tree(app, make_user,
     assert count(SnapshotTree) == trees_before
 
 
-def test_deep_paths_round_trip_and_write_one_manifest_per_level(app, make_user, db_session):
+def test_deep_paths_round_trip_and_write_a_manifest_only_where_a_folder_branches(app, make_user, db_session):
     user = make_user()
     project_id = make_project(app, user)
     deep = "/".join(f"d{i}" for i in range(40)) + "/leaf.txt"
-    make_snapshot(app, user, project_id, {deep: "v1\n", "top.txt": "t\n"})
+    make_snapshot(app, user, project_id, {deep: "v1\n", "top.txt": "t\n", "d0/d1/side.txt": "s\n"})
     with InsertedRows() as inserted:
         second = change(app, user, project_id, {deep: "v2\n"})
-    assert inserted.by_table["snapshot_trees"] == 41  # the root and 40 folders
+    # The root and d0/d1/ (where the path branches); the 38 single-entry folders below are one name.
+    assert inserted.by_table["snapshot_trees"] == 2
     entry, content = svc.read_snapshot_file(db_session, second, deep)
     assert content == b"v2\n" and entry.path == deep
-    assert files_of(second) == {deep: b"v2\n", "top.txt": b"t\n"}
+    assert files_of(second) == {deep: b"v2\n", "top.txt": b"t\n", "d0/d1/side.txt": b"s\n"}
 
 
 def test_deleting_the_last_file_of_a_folder_removes_the_folder_and_keeps_earlier_versions(
@@ -121,7 +123,7 @@ def test_deleting_the_last_file_of_a_folder_removes_the_folder_and_keeps_earlier
     assert files_of(second) == {"keep/a.txt": b"a\n"}
     root = db_session.get(Snapshot, second).root_tree
     manifest = json.loads(db_session.scalar(select(SnapshotTree.manifest).where(SnapshotTree.hash == root)))
-    assert list(manifest) == ["keep/"]  # no empty folder left behind
+    assert list(manifest) == ["keep/a.txt"]  # no empty folder left behind
     assert set(files_of(first)) == {"keep/a.txt", "gone/b.txt", "gone/sub/c.txt"}
     with pytest.raises(InvalidRequest):
         change(app, user, project_id, {}, deletions=["keep/a.txt"])  # a version needs a file
@@ -146,8 +148,8 @@ def test_a_repeat_read_of_a_300_file_version_costs_two_queries(app, make_user, d
     db_session.expunge_all()
     with statements_on(db.engine) as cold:
         assert len(svc.list_snapshot_files(db_session, snapshot_id)) == 300
-    # The snapshot row, one query per depth (root, src/, the 12 packages at once), the blobs' sizes.
-    assert len(cold) == 5
+    # The snapshot row, one query per depth (the root, then its 12 packages at once), the blobs' sizes.
+    assert len(cold) == 4
     db_session.expunge_all()
     with statements_on(db.engine) as warm:
         assert len(svc.list_snapshot_files(db_session, snapshot_id)) == 300

@@ -50,8 +50,8 @@ def test_two_snapshots_sharing_199_of_200_files_store_201_blobs(app, make_user, 
     files["src/module_007.py"] = "VALUE = 'changed'\n"
     second = make_snapshot(app, user, project_id, files)
     assert count(Blob) == 201
-    # Two versions of one folder: a root and a src/ manifest each, not 400 file rows.
-    assert count(SnapshotTree) == 4 and count(ProjectBlob) == 201
+    # Two versions of one folder (src/, the root's only entry): one manifest each, not 400 file rows.
+    assert count(SnapshotTree) == 2 and count(ProjectBlob) == 201
     assert len(svc.list_snapshot_files(db.session, second)) == 200
     assert files_of(second)["src/module_007.py"] == b"VALUE = 'changed'\n"
 

@@ -17,10 +17,19 @@ def test_a_file_list_round_trips_through_its_manifests():
     assert round_trip(files) == files
 
 
-def test_one_manifest_per_folder_and_folders_only_where_files_are():
+def test_a_folder_of_one_entry_stands_in_its_parent_and_a_lone_top_folder_in_the_root():
     root, manifests = build_trees({"a/b/c/d.txt": 1, "a/e.txt": 2})
-    assert len(manifests) == 4  # root, a/, a/b/, a/b/c/
-    assert json.loads(manifests[root]) == {"a/": json.loads(manifests[root])["a/"]}
+    assert list(manifests) == [root]  # a/ is the root's only folder; b/ and c/ hold one entry each
+    assert json.loads(manifests[root]) == {"a/b/c/d.txt": 1, "a/e.txt": 2}
+    root, manifests = build_trees({"src/p1/a.py": 1, "src/p1/b.py": 2, "src/p2/c.py": 3, "src/p2/d.py": 4})
+    assert len(manifests) == 3 and set(json.loads(manifests[root])) == {"src/p1/", "src/p2/"}
+
+
+def test_identical_folders_share_one_manifest():
+    files = {"x/one/a.txt": 1, "x/one/b.txt": 2, "y/one/a.txt": 1, "y/one/b.txt": 2}
+    root, manifests = build_trees(files)
+    assert len(manifests) == 2  # the root and the one manifest both `one/` folders name
+    assert round_trip(files) == files
 
 
 def test_the_same_files_give_the_same_hashes_in_any_order():

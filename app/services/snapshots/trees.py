@@ -2,7 +2,7 @@
 
 A manifest is one directory: compact, key-sorted JSON of `name -> blob id` for its files and
 `name + "/" -> subtree hash` for its folders (the slash keeps a file `a` and a folder `a/` apart, which
-a flat file list allowed). Its SHA-256 is its address within the project (`snapshot_trees`, unique per
+a flat file list allowed); a folder of a single entry is written into its parent (`build_trees`). Its SHA-256 is its address within the project (`snapshot_trees`, unique per
 project and hash), so a version that changes 3 files writes only the manifests on those 3 paths (at most
 3 × depth rows) and points its `snapshots.root_tree` at the new root; every other directory is the
 previous version's row. `project_blobs` records which blobs some version of a project holds, since SQL
@@ -41,7 +41,12 @@ def serialize_manifest(entries: Manifest) -> bytes:
 def build_trees(files: dict[str, int]) -> tuple[str | None, dict[str, bytes]]:
     """(root hash, manifest bytes by hash) for a file list `path -> blob id`; (None, {}) for no files.
 
-    Pure: folders with no file under them do not exist (a deleted last file takes its folder with it).
+    Pure. Folders with no file under them do not exist (a deleted last file takes its folder with it).
+    A folder holding a single entry is no manifest of its own: that entry stands in its parent under the
+    longer name (`docs/README.md`, `src/pkg/`), and a root holding a single folder takes that folder's
+    entries, as a radix tree does. So `deep/er/path/file.txt` costs no manifest per level, and a project
+    whose files all live under one top folder (`src/`, an upload's own folder) rewrites one manifest fewer
+    per version. Entry names may therefore contain "/"; a folder's still ends with one.
     """
     root: dict = {}
     for path, blob_id in files.items():
@@ -54,14 +59,32 @@ def build_trees(files: dict[str, int]) -> tuple[str | None, dict[str, bytes]]:
         return None, {}
     manifests: dict[str, bytes] = {}
 
-    def seal(node: dict) -> str:
-        entries = {key: seal(value) if isinstance(value, dict) else value for key, value in node.items()}
+    def store(entries: Manifest) -> str:
         data = serialize_manifest(entries)
         digest = hashlib.sha256(data).hexdigest()
         manifests[digest] = data
         return digest
 
-    return seal(root), manifests
+    def entries_of(node: dict) -> Manifest:
+        entries: Manifest = {}
+        for key, value in node.items():
+            if not isinstance(value, dict):
+                entries[key] = value
+                continue
+            child = entries_of(value)
+            if len(child) == 1:
+                (name, ref), = child.items()
+                entries[key + name] = ref
+            else:
+                entries[key] = store(child)
+        return entries
+
+    entries = entries_of(root)
+    while len(entries) == 1 and isinstance(ref := next(iter(entries.values())), str):
+        # Only the root names this folder (no folder holds an identical copy of itself): it is not kept.
+        key = next(iter(entries))
+        entries = {key + name: child for name, child in json.loads(manifests.pop(ref)).items()}
+    return store(entries), manifests
 
 
 def flatten(root_hash: str, manifest_for: Callable[[str], Manifest]) -> dict[str, int]:
