@@ -164,3 +164,21 @@ def test_project_blobs_hold_what_garbage_collection_and_the_quota_see(app, make_
     assert count(ProjectBlob) == 3
     assert svc.storage_used_bytes(db_session, user.id) == len("aaaa\n") + len("bb\n") + len("a2\n")
     assert svc.unreferenced_blob_ids(db_session) == []
+
+
+def test_a_repeat_view_of_a_300_file_version_page_reads_no_manifest(app, client, make_user):
+    from tests.conftest import sign_in
+
+    user = make_user("alice")
+    sign_in(client, user)
+    project_id, _ = project_of_300(app, user)
+    with app.app_context():
+        snapshot_id = svc.latest_snapshot(db.session, project_id).id
+        engine = db.engine
+    url = f"/projects/{project_id}/snapshots/{snapshot_id}?path=src/pkg0/module_000.py"
+    assert client.get(url).status_code == 200
+    with statements_on(engine) as statements:
+        assert client.get(url).status_code == 200
+    # Sign-in, project, version, the file list's one blob query, the latest version, the workspaces.
+    assert not [s for s in statements if "snapshot_trees" in s]
+    assert len([s for s in statements if "FROM blobs" in s]) == 1 and len(statements) <= 6
