@@ -81,25 +81,21 @@ def _entries(session: Session, snapshot: Snapshot, files: dict[str, int]) -> lis
     ]
 
 
-def _snapshot(session: Session, snapshot_id: int) -> Snapshot:
-    snapshot = session.get(Snapshot, snapshot_id)
-    if snapshot is None:
-        raise NotFound("This snapshot does not exist.")
-    return snapshot
-
-
 def list_snapshot_files(session: Session, snapshot_id: int) -> list[FileEntry]:
-    """The snapshot's files sorted by path, reading no content: the snapshot row (none when the session
-    has it), its trees (none when this process read them before) and one query for the blobs' sizes."""
-    snapshot = _snapshot(session, snapshot_id)
+    """The snapshot's files sorted by path ([] for no such snapshot), reading no content: the snapshot row
+    (no query when the session has it), its trees (none when this process read them before) and one query
+    for the blobs' sizes."""
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:  # as the file rows' query answered: nothing to list
+        return []
     return _entries(session, snapshot, snapshot_blob_ids(session, snapshot))
 
 
 def snapshot_file_entry(session: Session, snapshot_id: int, path: str) -> FileEntry:
     """One file of a snapshot without its content (its hash tags it), or `NotFound`."""
-    snapshot = _snapshot(session, snapshot_id)
-    blob_id = snapshot_blob_ids(session, snapshot).get(path)
-    if blob_id is None:
+    snapshot = session.get(Snapshot, snapshot_id)
+    blob_id = snapshot_blob_ids(session, snapshot).get(path) if snapshot is not None else None
+    if snapshot is None or blob_id is None:
         raise NotFound(f"This snapshot has no file {path!r}.")
     return _entries(session, snapshot, {path: blob_id})[0]
 
