@@ -58,3 +58,14 @@ def test_deep_paths_and_unusual_names_round_trip():
     deep = "/".join(f"level{i}" for i in range(60)) + "/leaf.txt"
     files = {deep: 1, "ünï code/日本.md": 2, "spaces in/name .txt": 3, "quote\"s/'x'.js": 4}
     assert round_trip(files) == files
+
+
+def test_the_manifest_memo_is_bounded_by_entries_not_by_manifests():
+    from app.services.snapshots.trees import _ManifestCache
+
+    cache = _ManifestCache(capacity=10)
+    cache.put("big", {f"f{i}": i for i in range(6)})
+    cache.put("small", {"a": 1, "b": 2})
+    cache.put("other", {f"g{i}": i for i in range(4)})  # 12 entries: the least recently used goes
+    assert cache.get("big") is None and cache.get("small") is not None and cache.get("other") is not None
+    assert cache.weight == 6

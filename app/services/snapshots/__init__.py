@@ -61,6 +61,7 @@ from app.services.snapshots.reading import (
     list_snapshot_files,
     list_snapshots,
     read_snapshot_file,
+    snapshot_blob_ids,
     snapshot_file_entry,
 )
 from app.services.snapshots.reply_files import (
@@ -91,7 +92,7 @@ __all__ = [
     "git_blob_sha", "is_env_file",
     "language_for_path", "latest_snapshot", "lexer_class_for_path", "list_snapshot_files", "list_snapshots",
     "looks_binary", "parse_reply_files", "preview_text", "previous_snapshot", "read_blob_contents",
-    "read_snapshot_file", "snapshot_file_entry", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
+    "read_snapshot_file", "snapshot_blob_ids", "snapshot_file_entry", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
     "store_blobs", "stream_snapshot_zip", "stream_zip", "ZIP_READ_CHUNK_FILES", "take_snapshot_from_files", "take_snapshot_from_message",
     "unreferenced_blob_ids", "StorageUsage", "readable_bytes", "storage_usage", "storage_used_bytes",
 ]

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from app.models import ProjectBlob, SnapshotTree
 from app.services.snapshots.blobs import IN_CHUNK
 
-# Parsed manifests kept per process: a 300-file project in 14 folders over 100 versions is ~300 of them.
-MANIFEST_CACHE_ENTRIES = 4096
+# Parsed manifests kept per process, counted in entries (a folder of 2,000 files weighs 2,000): a
+# 300-file project's 100 versions are ~10,000; the bound keeps the memo to some tens of MB.
+MANIFEST_CACHE_ENTRIES = 200_000
 
 Manifest = dict[str, "int | str"]
 
@@ -102,10 +103,12 @@ def flatten(root_hash: str, manifest_for: Callable[[str], Manifest]) -> dict[str
 
 
 class _ManifestCache:
-    """Parsed manifests by hash, least recently used out first; safe across threads and greenlets."""
+    """Parsed manifests by hash, at most `capacity` entries in all, least recently used out first; safe
+    across threads and greenlets."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        self.weight = 0
         self._items: OrderedDict[str, Manifest] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -118,14 +121,19 @@ class _ManifestCache:
 
     def put(self, digest: str, manifest: Manifest) -> None:
         with self._lock:
+            if digest in self._items:
+                self._items.move_to_end(digest)
+                return
             self._items[digest] = manifest
-            self._items.move_to_end(digest)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self.weight += len(manifest)
+            while self.weight > self.capacity and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self.weight -= len(dropped)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.weight = 0
 
     def __len__(self) -> int:
         return len(self._items)
