@@ -232,8 +232,9 @@ def _from_cache(session: Session, cached: token_cache.CachedToken) -> Authentica
     user = session.merge(user, load=False)
     cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
     if cached.last_used_at is None or cached.last_used_at < cutoff:
-        if _record_use(session, cached.token_id, cutoff):
-            cached.last_used_at = utcnow()
+        _record_use(session, cached.token_id, cutoff)
+        # Written now by this call or a moment ago by another process: either way, not again this minute.
+        cached.last_used_at = utcnow()
     return AuthenticatedToken(user=user, token_id=cached.token_id, scope=cached.scope)
 
 

@@ -135,3 +135,4 @@ def test_the_cache_is_bounded_and_drops_the_least_recently_used():
     assert [cache.get(f"d{n}") is not None for n in range(6)] == [False, False, False, True, True, True]
     fake.now += 5.0
     assert cache.get("d5") is None and len(cache) == 2  # expired entries go when read
+

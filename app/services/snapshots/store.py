@@ -405,8 +405,8 @@ def restore_snapshot(
 ) -> SnapshotResult:
     """A new latest snapshot of the project holding exactly the files of `snapshot_id`. Commits.
 
-    No content is copied and no tree is written: the new version points at the old one's root tree. With `project_id`, a snapshot of another
-    project is `NotFound` too (a page's address names both).
+    No content is copied and no tree is written: the new version points at the old one's root tree. With
+    `project_id`, a snapshot of another project is `NotFound` too (a page's address names both).
     """
     old = access.owned_snapshot(session, user_id=user_id, snapshot_id=snapshot_id, project_id=project_id)
 
