@@ -115,13 +115,15 @@ class SoryaSide:
         from sqlalchemy import func, select
 
         from app.extensions import db
-        from app.models import Blob, Snapshot, SnapshotFile
+        from app.models import Blob, Snapshot
+        from app.services.snapshots.trees import link_project_blobs, write_tree
 
         with self.app.app_context():
             number = (db.session.execute(select(func.max(Snapshot.number))).scalar() or 0) + 1
             snapshot = Snapshot(project_id=self.project_id, number=number, file_count=len(files),
                                 summary=f"bench version {number}")
             db.session.add(snapshot)
+            blob_ids: dict[str, int] = {}
             for path, data in files.items():
                 digest = hashlib.sha256(data).hexdigest()
                 blob = db.session.execute(select(Blob).where(Blob.sha256 == digest)).scalar_one_or_none()
@@ -130,7 +132,9 @@ class SoryaSide:
                     blob = Blob(sha256=digest, git_sha=git_sha, size=len(data), content=data)
                     db.session.add(blob)
                     db.session.flush()
-                db.session.add(SnapshotFile(snapshot=snapshot, path=path, blob_id=blob.id))
+                blob_ids[path] = blob.id
+            snapshot.root_tree = write_tree(db.session, self.project_id, blob_ids)
+            link_project_blobs(db.session, self.project_id, blob_ids.values())
             db.session.commit()
             return snapshot.id
 

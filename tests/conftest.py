@@ -237,6 +237,9 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
     emulators = request.getfixturevalue("emulator_server")
     yield
     empty_database(application)
+    from app.runtime import token_cache
+
+    token_cache.CACHE.clear()  # per process, like the database it mirrors
     reset_emulators(emulators)
 
 

@@ -67,3 +67,15 @@ def assert_not_found_and_nothing_leaked(responses, secret: bytes) -> None:
     for response in responses:
         assert response.status_code == 404, (response.request.path, response.status_code)
         assert secret not in response.data
+
+
+def attach_files(session, snapshot, files: dict[str, int], *, origin: str = "reply") -> None:
+    """Give a snapshot made directly on the schema exactly these files (`path -> blob id`), the way the
+    store records them: its tree, the project's hold on the blobs, one origin for all. Does not commit."""
+    from app.services.snapshots.trees import link_project_blobs, write_tree
+
+    if snapshot.project_id is None:
+        session.flush()
+    snapshot.root_tree = write_tree(session, snapshot.project_id, files)
+    link_project_blobs(session, snapshot.project_id, files.values())
+    snapshot.origins = {"": origin}

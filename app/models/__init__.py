@@ -4,7 +4,7 @@ from app.models.base import Base
 from app.models.billing import BillingCustomer, StripeEvent, Subscription
 from app.models.chat import ChatMessage
 from app.models.credits import CreditBalance, CreditHold, LedgerEntry
-from app.models.projects import Blob, Project, Snapshot, SnapshotFile
+from app.models.projects import Blob, Project, ProjectBlob, Snapshot, SnapshotTree
 from app.models.publish import ProjectSync, Push
 from app.models.users import ApiToken, GithubAccount, User, UserSession
 from app.models.workspaces import Workspace, WorkspaceMember
@@ -20,10 +20,11 @@ __all__ = [
     "GithubAccount",
     "LedgerEntry",
     "Project",
+    "ProjectBlob",
     "ProjectSync",
     "Push",
     "Snapshot",
-    "SnapshotFile",
+    "SnapshotTree",
     "StripeEvent",
     "Subscription",
     "User",

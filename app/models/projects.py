@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import true as sa_true
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntId, LongBlob, ids_never_reused, table_args, utcnow
 
@@ -83,29 +83,36 @@ class Snapshot(Base):
     # Paths whose content looks like a secret; publishing asks for confirmation when non-empty.
     flagged_paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     notes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash of its root directory manifest (`SnapshotTree.hash` in this project); None: no files.
+    root_tree: Mapped[str | None] = mapped_column(String(64))
+    # Where its files came from: path -> origin for the files this version wrote, "" -> the origin of
+    # every file not listed (absent: "carried"). O(written files), never O(all files).
+    origins: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    files: Mapped[list[SnapshotFile]] = relationship(
-        back_populates="snapshot",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
-        order_by="SnapshotFile.path",
-    )
 
+class SnapshotTree(Base):
+    """One directory of a version: a manifest of names -> blob id (a file) or subtree hash (a folder, its
+    name ending in "/"), content-addressed per project and shared by every version where it is the same,
+    as git trees are. A version that changes 3 files writes the trees on those 3 paths only."""
 
-class SnapshotFile(Base):
-    __tablename__ = "snapshot_files"
-    __table_args__ = table_args(Index("ix_snapshot_files_blob_id", "blob_id"))
+    __tablename__ = "snapshot_trees"
+    __table_args__ = table_args(Index("uq_snapshot_trees_project_id_hash", "project_id", "hash", unique=True))
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    snapshot_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("snapshots.id", ondelete="CASCADE"), index=True
-    )
-    # Up to 1,024 bytes: too long to index under utf8mb4, so the service keeps paths unique per snapshot.
-    path: Mapped[str] = mapped_column(String(1024))
-    blob_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blobs.id"))
-    # "reply" (written by this snapshot's reply), "carried" (from the previous snapshot), "upload".
-    origin: Mapped[str] = mapped_column(String(16), default="reply")
+    project_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("projects.id", ondelete="CASCADE"))
+    hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of `manifest`
+    manifest: Mapped[bytes] = mapped_column(LongBlob)  # compact JSON, sorted (`services/snapshots/trees.py`)
 
-    snapshot: Mapped[Snapshot] = relationship(back_populates="files")
-    blob: Mapped[Blob] = relationship(lazy="joined", innerjoin=True)
+
+class ProjectBlob(Base):
+    """A content some version of the project holds: what keeps a blob from garbage collection, and what
+    the storage quota sums (trees name blobs inside their manifests, which SQL cannot join on)."""
+
+    __tablename__ = "project_blobs"
+    __table_args__ = table_args(Index("ix_project_blobs_blob_id", "blob_id"))
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blobs.id"), primary_key=True)

@@ -8,6 +8,8 @@ Guarantees:
   refused with its own sentence, so a script's owner knows to make a new one rather than hunt a typo.
 - A token has a scope: `write` (the default) may do anything its user may do through `/api`; `read`
   may only read (`may_use_method`). It may expire, `expires_in_days` after it was made.
+- A look-up is cached per process for `TOKEN_CACHE_TTL_S` seconds (`app.runtime.token_cache`): a
+  revocation here is honoured on the next call, one in another process within those seconds.
 - `last_used_at` is written at most once per `LAST_USED_RESOLUTION_S` per token, with a conditional
   UPDATE, so a script making hundreds of calls a minute causes at most one write a minute.
 """
@@ -19,15 +21,16 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, inspect, or_, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from app.models import ApiToken, User
 from app.models.base import utcnow
 from app.models.users import TOKEN_SCOPE_WRITE, TOKEN_SCOPES
+from app.runtime import token_cache
 
 log = logging.getLogger(__name__)
 
@@ -172,16 +175,24 @@ def revoke_token(session: Session, *, user_id: int, token_id: int) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.commit()
+        token_cache.forget_token(token.id)  # refused from the next call in this process
         log.info("api token revoked: user=%s token=%s", user_id, token.id)
     return token
 
 
 def authenticate(session: Session, presented: str) -> AuthenticatedToken:
     """The active user `presented` belongs to and the token's scope. May commit (the throttled last-used
-    write). Raises `Unauthenticated` with a sentence for the caller: an expired token says so."""
+    write). Raises `Unauthenticated` with a sentence for the caller: an expired token says so.
+
+    A token looked up in the last few seconds is answered from this process's cache
+    (`app.runtime.token_cache`, which says what may lag: revocation in another process, for at most
+    `TOKEN_CACHE_TTL_S`); expiry is checked on every call."""
     if not presented.startswith(TOKEN_PREFIX) or len(presented) > MAX_TOKEN_CHARS:
         raise Unauthenticated(INVALID_TOKEN_MESSAGE)
     digest = hash_token(presented)
+    cached = token_cache.CACHE.get(digest)
+    if cached is not None:
+        return _from_cache(session, cached)
     row = session.execute(
         select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
     ).first()
@@ -192,13 +203,39 @@ def authenticate(session: Session, presented: str) -> AuthenticatedToken:
     # check independent of how the database compares strings.
     if not hmac.compare_digest(token.token_hash, digest) or token.revoked_at is not None or not user.is_active:
         raise Unauthenticated(INVALID_TOKEN_MESSAGE)
-    if token.is_expired(utcnow()):
+    _refuse_expired(token.expires_at)
+    cached = token_cache.CachedToken(
+        token_id=token.id, user_id=user.id, scope=token.scope, expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        user_values={attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs},
+    )
+    authenticated = AuthenticatedToken(user=user, token_id=token.id, scope=token.scope)
+    if touch_last_used(session, token):
+        cached.last_used_at = utcnow()
+    token_cache.CACHE.put(digest, cached)
+    return authenticated
+
+
+def _refuse_expired(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= utcnow():
         raise Unauthenticated(
-            f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC. "
-            "Create a new one on your account page."
+            f"This API token expired on {expires_at:%Y-%m-%d %H:%M} UTC. Create a new one on your account page."
         )
-    touch_last_used(session, token)
-    return AuthenticatedToken(user=user, token_id=token.id, scope=token.scope)
+
+
+def _from_cache(session: Session, cached: token_cache.CachedToken) -> AuthenticatedToken:
+    """A cached look-up: expiry checked now; the user adopted by `session` without a query; last use
+    recorded with the same throttle as an uncached call."""
+    _refuse_expired(cached.expires_at)
+    user = User(**cached.user_values)
+    make_transient_to_detached(user)
+    user = session.merge(user, load=False)
+    cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
+    if cached.last_used_at is None or cached.last_used_at < cutoff:
+        _record_use(session, cached.token_id, cutoff)
+        # Written now by this call or a moment ago by another process: either way, not again this minute.
+        cached.last_used_at = utcnow()
+    return AuthenticatedToken(user=user, token_id=cached.token_id, scope=cached.scope)
 
 
 def touch_last_used(session: Session, token: ApiToken) -> bool:
@@ -206,17 +243,17 @@ def touch_last_used(session: Session, token: ApiToken) -> bool:
 
     The WHERE clause repeats the age check, so concurrent requests with the same token write once.
     """
-    now = utcnow()
-    cutoff = now - timedelta(seconds=LAST_USED_RESOLUTION_S)
+    cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
     if token.last_used_at is not None and token.last_used_at >= cutoff:
         return False
+    return _record_use(session, token.id, cutoff)
+
+
+def _record_use(session: Session, token_id: int, cutoff: datetime) -> bool:
     result = session.execute(
         update(ApiToken)
-        .where(
-            ApiToken.id == token.id,
-            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff),
-        )
-        .values(last_used_at=now)
+        .where(ApiToken.id == token_id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff))
+        .values(last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     session.commit()

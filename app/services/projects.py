@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequest
-from app.models import ChatMessage, Project, Push, Snapshot, SnapshotFile, User
+from app.models import ChatMessage, Project, ProjectBlob, Push, Snapshot, SnapshotTree, User
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT
 from app.models.projects import PROJECT_ACTIVE, PROJECT_ARCHIVED
@@ -144,12 +144,10 @@ def delete_project(session: Session, *, user_id: int, project_id: int) -> int:
     default. Commits (twice: the project, then the garbage collection).
     """
     access.owned_project(session, user_id=user_id, project_id=project_id, lock=True, action="manage_projects")
-    snapshot_ids = select(Snapshot.id).where(Snapshot.project_id == project_id)
-    blob_ids = list(
-        session.scalars(select(SnapshotFile.blob_id).where(SnapshotFile.snapshot_id.in_(snapshot_ids)).distinct())
-    )
+    blob_ids = list(session.scalars(select(ProjectBlob.blob_id).where(ProjectBlob.project_id == project_id)))
     session.execute(delete(Push).where(Push.project_id == project_id))
-    session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_id.in_(snapshot_ids)))
+    session.execute(delete(ProjectBlob).where(ProjectBlob.project_id == project_id))
+    session.execute(delete(SnapshotTree).where(SnapshotTree.project_id == project_id))
     # Self-references first, so no database has to order a self-referencing delete.
     session.execute(update(Snapshot).where(Snapshot.project_id == project_id).values(parent_id=None))
     session.execute(delete(Snapshot).where(Snapshot.project_id == project_id))

@@ -522,7 +522,8 @@ def build_openapi_document(server_url: str = "/") -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "A personal API token (`sorya_...`), for /api only. Scope `read`: GET, "
                     "HEAD and OPTIONS only (other methods: 403 `forbidden`); scope `write` (default): every "
-                    "operation. An expired, revoked or unknown token: 401 `unauthenticated`.",
+                    "operation. An expired, revoked or unknown token: 401 `unauthenticated` (a revocation takes "
+                    "effect at once in the process that made it, within 5 seconds in every other).",
                 },
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session"},
             },

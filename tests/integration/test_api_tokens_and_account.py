@@ -148,7 +148,8 @@ def token_untouched(rows, ids) -> bool:
 def project_of(app, owner) -> dict[str, int]:
     """A project of `owner` with a linked repository, a reply, a snapshot of it and a push."""
     from app.extensions import db
-    from app.models import Blob, ChatMessage, Project, Push, Snapshot, SnapshotFile
+    from app.models import Blob, ChatMessage, Project, Push, Snapshot
+    from tests.snapshot_helpers import attach_files
 
     with app.app_context():
         project = Project(user_id=owner.id, name="theirs", repo_full_name="owner/theirs", repo_branch="main")
@@ -162,7 +163,7 @@ def project_of(app, owner) -> dict[str, int]:
         snapshot = Snapshot(project_id=project.id, number=1, summary="theirs", source_message_id=reply.id)
         db.session.add(snapshot)
         db.session.flush()
-        db.session.add(SnapshotFile(snapshot_id=snapshot.id, path="theirs.txt", blob_id=blob.id))
+        attach_files(db.session, snapshot, {"theirs.txt": blob.id})
         push = Push(project_id=project.id, snapshot_id=snapshot.id, user_id=owner.id,
                     repo_full_name="owner/theirs", branch="main", status="succeeded")
         db.session.add(push)
@@ -454,7 +455,8 @@ def test_the_database_holds_no_token_in_plain_text(app, client, github_emulator,
 
 
 def test_download_my_data_has_everything_but_secrets(app, client, github_emulator, rows, make_user):
-    from app.models import Blob, ChatMessage, Project, Snapshot, SnapshotFile
+    from app.models import Blob, ChatMessage, Project, Snapshot
+    from tests.snapshot_helpers import attach_files
 
     make_user("stranger", balance=10)
     github_flow.sign_in(client, github_emulator.url)
@@ -467,7 +469,7 @@ def test_download_my_data_has_everything_but_secrets(app, client, github_emulato
     snapshot = Snapshot(project_id=project.id, number=1, summary="first")
     rows.add(snapshot)
     rows.flush()
-    rows.add(SnapshotFile(snapshot_id=snapshot.id, path="index.html", blob_id=blob.id))
+    attach_files(rows, snapshot, {"index.html": blob.id})
     rows.add(ChatMessage(user_id=user_id, project_id=project.id, role="user", content="make a site"))
     rows.commit()
 

@@ -23,7 +23,6 @@ from app.models import (
     LedgerEntry,
     Project,
     Snapshot,
-    SnapshotFile,
 )
 from app.models.base import utcnow
 from app.runtime.redis_streams import RedisReplyStreams
@@ -34,6 +33,7 @@ from app.services.chat.prompt import estimate_tokens
 from app.services.credits import Price, reply_cost
 from tests.chat_helpers import SSEReader, api_headers, parse_sse, post_chat, reply_text, wait_for
 from tests.conftest import session_cookie_id
+from tests.snapshot_helpers import attach_files
 
 PRICE = Price(10, 10)
 LONG_TEXT = " ".join(f"token{i}" for i in range(400))
@@ -346,11 +346,13 @@ def add_snapshot(db_session, project, files):
     snapshot = Snapshot(project_id=project.id, number=1, file_count=len(files))
     db_session.add(snapshot)
     db_session.flush()
+    blob_ids = {}
     for index, (path, content) in enumerate(files.items()):
         blob = Blob(sha256=f"{index:064d}", git_sha=f"{index:040d}", size=len(content), content=content.encode())
         db_session.add(blob)
         db_session.flush()
-        db_session.add(SnapshotFile(snapshot_id=snapshot.id, path=path, blob_id=blob.id))
+        blob_ids[path] = blob.id
+    attach_files(db_session, snapshot, blob_ids)
     db_session.commit()
 
 

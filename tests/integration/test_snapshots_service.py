@@ -14,11 +14,18 @@ from sqlalchemy import func, select
 
 from app.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from app.extensions import db
-from app.models import Blob, Snapshot, SnapshotFile
+from app.models import Blob, ProjectBlob, Snapshot, SnapshotTree
 from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as svc
-from tests.snapshot_helpers import GENEROUS_LIMITS, make_project, make_reply, make_snapshot, reply_with
+from tests.snapshot_helpers import (
+    GENEROUS_LIMITS,
+    attach_files,
+    make_project,
+    make_reply,
+    make_snapshot,
+    reply_with,
+)
 
 
 def count(model) -> int:
@@ -43,7 +50,9 @@ def test_two_snapshots_sharing_199_of_200_files_store_201_blobs(app, make_user, 
     files["src/module_007.py"] = "VALUE = 'changed'\n"
     second = make_snapshot(app, user, project_id, files)
     assert count(Blob) == 201
-    assert count(SnapshotFile) == 400
+    # Two versions of one folder (src/, the root's only entry): one manifest each, not 400 file rows.
+    assert count(SnapshotTree) == 2 and count(ProjectBlob) == 201
+    assert len(svc.list_snapshot_files(db.session, second)) == 200
     assert files_of(second)["src/module_007.py"] == b"VALUE = 'changed'\n"
 
 
@@ -309,9 +318,11 @@ def test_zip_entries_cannot_escape_the_extraction_folder(app, make_user, db_sess
     snapshot_id = make_snapshot(app, user, project_id, {"ok/file.txt": "fine\n"})
     # A row that bypassed the service (a bug, a manual edit): the zip writer must still refuse it.
     blob_id = db_session.scalar(select(Blob.id))
-    for evil in ("../escape.txt", "/abs.txt", "a/../../up.txt", ".git/config"):
-        db_session.add(SnapshotFile(snapshot_id=snapshot_id, path=evil, blob_id=blob_id, origin="upload"))
+    evil = {path: blob_id for path in ("../escape.txt", "/abs.txt", "a/../../up.txt", ".git/config")}
+    snapshot = db_session.get(Snapshot, snapshot_id)
+    attach_files(db_session, snapshot, {"ok/file.txt": blob_id, **evil}, origin="upload")
     db_session.commit()
+    assert {e.path for e in svc.list_snapshot_files(db_session, snapshot_id)} == {"ok/file.txt", *evil}
     data = zip_bytes(snapshot_id)
     archive = zipfile.ZipFile(io.BytesIO(data))
     assert archive.namelist() == ["demo-snapshot-1/ok/file.txt"]
@@ -390,7 +401,7 @@ def test_concurrent_snapshots_of_the_same_new_content_share_one_blob(app, make_u
     assert errors == []
     with app.app_context():
         assert count(Blob) == 50
-        assert count(SnapshotFile) == 100
+        assert count(ProjectBlob) == 100
 
 
 def test_concurrent_snapshots_of_one_project_get_distinct_numbers(app, make_user):

@@ -17,15 +17,17 @@ from app.models import (
     CreditHold,
     GithubAccount,
     Project,
+    ProjectBlob,
     Push,
     Snapshot,
-    SnapshotFile,
+    SnapshotTree,
     Subscription,
     User,
     UserSession,
     Workspace,
     WorkspaceMember,
 )
+from app.runtime import token_cache
 from app.services import credits
 
 log = logging.getLogger(__name__)
@@ -67,19 +69,20 @@ def delete_account(session: Session, user_id: int) -> None:
     session.execute(delete(Workspace).where(Workspace.account_user_id == user_id))
     session.execute(delete(User).where(User.id == user_id))
     session.commit()
+    token_cache.forget_user(user_id)
     log.info("user=%s deleted; ledger entries kept without a user", user_id)
 
 
 def _delete_projects(session: Session, user_id: int) -> None:
     """The user's projects, snapshots, pushes and messages, and the file contents no one else uses."""
     project_ids = select(Project.id).where(Project.user_id == user_id).scalar_subquery()
-    snapshot_ids = select(Snapshot.id).where(Snapshot.project_id.in_(project_ids)).scalar_subquery()
     blob_ids = set(session.execute(
-        select(SnapshotFile.blob_id).where(SnapshotFile.snapshot_id.in_(snapshot_ids))
+        select(ProjectBlob.blob_id).where(ProjectBlob.project_id.in_(project_ids))
     ).scalars())
     session.execute(delete(Push).where(Push.project_id.in_(project_ids)))
     session.execute(update(Push).where(Push.user_id == user_id).values(user_id=None))
-    session.execute(delete(SnapshotFile).where(SnapshotFile.snapshot_id.in_(snapshot_ids)))
+    session.execute(delete(ProjectBlob).where(ProjectBlob.project_id.in_(project_ids)))
+    session.execute(delete(SnapshotTree).where(SnapshotTree.project_id.in_(project_ids)))
     session.execute(update(Snapshot).where(Snapshot.project_id.in_(project_ids)).values(parent_id=None))
     session.execute(delete(Snapshot).where(Snapshot.project_id.in_(project_ids)))
     session.execute(
@@ -89,7 +92,7 @@ def _delete_projects(session: Session, user_id: int) -> None:
     session.execute(delete(Project).where(Project.user_id == user_id))
     if blob_ids:
         still_used = set(session.execute(
-            select(SnapshotFile.blob_id).where(SnapshotFile.blob_id.in_(blob_ids))
+            select(ProjectBlob.blob_id).where(ProjectBlob.blob_id.in_(blob_ids))
         ).scalars())
         orphaned = blob_ids - still_used
         if orphaned:

@@ -7,35 +7,43 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from app.models import (
     ApiToken,
     BillingCustomer,
-    Blob,
     ChatMessage,
     LedgerEntry,
     Project,
     Push,
     Snapshot,
-    SnapshotFile,
     Subscription,
 )
 from app.models.base import utcnow
 from app.services.accounts.overview import account_overview
+from app.services.snapshots.blobs import read_blob_contents
+from app.services.snapshots.reading import FileEntry, list_snapshot_files
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _blob_json(blob: Blob) -> dict[str, Any]:
-    if not blob.is_binary:
+def _content_json(content: bytes, is_binary: bool) -> dict[str, Any]:
+    if not is_binary:
         try:
-            return {"encoding": "utf-8", "content": blob.content.decode("utf-8")}
+            return {"encoding": "utf-8", "content": content.decode("utf-8")}
         except UnicodeDecodeError:
             pass
-    return {"encoding": "base64", "content": base64.b64encode(blob.content).decode()}
+    return {"encoding": "base64", "content": base64.b64encode(content).decode()}
+
+
+def _add_contents(session: Session, blobs: dict[str, dict[str, Any]], entries: list[FileEntry]) -> None:
+    """Each content of `entries` not in `blobs` yet, read once (versions share most of theirs)."""
+    wanted = {e.blob_id: e for e in entries if e.sha256 not in blobs}
+    for blob_id, content in read_blob_contents(session, list(wanted)).items():
+        entry = wanted[blob_id]
+        blobs[entry.sha256] = _content_json(content, entry.is_binary)
 
 
 def export_account(session: Session, user_id: int, *, include_contents: bool = True) -> dict[str, Any]:
@@ -90,20 +98,15 @@ def _snapshots_json(
     `blobs`, contents are not even read)."""
     if not project_ids:
         return {}
-    without_contents = [] if blobs is not None else [
-        selectinload(Snapshot.files).joinedload(SnapshotFile.blob).defer(Blob.content, raiseload=True)
-    ]
     snapshots = session.execute(
         select(Snapshot).where(Snapshot.project_id.in_(project_ids)).order_by(Snapshot.project_id, Snapshot.number)
-        .options(*without_contents)
     ).scalars().all()
     snapshots_by_project: dict[int, list[dict[str, Any]]] = {}
     for snapshot in snapshots:
-        files = []
-        for file in snapshot.files:
-            files.append({"path": file.path, "sha256": file.blob.sha256, "size": file.blob.size, "origin": file.origin})
-            if blobs is not None:
-                blobs.setdefault(file.blob.sha256, _blob_json(file.blob))
+        entries = list_snapshot_files(session, snapshot.id)
+        files = [{"path": e.path, "sha256": e.sha256, "size": e.size, "origin": e.origin} for e in entries]
+        if blobs is not None:
+            _add_contents(session, blobs, entries)
         snapshots_by_project.setdefault(snapshot.project_id, []).append({
             "id": snapshot.id, "number": snapshot.number, "summary": snapshot.summary,
             "source_message_id": snapshot.source_message_id, "created_at": _iso(snapshot.created_at),

@@ -12,6 +12,7 @@ from app.errors import NotFound
 from app.models import CreditBalance, User, UserSession, Workspace
 from app.models.base import utcnow
 from app.models.workspaces import KIND_TEAM
+from app.runtime import token_cache
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def disable_user(session: Session, login: str) -> User:
         user.disabled_at = utcnow()
         session.execute(delete(UserSession).where(UserSession.user_id == user.id))
         session.commit()
+        token_cache.forget_user(user.id)  # its API tokens are refused from the next call in this process
         log.info("user=%s disabled", user.id)
     return user
 

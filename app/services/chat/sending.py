@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import InsufficientCredits, InvalidRequest, TooLarge, Unavailable
-from app.models import Blob, ChatMessage, CreditBalance, CreditHold, Project, Snapshot, SnapshotFile
+from app.models import Blob, ChatMessage, CreditBalance, CreditHold, Project, Snapshot
 from app.models.base import utcnow
 from app.models.chat import ROLE_ASSISTANT, ROLE_USER, STATUS_COMPLETE, STATUS_PENDING
 from app.runtime import lifecycle
@@ -31,6 +31,7 @@ from app.services.chat.prompt import (
     referenced_files,
 )
 from app.services.chat.settings import ChatSettings
+from app.services.snapshots.reading import snapshot_blob_ids
 from app.services.workspaces import pool
 
 log = logging.getLogger(__name__)
@@ -106,16 +107,12 @@ def _load_project_context(
     session: Session, project: Project, new_message: str, history: list[HistoryMessage], *, edits: bool = False
 ) -> ProjectContext:
     """The latest snapshot's paths, with contents loaded only for the files the conversation names."""
-    snapshot_id = session.execute(
-        select(Snapshot.id).where(Snapshot.project_id == project.id).order_by(Snapshot.number.desc()).limit(1)
+    snapshot = session.execute(
+        select(Snapshot).where(Snapshot.project_id == project.id).order_by(Snapshot.number.desc()).limit(1)
     ).scalar_one_or_none()
-    if snapshot_id is None:
+    if snapshot is None:
         return ProjectContext(project.name, [])
-    rows = session.execute(
-        select(SnapshotFile.path, SnapshotFile.blob_id)
-        .where(SnapshotFile.snapshot_id == snapshot_id)
-        .order_by(SnapshotFile.path)
-    ).all()
+    rows = sorted(snapshot_blob_ids(session, snapshot).items())
     paths = [ProjectFile(path, None) for path, _blob_id in rows]
     wanted = {f.path for f in referenced_files(paths, recent_texts(new_message, history, edits=edits))[:MAX_REFERENCED_FILES]}
     blob_ids = {path: blob_id for path, blob_id in rows if path in wanted}

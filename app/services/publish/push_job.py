@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
-from app.models import Blob, Project, Push, Snapshot, SnapshotFile, User
+from app.models import Blob, Project, Push, Snapshot, User
 from app.models.publish import PUSH_SUCCEEDED, PUSH_UP_TO_DATE
 from app.providers.github import (
     GithubError,
@@ -32,6 +32,8 @@ from app.services.publish.settings import (
     PROGRESS_WRITE_MIN_STEPS,
     SYNC_BASE_REMOTE_TREE,
 )
+from app.services.snapshots.blobs import IN_CHUNK
+from app.services.snapshots.reading import list_snapshot_files
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,17 @@ def _previous_snapshot_files(session: Session, project: Project) -> dict[str, st
 
 
 def _snapshot_files(session: Session, snapshot_id: int) -> dict[str, str]:
-    rows = session.execute(select(SnapshotFile).where(SnapshotFile.snapshot_id == snapshot_id)).scalars()
-    return {row.path: row.blob.git_sha for row in rows}
+    return {entry.path: entry.git_sha for entry in list_snapshot_files(session, snapshot_id)}
+
+
+def _snapshot_blobs(session: Session, snapshot_id: int) -> dict[str, Blob]:
+    """Path -> blob (with its content) of a version, in a handful of queries whatever its size."""
+    entries = list_snapshot_files(session, snapshot_id)
+    by_id: dict[int, Blob] = {}
+    ids = sorted({entry.blob_id for entry in entries})
+    for start in range(0, len(ids), IN_CHUNK):
+        by_id.update({blob.id: blob for blob in session.scalars(select(Blob).where(Blob.id.in_(ids[start:start + IN_CHUNK])))})
+    return {entry.path: by_id[entry.blob_id] for entry in entries}
 
 
 class PushJob:
@@ -71,10 +82,9 @@ class PushJob:
         self.snapshot = snapshot
         self.client = client
         self.full_name = push.repo_full_name
-        files = session.execute(select(SnapshotFile).where(SnapshotFile.snapshot_id == snapshot.id)).scalars()
         # Held here: the session's identity map keeps objects only weakly, and re-reading each blob
         # costs a query per file.
-        self.blobs: dict[str, Blob] = {row.path: row.blob for row in files}
+        self.blobs: dict[str, Blob] = _snapshot_blobs(session, snapshot.id)
         self.desired = {path: blob.git_sha for path, blob in self.blobs.items()}
         self.previous = _previous_snapshot_files(session, project)
         self.uploaded: set[str] = set()

@@ -1,8 +1,8 @@
 """Snapshots: what files a reply contains, and immutable file sets over content-addressed blobs.
 
-A snapshot is a numbered, immutable set of files of one project. Its file list is small rows
-(`snapshot_files`: path, blob id, origin) pointing at `blobs`, one row per distinct content (SHA-256),
-stored once however many snapshots or projects share it.
+A snapshot is a numbered, immutable set of files of one project. Its file list is a tree of directory
+manifests (`snapshot_trees`, see `trees`) naming `blobs`, one row per distinct content (SHA-256), stored
+once however many snapshots or projects share it; a version writes only the manifests it changed.
 
 One concern per module; callers import from this package:
 
@@ -10,6 +10,7 @@ One concern per module; callers import from this package:
   specification of what counts as a file;
 - `secrets`: redaction of keys and tokens in previews and diffs;
 - `blobs`: hashing, storing and reading contents, and garbage collection of unused blobs;
+- `trees`: a version's files as content-addressed directory manifests, and which blobs a project holds;
 - `reading`: access to projects and snapshots, and a snapshot's file list;
 - `quota`: the per-user storage quota over distinct contents;
 - `store`: the limits, and taking and restoring snapshots (one transaction each, under the project lock);
@@ -60,6 +61,7 @@ from app.services.snapshots.reading import (
     list_snapshot_files,
     list_snapshots,
     read_snapshot_file,
+    snapshot_blob_ids,
     snapshot_file_entry,
 )
 from app.services.snapshots.reply_files import (
@@ -90,7 +92,7 @@ __all__ = [
     "git_blob_sha", "is_env_file",
     "language_for_path", "latest_snapshot", "lexer_class_for_path", "list_snapshot_files", "list_snapshots",
     "looks_binary", "parse_reply_files", "preview_text", "previous_snapshot", "read_blob_contents",
-    "read_snapshot_file", "snapshot_file_entry", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
+    "read_snapshot_file", "snapshot_blob_ids", "snapshot_file_entry", "redact_secrets", "refuse_unsafe_paths", "restore_snapshot", "sha256_hex",
     "store_blobs", "stream_snapshot_zip", "stream_zip", "ZIP_READ_CHUNK_FILES", "take_snapshot_from_files", "take_snapshot_from_message",
     "unreferenced_blob_ids", "StorageUsage", "readable_bytes", "storage_usage", "storage_used_bytes",
 ]

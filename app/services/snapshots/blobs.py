@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Blob, SnapshotFile
+from app.models import Blob, ProjectBlob
 from app.models.base import utcnow
 from app.runtime import jobs
 
@@ -104,7 +104,7 @@ def read_blob_contents(session: Session, blob_ids: list[int]) -> dict[int, bytes
 
 
 def collect_garbage_blobs(session: Session, candidate_ids: list[int] | None = None) -> int:
-    """Delete blobs no snapshot file points at (among `candidate_ids`, or all); returns how many. Commits.
+    """Delete blobs no project holds (`project_blobs`) (among `candidate_ids`, or all); returns how many. Commits.
 
     Each candidate is locked `FOR UPDATE` before the reference check, so a snapshot that is reusing it
     (it holds the blob `FOR SHARE`) either finishes first, and the blob is then referenced and kept, or
@@ -119,7 +119,7 @@ def collect_garbage_blobs(session: Session, candidate_ids: list[int] | None = No
         if not locked:
             continue
         referenced = set(
-            session.scalars(select(SnapshotFile.blob_id).where(SnapshotFile.blob_id.in_(locked)).distinct())
+            session.scalars(select(ProjectBlob.blob_id).where(ProjectBlob.blob_id.in_(locked)).distinct())
         )
         unused = [blob_id for blob_id in locked if blob_id not in referenced]
         if unused:
@@ -131,11 +131,11 @@ def collect_garbage_blobs(session: Session, candidate_ids: list[int] | None = No
 
 
 def unreferenced_blob_ids(session: Session) -> list[int]:
-    """Blobs no snapshot file points at, by an anti-join on the `blob_id` index (not a scan of every id).
+    """Blobs no project holds, by an anti-join on `project_blobs`' `blob_id` index (not a scan of every id).
 
     Only candidates: `collect_garbage_blobs` re-checks each under its lock before deleting it.
     """
-    referenced = select(SnapshotFile.id).where(SnapshotFile.blob_id == Blob.id)
+    referenced = select(ProjectBlob.project_id).where(ProjectBlob.blob_id == Blob.id)
     return list(session.scalars(select(Blob.id).where(~referenced.exists())))
 
 

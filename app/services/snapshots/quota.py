@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import TooLarge
-from app.models import Blob, Project, Snapshot, SnapshotFile
+from app.models import Blob, Project, ProjectBlob
 from app.services.snapshots.blobs import IN_CHUNK
 
 
@@ -30,9 +30,8 @@ class StorageUsage:
 
 def _user_blob_ids(user_id: int):
     return (
-        select(SnapshotFile.blob_id)
-        .join(Snapshot, Snapshot.id == SnapshotFile.snapshot_id)
-        .join(Project, Project.id == Snapshot.project_id)
+        select(ProjectBlob.blob_id)
+        .join(Project, Project.id == ProjectBlob.project_id)
         .where(Project.user_id == user_id)
     )
 

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import Blob, Snapshot, SnapshotFile
-from app.services.snapshots.blobs import read_blob_contents
+from app.models import Blob, Snapshot
+from app.services.snapshots.blobs import IN_CHUNK, read_blob_contents
+from app.services.snapshots.trees import read_tree
 
 ORIGIN_REPLY = "reply"
 ORIGIN_CARRIED = "carried"
@@ -52,48 +53,54 @@ def list_snapshots(session: Session, project_id: int, *, limit: int | None = Non
     return list(session.scalars(query))
 
 
-def list_snapshot_files(session: Session, snapshot_id: int) -> list[FileEntry]:
-    """The snapshot's files sorted by path, in one query that reads no content."""
-    rows = session.execute(
-        select(
-            SnapshotFile.path,
-            SnapshotFile.blob_id,
-            Blob.size,
-            Blob.sha256,
-            Blob.git_sha,
-            Blob.is_binary,
-            SnapshotFile.origin,
+def file_origin(origins: dict[str, str] | None, path: str) -> str:
+    """Where a version's file came from: its own entry, else the version's default ("" key), else carried."""
+    origins = origins or {}
+    return origins.get(path) or origins.get("", ORIGIN_CARRIED)
+
+
+def snapshot_blob_ids(session: Session, snapshot: Snapshot) -> dict[str, int]:
+    """`path -> blob id` of a version (its tree; no query when this process read it before)."""
+    return read_tree(session, snapshot.project_id, snapshot.root_tree)
+
+
+def _entries(session: Session, snapshot: Snapshot, files: dict[str, int]) -> list[FileEntry]:
+    """File entries for `path -> blob id`, sorted by path: one query per `IN_CHUNK` distinct blobs."""
+    meta: dict[int, tuple] = {}
+    unique = sorted(set(files.values()))
+    for start in range(0, len(unique), IN_CHUNK):
+        rows = session.execute(
+            select(Blob.id, Blob.size, Blob.sha256, Blob.git_sha, Blob.is_binary)
+            .where(Blob.id.in_(unique[start : start + IN_CHUNK]))
         )
-        .join(Blob, Blob.id == SnapshotFile.blob_id)
-        .where(SnapshotFile.snapshot_id == snapshot_id)
-    )
-    return sorted((FileEntry(*row) for row in rows), key=lambda entry: entry.path)
+        meta.update({row[0]: tuple(row[1:]) for row in rows})
+    origins = snapshot.origins
+    return [
+        FileEntry(path, blob_id, *meta[blob_id], file_origin(origins, path))
+        for path, blob_id in sorted(files.items())
+    ]
+
+
+def list_snapshot_files(session: Session, snapshot_id: int) -> list[FileEntry]:
+    """The snapshot's files sorted by path ([] for no such snapshot), reading no content: the snapshot row
+    (no query when the session has it), its trees (none when this process read them before) and one query
+    for the blobs' sizes."""
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:  # as the file rows' query answered: nothing to list
+        return []
+    return _entries(session, snapshot, snapshot_blob_ids(session, snapshot))
 
 
 def snapshot_file_entry(session: Session, snapshot_id: int, path: str) -> FileEntry:
-    """One file of a snapshot without its content (its hash tags it), or `NotFound`. One query."""
-    rows = session.execute(
-        select(
-            SnapshotFile.path,
-            SnapshotFile.blob_id,
-            Blob.size,
-            Blob.sha256,
-            Blob.git_sha,
-            Blob.is_binary,
-            SnapshotFile.origin,
-        )
-        .join(Blob, Blob.id == SnapshotFile.blob_id)
-        .where(SnapshotFile.snapshot_id == snapshot_id, SnapshotFile.path == path)
-    ).all()
-    # Compared again here: a case-insensitive collation would also match another spelling of the path.
-    entry = next((FileEntry(*row) for row in rows if row[0] == path), None)
-    if entry is None:
+    """One file of a snapshot without its content (its hash tags it), or `NotFound`."""
+    snapshot = session.get(Snapshot, snapshot_id)
+    blob_id = snapshot_blob_ids(session, snapshot).get(path) if snapshot is not None else None
+    if snapshot is None or blob_id is None:
         raise NotFound(f"This snapshot has no file {path!r}.")
-    return entry
+    return _entries(session, snapshot, {path: blob_id})[0]
 
 
 def read_snapshot_file(session: Session, snapshot_id: int, path: str) -> tuple[FileEntry, bytes]:
-    """One file of a snapshot and its content, or `NotFound`. Two queries whatever the snapshot's size."""
+    """One file of a snapshot and its content, or `NotFound`."""
     entry = snapshot_file_entry(session, snapshot_id, path)
     return entry, read_blob_contents(session, [entry.blob_id])[entry.blob_id]
-

@@ -2,7 +2,8 @@
 
 A snapshot taken from a reply builds on the project's previous one: files the reply does not mention are
 carried over (`origin="carried"`), files it writes are `origin="reply"`, and a file is removed only when
-the reply deletes it explicitly.
+the reply deletes it explicitly. A version is a tree of directory manifests (`trees.py`): it writes the
+manifests on the paths it changed and shares the rest with the versions before it.
 
 Every `take_*`/`restore_*` function validates everything first (paths, limits), then writes the snapshot
 and its rows in one transaction, under a lock on the project row (so snapshot numbers and carry-over
@@ -15,15 +16,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, EditsFailed, InvalidRequest, TooLarge
-from app.models import Project, Snapshot, SnapshotFile
+from app.models import Project, Snapshot
 from app.models.base import utcnow
 from app.models.chat import STATUS_COMPLETE, STATUS_PENDING, STATUS_STREAMING
 from app.services import access
-from app.services.snapshots.blobs import _existing_blob_ids, read_blob_contents, sha256_hex, store_blobs
+from app.services.snapshots.blobs import read_blob_contents, sha256_hex, store_blobs
 from app.services.snapshots.edits import apply_reply_blocks, describe_errors
 from app.services.snapshots.quota import check_storage_quota
 from app.services.snapshots.reading import (
@@ -37,6 +38,7 @@ from app.services.snapshots.reading import (
 )
 from app.services.snapshots.reply_files import ParsedFiles, check_path, parse_reply_files
 from app.services.snapshots.secrets import contains_secret
+from app.services.snapshots.trees import link_project_blobs, write_tree
 from app.services.transactions import retry_on_lock_conflict
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,11 @@ def _write_snapshot(
     blob_ids = store_blobs(session, list(plan.new_content.values()))
     inherited_flags = set(base.flagged_paths or []) if base and carry_over else set()
     result.carried = sum(1 for _, _, origin, _ in plan.files.values() if origin == ORIGIN_CARRIED)
+    files = {path: blob_id if blob_id is not None else blob_ids[sha]
+             for path, (blob_id, _, _, sha) in plan.files.items()}
+    # Only what this version wrote: its trees on the changed paths, and the contents new to the project.
+    root_tree = write_tree(session, project.id, files)
+    link_project_blobs(session, project.id, (files[path] for path in plan.new_content))
     snapshot = Snapshot(
         project_id=project.id,
         number=_next_number(session, project.id),
@@ -160,21 +167,11 @@ def _write_snapshot(
         total_bytes=sum(size for _, size, _, _ in plan.files.values()),
         flagged_paths=_flagged_paths(plan, inherited_flags),
         notes={**(notes or {}), **_change_notes(result)},
+        root_tree=root_tree,
+        origins=_origins(plan),
     )
     session.add(snapshot)
     session.flush()
-    session.execute(
-        insert(SnapshotFile),
-        [
-            {
-                "snapshot_id": snapshot.id,
-                "path": path,
-                "blob_id": blob_id if blob_id is not None else blob_ids[sha],
-                "origin": origin,
-            }
-            for path, (blob_id, _, origin, sha) in sorted(plan.files.items())
-        ],
-    )
     project.updated_at = utcnow()
     result.snapshot = snapshot
     return result
@@ -207,6 +204,15 @@ def _plan_files(
         elif path not in plan.new_content:
             result.warnings.append(f"{path} was to be deleted but is not in the previous snapshot.")
     return plan
+
+
+def _origins(plan: _Plan) -> dict[str, str]:
+    """The version's `origins`: one default ("" key) when every file has the same origin, else the
+    origin of each file this version wrote (the others were carried)."""
+    kinds = {origin for _, _, origin, _ in plan.files.values()}
+    if len(kinds) == 1 and ORIGIN_CARRIED not in kinds:
+        return {"": kinds.pop()}
+    return {path: origin for path, (_, _, origin, _) in plan.files.items() if origin != ORIGIN_CARRIED}
 
 
 def _flagged_paths(plan: _Plan, inherited_flags: set[str]) -> list[str]:
@@ -399,8 +405,8 @@ def restore_snapshot(
 ) -> SnapshotResult:
     """A new latest snapshot of the project holding exactly the files of `snapshot_id`. Commits.
 
-    No content is copied: the new rows point at the same blobs. With `project_id`, a snapshot of another
-    project is `NotFound` too (a page's address names both).
+    No content is copied and no tree is written: the new version points at the old one's root tree. With
+    `project_id`, a snapshot of another project is `NotFound` too (a page's address names both).
     """
     old = access.owned_snapshot(session, user_id=user_id, snapshot_id=snapshot_id, project_id=project_id)
 
@@ -409,6 +415,7 @@ def restore_snapshot(
         entries = list_snapshot_files(session, old.id)
         limits.check({e.path: e.size for e in entries})
         base = latest_snapshot(session, project.id)
+        # The same root tree: a restore writes one row, and its blobs are the project's already.
         snapshot = Snapshot(
             project_id=project.id,
             number=_next_number(session, project.id),
@@ -418,19 +425,11 @@ def restore_snapshot(
             total_bytes=sum(e.size for e in entries),
             flagged_paths=list(old.flagged_paths or []),
             notes={"restored_from": old.id, "restored_from_number": old.number},
+            root_tree=old.root_tree,
+            origins={"": ORIGIN_RESTORED},
         )
         session.add(snapshot)
         session.flush()
-        if entries:
-            # Hold the blobs for this transaction, as store_blobs does, so GC cannot race the insert.
-            _existing_blob_ids(session, [e.sha256 for e in entries])
-            session.execute(
-                insert(SnapshotFile),
-                [
-                    {"snapshot_id": snapshot.id, "path": e.path, "blob_id": e.blob_id, "origin": ORIGIN_RESTORED}
-                    for e in entries
-                ],
-            )
         project.updated_at = utcnow()
         return SnapshotResult(snapshot=snapshot, unchanged=[e.path for e in entries])
 

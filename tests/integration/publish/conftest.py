@@ -1,6 +1,6 @@
 """Fixtures and builders for the publish tests: the GitHub emulator, a connected account, snapshots.
 
-Snapshots are built here directly on the schema (blobs with their git sha, snapshot_files), the way
+Snapshots are built here directly on the schema (blobs with their git sha, the version's tree), the way
 `services/snapshots/` stores them, so these tests do not depend on how a reply becomes a snapshot.
 """
 
@@ -82,7 +82,8 @@ def make_snapshot(app, project_id: int, files: dict[str, str | bytes], *, summar
     from sqlalchemy import func, select
 
     from app.extensions import db
-    from app.models import Blob, Snapshot, SnapshotFile
+    from app.models import Blob, Snapshot
+    from tests.snapshot_helpers import attach_files
 
     with app.app_context():
         number = (db.session.execute(select(func.max(Snapshot.number)).where(Snapshot.project_id == project_id))
@@ -90,6 +91,7 @@ def make_snapshot(app, project_id: int, files: dict[str, str | bytes], *, summar
         snapshot = Snapshot(project_id=project_id, number=number, summary=summary, file_count=len(files),
                             total_bytes=0, flagged_paths=flagged_paths or [])
         db.session.add(snapshot)
+        blob_ids: dict[str, int] = {}
         for path, content in files.items():
             data = content.encode() if isinstance(content, str) else content
             digest = hashlib.sha256(data).hexdigest()
@@ -99,7 +101,8 @@ def make_snapshot(app, project_id: int, files: dict[str, str | bytes], *, summar
                 db.session.add(blob)
                 db.session.flush()
             snapshot.total_bytes += len(data)
-            db.session.add(SnapshotFile(snapshot=snapshot, path=path, blob_id=blob.id))
+            blob_ids[path] = blob.id
+        attach_files(db.session, snapshot, blob_ids)
         db.session.commit()
         return snapshot.id
 
