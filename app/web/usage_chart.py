@@ -80,6 +80,8 @@ class UsageChart:
     height_px: int
     baseline_px: float
     description: str
+    # The span in words ("the last 30 days", "Dec 1 to Dec 7"): the title, the description, the empty state.
+    period: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -123,8 +125,11 @@ def _choose_series(usage: list[DailyUsage]) -> tuple[list[Series], dict[str, str
     return series, model_to_series
 
 
-def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART_DAYS) -> UsageChart:
-    """Lay out `usage` (from `credits.daily_usage`) as stacked bars, one slot per day ending today."""
+def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART_DAYS,
+                      period: str | None = None) -> UsageChart:
+    """Lay out `usage` (from `credits.daily_usage`) as stacked bars, one slot per day ending `today`.
+    `period` names the span in words (default: the last `days` days)."""
+    period = period or f"the last {days} days"
     first_day = today - timedelta(days=days - 1)
     series, model_to_series = _choose_series(usage)
     css_by_series = {item.name: item.css_class for item in series}
@@ -173,7 +178,9 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
         for line in range(1, GRID_LINES + 1)
     ]
     axis = []
-    for index in range(days - 1, -1, -LABEL_EVERY_DAYS):
+    # Longer ranges label every 14th, 21st... day: still about five labels on a phone.
+    label_every = LABEL_EVERY_DAYS * max(1, -(-days // (LABEL_EVERY_DAYS * 5)))
+    for index in range(days - 1, -1, -label_every):
         label = day_label(day_totals[index].day)
         centre = (index + 0.5) * slot
         # Labels near an edge hang inwards from it: centred, they would be cut off on a phone.
@@ -195,18 +202,19 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
         day_totals=day_totals,
         height_px=CHART_HEIGHT_PX,
         baseline_px=baseline,
-        description=_describe(day_totals, series, total, days),
+        description=_describe(day_totals, series, total, period),
+        period=period,
     )
 
 
-def _describe(day_totals: list[DayTotal], series: list[Series], total: int, days: int) -> str:
+def _describe(day_totals: list[DayTotal], series: list[Series], total: int, period: str) -> str:
     """The chart in one paragraph, for screen readers (the SVG's <desc>)."""
     if total == 0:
-        return f"No credits spent in the last {days} days."
+        return f"No credits spent in {period}."
     busiest = max(day_totals, key=lambda day: (day.credits, day.day))
     active_days = sum(1 for day in day_totals if day.credits)
     models = "; ".join(f"{item.name}: {item.total:,}" for item in series)
     return (
-        f"{total:,} credits spent over the last {days} days, on {active_days} of them. "
+        f"{total:,} credits spent over {period}, on {active_days} of them. "
         f"Busiest day: {busiest.label} with {busiest.credits:,} credits. By model: {models}."
     )
