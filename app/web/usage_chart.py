@@ -26,6 +26,8 @@ GRID_LINES = 4
 BAR_FILL = 0.64
 # Label every 7th day counted back from today: five labels fit a phone's width.
 LABEL_EVERY_DAYS = 7
+# Up to this many days (a chosen range), labels come every day or few days instead of weekly.
+SHORT_RANGE_DAYS = 21
 # A centred date label needs ~25 px each side; within this share of the width it starts at its bar instead.
 EDGE_LABEL_PCT = 8.0
 
@@ -90,6 +92,13 @@ class UsageChart:
 
 def day_label(day: date) -> str:
     return f"{day:%b} {day.day}"
+
+
+def label_step(days: int) -> int:
+    """Every how many days a date is labelled: about five labels fit a phone's width whatever the range."""
+    if days <= SHORT_RANGE_DAYS:
+        return max(1, -(-days // 5))
+    return LABEL_EVERY_DAYS * max(1, -(-days // (LABEL_EVERY_DAYS * 5)))
 
 
 def nice_step(raw: float) -> int:
@@ -178,8 +187,7 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
         for line in range(1, GRID_LINES + 1)
     ]
     axis = []
-    # Longer ranges label every 14th, 21st... day: still about five labels on a phone.
-    label_every = LABEL_EVERY_DAYS * max(1, -(-days // (LABEL_EVERY_DAYS * 5)))
+    label_every = label_step(days)
     for index in range(days - 1, -1, -label_every):
         label = day_label(day_totals[index].day)
         centre = (index + 0.5) * slot

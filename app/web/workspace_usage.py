@@ -22,8 +22,9 @@ from app.web.usage_chart import CHART_DAYS, build_usage_chart, day_label
 bp = Blueprint("workspace_usage", __name__)
 
 GROUP_TITLES = {"member": "Member", "project": "Project", "model": "Model", "day": "Day (UTC)"}
-COLUMNS = (("replies", "Replies"), ("failed_replies", "Failed"), ("stopped_replies", "Stopped"),
-           ("tokens_in", "Tokens in"), ("tokens_out", "Tokens out"), ("credits", "Credits"))
+# Credits first: on a phone the table scrolls sideways, and what was spent must be in view.
+COLUMNS = (("credits", "Credits"), ("replies", "Replies"), ("failed_replies", "Failed"),
+           ("stopped_replies", "Stopped"), ("tokens_in", "Tokens in"), ("tokens_out", "Tokens out"))
 CSV_COLUMNS = ("replies", "failed_replies", "stopped_replies", "tokens_in", "tokens_out", "credits")
 
 

@@ -51,6 +51,7 @@ EXPECTED = {
     ("PATCH", "/api/workspaces/{team}/members/member-person"): (200, 200, 403, 404, 404),
     ("POST", "/api/workspaces/{team}/members"): (201, 201, 403, 404, 404),
     ("POST", "/api/workspaces/{team}/credits"): (201, 201, 403, 404, 404),
+    ("GET", "/api/workspaces/{team}/usage"): (200, 200, 403, 404, 404),
     ("DELETE", "/api/projects/{project}"): (204, 204, 403, 404, 404),
 }
 BODIES = {"PATCH": {"monthly_cap": 500}, "POST": {"amount": 10}}
