@@ -33,13 +33,19 @@ def default_range() -> tuple[date, date]:
     return today - timedelta(days=CHART_DAYS - 1), today
 
 
-def _query_or_errors() -> tuple[report.UsageQuery, dict]:
-    """The request's filters, or the default ones with the sentence and field that were wrong."""
+def _page_or_errors(workspace_id: int) -> tuple[team_page.TeamUsagePage, dict]:
+    """The page for the request's filters; for filters that are wrong (a bad date, an unknown member), the
+    default view with the sentence and the field at fault. 403/404 pass on to the error pages."""
     start, end = default_range()
     try:
-        return usage_query_from_args(request.args, default_start=start, default_end=end), {}
+        query = usage_query_from_args(request.args, default_start=start, default_end=end)
+        return team_page.team_usage_page(db.session, user_id=current_user.id, workspace_id=workspace_id,
+                                         query=query), {}
     except InvalidRequest as error:
-        return report.usage_query(start=start, end=end), {**error.fields, "_message": error.message}
+        errors = {**error.fields, "_message": error.message}
+    query = report.usage_query(start=start, end=end)
+    return team_page.team_usage_page(db.session, user_id=current_user.id, workspace_id=workspace_id,
+                                     query=query), errors
 
 
 def filter_args(query: report.UsageQuery, **changes) -> dict:
@@ -59,8 +65,8 @@ def period_words(query: report.UsageQuery) -> str:
 @bp.get("/workspaces/<int:workspace_id>/usage")
 @login_required
 def page(workspace_id: int):
-    query, errors = _query_or_errors()
-    found = team_page.team_usage_page(db.session, user_id=current_user.id, workspace_id=workspace_id, query=query)
+    found, errors = _page_or_errors(workspace_id)
+    query = found.query
     chart = build_usage_chart(found.daily, today=query.end, days=query.days, period=period_words(query))
     return render_template(
         "workspaces/usage.html", usage=found, query=query, chart=chart, errors=errors, columns=COLUMNS,

@@ -118,11 +118,16 @@ def test_bad_filters_say_what_is_wrong(app, team, client, query, field, sentence
     assert client.get(f"/api/workspaces/{ids['team']}/usage", query_string=query).status_code == 400
 
 
-def test_an_unknown_member_is_a_404_sentence(app, team, client):
+def test_an_unknown_member_is_a_400_naming_the_field(app, team, client):
     ids, people = team
     sign_in(client, people["owner"])
     response = client.get(f"/api/workspaces/{ids['team']}/usage?member=nobody-here")
-    assert response.status_code == 404 and "nobody-here" in response.get_json()["error"]["message"]
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == {"member": "unknown login"}
+    assert "nobody-here" in response.get_json()["error"]["message"]
+    page = client.get(f"/workspaces/{ids['team']}/usage?member=nobody-here")
+    assert page.status_code == 400 and "choose one of the team" in html.unescape(text_of(page))
+    assert re.search(r'id="usage-member"[^>]*aria-invalid="true"', text_of(page))
 
 
 def test_the_csv_has_the_tables_rows_and_defuses_formulas(app, team, client):

@@ -12,11 +12,12 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidRequest, NotFound
+from app.errors import InvalidRequest
 from app.models import Project, UsageDaily, User
 from app.models.usage import NO_MODEL, NO_PROJECT
 from app.services import policy
 from app.services.credits.history import UNKNOWN_MODEL, DailyUsage
+from app.services.usage.rollups import AMOUNT_COLUMNS, Amounts
 
 GROUPS = ("member", "project", "model", "day")
 # Columns a table may be sorted by; `key` is the row's name (or day), the rest are amounts.
@@ -27,20 +28,16 @@ DELETED_PROJECT_NAME = "(deleted project)"
 REMOVED_MEMBER_NAME = "(removed)"
 NO_MEMBER_NAME = "(no member)"
 
-AMOUNTS = ("tokens_in", "tokens_out", "credits", "replies", "failed_replies", "stopped_replies")
+AMOUNTS = AMOUNT_COLUMNS
 GROUP_COLUMNS = {"member": UsageDaily.member_id, "project": UsageDaily.project_id, "model": UsageDaily.model,
                  "day": UsageDaily.day}
 
 
 @dataclass
-class UsageRow:
-    key: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    credits: int = 0
-    replies: int = 0
-    failed_replies: int = 0
-    stopped_replies: int = 0
+class UsageRow(Amounts):
+    """A table row: its name (a member's login, a project's name, a model, a day) and its amounts."""
+
+    key: str = ""
     # The member's login on a member row (the page's drill-down link filters by it), else None.
     member_login: str | None = None
 
@@ -109,7 +106,8 @@ def _member_id(session: Session, login: str | None) -> int | None:
         return None
     found = session.execute(select(User.id).where(func.lower(User.login) == login.lower())).scalar_one_or_none()
     if found is None:
-        raise NotFound(f"There is no member {login!r}.")
+        raise InvalidRequest(f"Nobody signs in as {login!r}: choose one of the team's members.",
+                             fields={"member": "unknown login"})
     return found
 
 
@@ -179,8 +177,7 @@ def sort_rows(rows: list[UsageRow], sort: str, descending: bool) -> list[UsageRo
 def total_row(rows: list[UsageRow], label: str = "Total") -> UsageRow:
     total = UsageRow(key=label)
     for row in rows:
-        for name in AMOUNTS:
-            setattr(total, name, getattr(total, name) + getattr(row, name))
+        total.add(row)
     return total
 
 
@@ -206,9 +203,7 @@ def own_usage_by_project(session: Session, *, user_id: int, start: date, end: da
             .where(mine, UsageDaily.day >= start, UsageDaily.day <= end).group_by(UsageDaily.project_id)
         ).all()
         for row in found:
-            into = sums.setdefault(row.group_key, UsageRow(key=""))
-            for name in AMOUNTS:
-                setattr(into, name, getattr(into, name) + int(getattr(row, name) or 0))
+            sums.setdefault(row.group_key, UsageRow()).add(_row("project", {}, row))
     names = _names(session, "project", set(sums))
     for project_id, row in sums.items():
         row.key = names.get(project_id, _missing_name("project", project_id))

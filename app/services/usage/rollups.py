@@ -45,11 +45,12 @@ class Amounts:
     stopped_replies: int = 0
 
     def add(self, other: Amounts) -> None:
-        for field in fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+        """Add `other`'s amounts (only the amounts: a subclass's other fields stay as they are)."""
+        for name in AMOUNT_COLUMNS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return {name: getattr(self, name) for name in AMOUNT_COLUMNS}
 
 
 AMOUNT_COLUMNS = tuple(field.name for field in fields(Amounts))
