@@ -42,12 +42,12 @@ def build_team(app, make_user):
                          cost=40 + (days_ago * 7 + index * 23) % 90, tokens_in=1500 + days_ago * 40,
                          tokens_out=600 + index * 150, days_ago=days_ago)
     rebuild_rollups(app)
-    return owner, team_id
+    return owner, team_id, people
 
 
 def test_owner_sees_a_members_usage_by_project_and_model_filters_dates_and_exports(
         page, app, make_user, live_server):
-    owner, team_id = build_team(app, make_user)
+    owner, team_id, _ = build_team(app, make_user)
     sign_in_browser(page, app, owner, live_server)
 
     page.goto(f"/workspaces/{team_id}")
@@ -112,3 +112,29 @@ def test_a_member_is_told_only_owners_and_admins_see_usage(page, app, make_user,
     response = page.goto(f"/workspaces/{team_id}/usage")
     assert response.status == 403
     assert page.get_by_text("Only the workspace's owners and admins may see its usage.").is_visible()
+
+
+
+def test_a_member_sees_their_spending_per_project_across_workspaces(page, app, make_user, live_server):
+    _, _, people = build_team(app, make_user)
+    priya = people[1]
+    with app.app_context():
+        blog = projects.create_project(db.session, user_id=priya.id, name="Personal blog").id
+        credits.grant_credits(db.session, user_id=priya.id, amount=1000, note="start", idempotency_key="priya")
+        db.session.remove()
+    for number in range(3):
+        charge_reply(app, f"own{number}", account_id=priya.id, project_id=blog, cost=70, tokens_in=900,
+                     tokens_out=300)
+    sign_in_browser(page, app, priya, live_server)
+    page.goto("/usage")
+    table = page.locator("#usage-by-project")
+    names = table.locator("tbody th").all_inner_texts()
+    # The team's three projects (paid by its pool) and her own, biggest first.
+    assert sorted(names) == ["Billing API", "Docs site", "Landing page", "Personal blog"]
+    blog_row = table.locator("tbody tr", has=page.get_by_role("rowheader", name="Personal blog"))
+    assert blog_row.locator("td").all_inner_texts() == ["210", "3", "2,700", "900"]
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#projects-heading").scroll_into_view_if_needed()
+    screenshot(page, "usage-by-project-390", full_page=False)
