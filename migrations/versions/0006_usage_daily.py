@@ -2,9 +2,10 @@
 
 Expand (a new table nobody reads yet) → backfill (every chat charge already on the ledger, summed per
 account, day, member, project and model) → no contract step. The backfill is a frozen copy of
-`services/usage/rollups.contribution` (a migration must not change when the app's code does); a charge
-settled by a process of the previous release while this runs is not counted here, and
-`flask usage reconcile --fix` (run once after the deploy) adds it.
+`services/usage/rollups.contribution` (a migration must not change when the app's code does). It counts
+the entries that existed before the table did; processes of this release count every charge after it (the
+backfill adds to their rows); a charge settled by a process of the previous release while this runs is
+counted by nobody, and `flask usage reconcile --fix` (run once after the deploy) adds it.
 
 Revision ID: 0006_usage
 Revises: 0005_teams
@@ -15,6 +16,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql, sqlite
 
 revision = '0006_usage'
 down_revision = '0005_teams'
@@ -22,6 +24,7 @@ branch_labels = None
 depends_on = None
 
 BATCH = 5000
+KEY = ('account_id', 'day', 'member_id', 'project_id', 'model')
 AMOUNTS = ('tokens_in', 'tokens_out', 'credits', 'replies', 'failed_replies', 'stopped_replies')
 
 ledger = sa.table('ledger_entries', sa.column('id', sa.BigInteger), sa.column('user_id', sa.BigInteger),
@@ -33,6 +36,9 @@ users = sa.table('users', sa.column('id', sa.BigInteger))
 
 
 def upgrade():
+    # The ledger as it stands before the table exists: a process of this release can only count entries
+    # posted after it exists (ids above this), so the backfill takes the ones up to it and never counts twice.
+    last_id = op.get_bind().execute(sa.select(sa.func.max(ledger.c.id))).scalar() or 0
     op.create_table('usage_daily',
     sa.Column('account_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
@@ -52,7 +58,7 @@ def upgrade():
     )
     with op.batch_alter_table('usage_daily', schema=None) as batch_op:
         batch_op.create_index('ix_usage_daily_member_id_day', ['member_id', 'day'], unique=False)
-    _backfill()
+    _backfill(last_id)
 
 
 def _int(meta, name):
@@ -64,7 +70,7 @@ def _as_datetime(value):
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def _backfill():
+def _backfill(last_id):
     connection = op.get_bind()
     sums = {}
     after = 0
@@ -72,7 +78,8 @@ def _backfill():
         batch = connection.execute(
             sa.select(ledger.c.id, ledger.c.user_id, ledger.c.member_id, ledger.c.delta, ledger.c.model,
                       ledger.c.meta, ledger.c.created_at)
-            .where(ledger.c.reason == 'chat', ledger.c.user_id.is_not(None), ledger.c.id > after)
+            .where(ledger.c.reason == 'chat', ledger.c.user_id.is_not(None), ledger.c.id > after,
+                   ledger.c.id <= last_id)
             .order_by(ledger.c.id).limit(BATCH)).all()
         if not batch:
             break
@@ -89,12 +96,22 @@ def _backfill():
         into = merged.setdefault(key, [0] * len(AMOUNTS))
         for index, value in enumerate(amounts):
             into[index] += value
-    rows = [dict(zip(('account_id', 'day', 'member_id', 'project_id', 'model'), key), **dict(zip(AMOUNTS, amounts)))
+    rows = [dict(zip(KEY, key), **dict(zip(AMOUNTS, amounts)))
             for key, amounts in merged.items()]
-    table = sa.table('usage_daily', *(sa.column(name) for name in ('account_id', 'day', 'member_id', 'project_id',
-                                                                      'model', *AMOUNTS)))
     for start in range(0, len(rows), BATCH):
-        connection.execute(table.insert(), rows[start:start + BATCH])
+        connection.execute(_add_rows(connection), rows[start:start + BATCH])
+
+
+def _add_rows(connection):
+    """INSERT that adds to a row a process of this release created meanwhile (web nodes already upgraded
+    count their new charges as soon as the table exists), rather than failing on its key."""
+    table = sa.table('usage_daily', *(sa.column(name) for name in KEY + AMOUNTS))
+    if connection.dialect.name in ('mysql', 'mariadb'):
+        statement = mysql.insert(table)
+        return statement.on_duplicate_key_update({name: table.c[name] + statement.inserted[name] for name in AMOUNTS})
+    statement = sqlite.insert(table)
+    return statement.on_conflict_do_update(index_elements=list(KEY),
+                                           set_={name: table.c[name] + statement.excluded[name] for name in AMOUNTS})
 
 
 def _add_batch(connection, batch, sums):
