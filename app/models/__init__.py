@@ -6,6 +6,7 @@ from app.models.chat import ChatMessage
 from app.models.credits import CreditBalance, CreditHold, LedgerEntry
 from app.models.projects import Blob, Project, ProjectBlob, Snapshot, SnapshotTree
 from app.models.publish import ProjectSync, Push
+from app.models.usage import UsageDaily
 from app.models.users import ApiToken, GithubAccount, User, UserSession
 from app.models.workspaces import Workspace, WorkspaceMember
 
@@ -27,6 +28,7 @@ __all__ = [
     "SnapshotTree",
     "StripeEvent",
     "Subscription",
+    "UsageDaily",
     "User",
     "UserSession",
     "Workspace",

@@ -27,6 +27,7 @@ def register_blueprints(app: Flask) -> None:
         projects,
         publish,
         workspace,
+        workspace_usage,
         workspaces,
     )
     from app.web.api import account as account_api  # noqa: F401 - each module adds its routes to api.bp
@@ -51,6 +52,7 @@ def register_blueprints(app: Flask) -> None:
         openapi.bp,
         chat.bp,
         workspaces.bp,
+        workspace_usage.bp,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api.bp)

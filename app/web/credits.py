@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
@@ -20,6 +21,7 @@ from app.extensions import db
 from app.models import LedgerEntry
 from app.models.base import utcnow
 from app.services import credits, snapshots
+from app.services.usage import report
 from app.web.api import int_arg
 from app.web.usage_chart import CHART_DAYS, build_usage_chart
 
@@ -116,10 +118,13 @@ def usage():
     today = utcnow().date()
     chart = build_usage_chart(credits.daily_usage(db.session, current_user.id, days=CHART_DAYS, today=today),
                               today=today)
+    by_project = report.own_usage_by_project(db.session, user_id=current_user.id,
+                                             start=today - timedelta(days=CHART_DAYS - 1), end=today)
     return render_template(
         "credits/usage.html",
         summary=credits.credit_summary(db.session, current_user.id),
         chart=chart,
+        by_project=by_project,
         storage=snapshots.storage_usage(db.session, current_user.id, runtime.settings().STORAGE_QUOTA_BYTES),
         **_ledger_context(current_user.id, before),
     )

@@ -455,7 +455,8 @@ SCHEMAS.update({
     "PoolGrant": obj({"amount": {"type": "integer", "minimum": 1}}),
     "PoolBalance": obj({"balance": CREDITS}),
     "TeamUsage": obj({"rows": {"type": "array", "items": obj(
-        {"key": STRING, "tokens_in": INTEGER, "tokens_out": INTEGER, "credits": CREDITS, "replies": INTEGER})}}),
+        {"key": STRING, "tokens_in": INTEGER, "tokens_out": INTEGER, "credits": CREDITS, "replies": INTEGER,
+         "failed_replies": INTEGER, "stopped_replies": INTEGER})}}),
 })
 SCHEMAS["Project"]["properties"]["workspace_id"] = NULLABLE_ID
 SCHEMAS["ProjectCreate"]["properties"]["workspace_id"] = ID
@@ -485,7 +486,13 @@ PATHS.update({
                              {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
                              {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
                              {"name": "group_by", "in": "query", "required": False,
-                              "schema": {"enum": ["member", "project", "model", "day"]}}]),
+                              "schema": {"enum": ["member", "project", "model", "day"]}},
+                             {"name": "member", "in": "query", "required": False, "schema": STRING,
+                              "description": "Only this member's usage (GitHub login)."},
+                             {"name": "sort", "in": "query", "required": False, "schema": {"enum": [
+                                 "key", "replies", "failed_replies", "stopped_replies", "tokens_in", "tokens_out",
+                                 "credits"]}},
+                             {"name": "dir", "in": "query", "required": False, "schema": {"enum": ["asc", "desc"]}}]),
     },
     "/api/workspaces/{workspace_id}/credits": {
         "get": operation("A team's pool and its members' spending this month", ok("PoolCredits"),

@@ -26,6 +26,8 @@ GRID_LINES = 4
 BAR_FILL = 0.64
 # Label every 7th day counted back from today: five labels fit a phone's width.
 LABEL_EVERY_DAYS = 7
+# Up to this many days (a chosen range), labels come every day or few days instead of weekly.
+SHORT_RANGE_DAYS = 21
 # A centred date label needs ~25 px each side; within this share of the width it starts at its bar instead.
 EDGE_LABEL_PCT = 8.0
 
@@ -80,6 +82,8 @@ class UsageChart:
     height_px: int
     baseline_px: float
     description: str
+    # The span in words ("the last 30 days", "Dec 1 to Dec 7"): the title, the description, the empty state.
+    period: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -88,6 +92,13 @@ class UsageChart:
 
 def day_label(day: date) -> str:
     return f"{day:%b} {day.day}"
+
+
+def label_step(days: int) -> int:
+    """Every how many days a date is labelled: about five labels fit a phone's width whatever the range."""
+    if days <= SHORT_RANGE_DAYS:
+        return max(1, -(-days // 5))
+    return LABEL_EVERY_DAYS * max(1, -(-days // (LABEL_EVERY_DAYS * 5)))
 
 
 def nice_step(raw: float) -> int:
@@ -123,8 +134,11 @@ def _choose_series(usage: list[DailyUsage]) -> tuple[list[Series], dict[str, str
     return series, model_to_series
 
 
-def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART_DAYS) -> UsageChart:
-    """Lay out `usage` (from `credits.daily_usage`) as stacked bars, one slot per day ending today."""
+def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART_DAYS,
+                      period: str | None = None) -> UsageChart:
+    """Lay out `usage` (from `credits.daily_usage`) as stacked bars, one slot per day ending `today`.
+    `period` names the span in words (default: the last `days` days)."""
+    period = period or f"the last {days} days"
     first_day = today - timedelta(days=days - 1)
     series, model_to_series = _choose_series(usage)
     css_by_series = {item.name: item.css_class for item in series}
@@ -173,7 +187,8 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
         for line in range(1, GRID_LINES + 1)
     ]
     axis = []
-    for index in range(days - 1, -1, -LABEL_EVERY_DAYS):
+    label_every = label_step(days)
+    for index in range(days - 1, -1, -label_every):
         label = day_label(day_totals[index].day)
         centre = (index + 0.5) * slot
         # Labels near an edge hang inwards from it: centred, they would be cut off on a phone.
@@ -195,18 +210,19 @@ def build_usage_chart(usage: list[DailyUsage], *, today: date, days: int = CHART
         day_totals=day_totals,
         height_px=CHART_HEIGHT_PX,
         baseline_px=baseline,
-        description=_describe(day_totals, series, total, days),
+        description=_describe(day_totals, series, total, period),
+        period=period,
     )
 
 
-def _describe(day_totals: list[DayTotal], series: list[Series], total: int, days: int) -> str:
+def _describe(day_totals: list[DayTotal], series: list[Series], total: int, period: str) -> str:
     """The chart in one paragraph, for screen readers (the SVG's <desc>)."""
     if total == 0:
-        return f"No credits spent in the last {days} days."
+        return f"No credits spent in {period}."
     busiest = max(day_totals, key=lambda day: (day.credits, day.day))
     active_days = sum(1 for day in day_totals if day.credits)
     models = "; ".join(f"{item.name}: {item.total:,}" for item in series)
     return (
-        f"{total:,} credits spent over the last {days} days, on {active_days} of them. "
+        f"{total:,} credits spent over {period}, on {active_days} of them. "
         f"Busiest day: {busiest.label} with {busiest.credits:,} credits. By model: {models}."
     )

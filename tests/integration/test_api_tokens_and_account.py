@@ -273,6 +273,7 @@ WORKSPACE_ROUTES = [
     ("GET", "/api/workspaces/{workspace_id}/usage"), ("GET", "/workspaces/{workspace_id}"),
     ("POST", "/workspaces/{workspace_id}/members"), ("POST", "/workspaces/{workspace_id}/members/{login}"),
     ("POST", "/workspaces/{workspace_id}/members/{login}/remove"), ("POST", "/workspaces/{workspace_id}/credits"),
+    ("GET", "/workspaces/{workspace_id}/usage"), ("GET", "/workspaces/{workspace_id}/usage.csv"),
 ]
 
 OBJECT_ROUTES = [

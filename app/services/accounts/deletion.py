@@ -29,6 +29,7 @@ from app.models import (
 )
 from app.runtime import token_cache
 from app.services import credits
+from app.services.usage import rollups
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def delete_account(session: Session, user_id: int) -> None:
     _delete_projects(session, user_id)
     session.execute(delete(CreditHold).where(CreditHold.user_id == user_id))
     credits.detach_ledger_entries(session, user_id)
+    rollups.forget_person(session, user_id)
     session.execute(delete(CreditBalance).where(CreditBalance.user_id == user_id))
     session.execute(update(BillingCustomer).where(BillingCustomer.user_id == user_id).values(user_id=None))
     session.execute(update(Subscription).where(Subscription.user_id == user_id).values(user_id=None))

@@ -303,8 +303,8 @@ def settle_hold_in_transaction(
         entry = _append_entry(
             session, balance, delta=-charged, reason=reason, idempotency_key=idempotency_key,
             meta=entry_meta, model=model,
+            member_id=hold.member_id,  # a team pool's charge counts against its member's cap
         )
-        entry.member_id = hold.member_id  # a team pool's charge counts against its member's cap
     return Settlement(posted=True, entry=entry, balance=balance.balance, charged=charged,
                       hold_id=hold.id, user_id=hold.user_id)
 

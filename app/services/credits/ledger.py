@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InsufficientCredits
 from app.models import CreditBalance, LedgerEntry
 from app.models.base import utcnow
+from app.services.usage import rollups
 
 log = logging.getLogger(__name__)
 
@@ -182,19 +183,25 @@ def _append_entry(
     idempotency_key: str,
     meta: dict[str, Any] | None,
     model: str | None,
+    member_id: int | None = None,
 ) -> LedgerEntry:
-    """Add one entry and move the locked balance with it; the caller commits."""
+    """Add one entry and move the locked balance with it; a chat charge also counts into its day's usage
+    rollup, in this same transaction, so rollups are exact. The caller commits."""
     balance.balance += delta
     entry = LedgerEntry(
         user_id=balance.user_id,
+        member_id=member_id,
         delta=delta,
         reason=reason,
         idempotency_key=idempotency_key,
         balance_after=balance.balance,
         model=model,
         meta=dict(meta or {}),
+        created_at=utcnow(),  # set here, not at the flush: the rollup's day is this entry's day
     )
     session.add(entry)
+    if reason == REASON_CHAT:
+        rollups.count_chat_charge(session, entry)
     return entry
 
 

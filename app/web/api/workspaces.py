@@ -13,7 +13,8 @@ from app.errors import InvalidRequest
 from app.extensions import db
 from app.models.base import utcnow
 from app.services import workspaces
-from app.services.workspaces import pool, usage
+from app.services.usage import report
+from app.services.workspaces import pool
 from app.web.api import bp, read_json
 
 
@@ -103,9 +104,21 @@ def api_grant_to_workspace(workspace_id: int):
 @login_required
 def api_workspace_usage(workspace_id: int):
     today = utcnow().date()
-    start = usage.parse_day(request.args.get("from"), "from", today.replace(day=1))
-    end = usage.parse_day(request.args.get("to"), "to", today)
-    rows = usage.team_usage(db.session, user_id=current_user.id, workspace_id=workspace_id, start=start, end=end,
-                            group_by=request.args.get("group_by", "member"))
-    return jsonify(rows=[{"key": r.key, "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "credits": r.credits,
-                          "replies": r.replies} for r in rows])
+    query = usage_query_from_args(request.args, default_start=today.replace(day=1), default_end=today)
+    rows = report.team_usage(db.session, user_id=current_user.id, workspace_id=workspace_id, query=query)
+    return jsonify(rows=[usage_row_json(row) for row in rows])
+
+
+def usage_row_json(row: report.UsageRow) -> dict:
+    return {"key": row.key, "tokens_in": row.tokens_in, "tokens_out": row.tokens_out, "credits": row.credits,
+            "replies": row.replies, "failed_replies": row.failed_replies, "stopped_replies": row.stopped_replies}
+
+
+def usage_query_from_args(args, *, default_start, default_end) -> report.UsageQuery:
+    """The usage filters of a query string (`from`, `to`, `member`, `group_by`, `sort`, `dir`), checked by
+    the service; the JSON API and the usage page read the same names."""
+    return report.usage_query(
+        start=report.parse_day(args.get("from"), "from", default_start),
+        end=report.parse_day(args.get("to"), "to", default_end),
+        group_by=args.get("group_by"), member_login=args.get("member"), sort=args.get("sort"),
+        direction=args.get("dir"))
