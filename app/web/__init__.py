@@ -26,6 +26,7 @@ def register_blueprints(app: Flask) -> None:
         pages,
         projects,
         publish,
+        repo_access,
         workspace,
         workspaces,
     )
@@ -44,6 +45,7 @@ def register_blueprints(app: Flask) -> None:
         credits.bp,
         publish.bp,
         github_import.bp,
+        repo_access.bp,
         github_sync.bp,
         projects.bp,
         workspace.bp,
