@@ -10,11 +10,11 @@ from flask import Blueprint, flash, jsonify, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from app.errors import DomainError
-from app.services.publish.access import RepositoryAccessRequired
-from app.services.publish.app_access import GithubAppNotInstalled
 from app.extensions import db
 from app.services import access
 from app.services.publish import pull as pull_service
+from app.services.publish.access import RepositoryAccessRequired
+from app.services.publish.app_access import GithubAppNotInstalled
 from app.services.publish.importing import take_remote_as_new_version
 from app.web import api
 from app.web.projects import limits
