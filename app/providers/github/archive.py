@@ -4,8 +4,8 @@ endpoint.
 
 Why the archive: a 1,000-file repository is one `GET .../tarball/{sha}` (GitHub answers 302 to its
 codeload host, which streams a gzip'd tar) instead of 1,000 blob reads; `bench/github_sync.py` measures
-both. The tar is read as a stream (`tarfile` mode `r|gz` over the response's raw socket), one member at a
-time: only the files asked for are kept, the archive is never whole in memory.
+both. The tar is read as a stream (`tarball.read_tar_stream`: `tarfile` mode `r|gz` over the response's raw
+socket), one member at a time: only the files asked for are kept, the archive is never whole in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from github3 import exceptions as gh_errors
 
 from app.providers.github.errors import GithubError
 from app.providers.github.repos import GithubRepoClient
+from app.providers.github.tarball import read_tar_stream
 
 ARCHIVE_TIMEOUT_S = 120.0
 REPOS_PER_PAGE = 30
@@ -105,16 +106,7 @@ def stream_archive(client: GithubRepoClient, full_name: str, commit_sha: str,
     response = http.call("download the repository", lambda: http.request(
         "GET", url, stream=True, allow_redirects=True, timeout=(5.0, ARCHIVE_TIMEOUT_S)))
     try:
-        with tarfile.open(fileobj=response.raw, mode="r|gz") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                _, _, path = member.name.partition("/")  # drop the `{owner}-{repo}-{sha}/` folder
-                if path not in wanted:
-                    continue
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    yield path, handle.read()
+        yield from read_tar_stream(response.raw, wanted)
     except (tarfile.TarError, OSError, EOFError, gh_errors.GitHubException) as exc:
         raise GithubError("The download of the repository from GitHub broke off; nothing was imported. "
                           "Try again.", retryable=True) from exc
