@@ -72,11 +72,6 @@ def github_account_for(session: Session, user_id: int) -> GithubAccount:
     return account
 
 
-def has_repository_access(account: GithubAccount, settings: PublishSettings) -> bool:
-    """Whether repository calls may go ahead without asking the person anything first."""
-    return settings.app is not None or grants_repositories(parse_scopes(account.scopes), settings.allow_private_repos)
-
-
 def repository_token(session: Session, user_id: int, settings: PublishSettings, *,
                      full_name: str | None = None) -> RepositoryToken:
     """The token for calls on `full_name` (or on the person's repositories in general, e.g. creating

@@ -126,6 +126,35 @@ def test_the_app_removed_from_a_linked_repository_asks_to_reinstall(app, client,
     assert api(client, "POST", f"/api/github/repo/{project_id}/pull").status_code == 200
 
 
+def test_a_refused_installation_token_is_dropped_and_the_next_try_mints_another(app, client, make_user, github,
+                                                                                github_app):
+    from app import runtime
+    from app.crypto import decrypt_secret
+    from app.services.publish import app_access
+
+    user = narrow_person(app, client, make_user, github)
+    make_remote(github, github.control.issue_token(GITHUB_LOGIN, ["repo"]))
+    github.control.install_github_app(APP_ID, GITHUB_LOGIN, ["octocat/tools"])
+    project_id = api(client, "POST", "/api/projects/import", {"repo": "octocat/tools"}).get_json()["id"]
+    ((_, installation_id), (sealed, _)), = app_access._tokens.items()  # noqa: SLF001
+    with app.app_context():
+        token = decrypt_secret(runtime.keyring(), sealed, purpose=app_access.INSTALLATION_TOKEN_PURPOSE,
+                               owner=installation_id)
+    github.control.revoke_token(token)
+    refused = api(client, "POST", f"/api/github/repo/{project_id}/pull")
+    assert refused.status_code == 502 and refused.get_json()["error"]["reason"] == "github_app_token_refused"
+    # The person's own sign-in is fine: nothing asks them to reconnect.
+    from tests.integration.publish.test_repo_access import stored_scopes
+    assert stored_scopes(app, user.id) == ["read:user", "user:email"]
+    from app.extensions import db
+    from app.models import GithubAccount
+    with app.app_context():
+        assert db.session.query(GithubAccount).filter_by(user_id=user.id).one().token_status == "valid"
+    mark = github.control.mark()
+    assert api(client, "POST", f"/api/github/repo/{project_id}/pull").status_code == 200
+    assert len(token_mints(github, mark)) == 1
+
+
 def test_an_installation_on_someone_elses_repository_does_not_open_it(app, client, make_user, github, github_app):
     narrow_person(app, client, make_user, github)
     mona = github.control.issue_token("mona", ["repo"])
