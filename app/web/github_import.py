@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from app.errors import DomainError, InvalidRequest
 from app.extensions import db
 from app.services.publish.access import RepositoryAccessRequired
+from app.services.publish.app_access import app_install_url
 from app.services.publish.importing import ImportResult, import_repository, importable_repositories
 from app.web import api
 from app.web.api import read_json
@@ -66,8 +67,10 @@ def page():
         needs_access = exc
     except DomainError as exc:
         error = exc
+    settings = _settings()
     return render_template("github_import/page.html", listing=listing, error=error, query=query,
                            needs_access=needs_access, grant_path=consent_path(request.full_path.rstrip("?")),
+                           install_url=app_install_url(settings) if settings.app else None,
                            form={"repo": request.args.get("repo", ""), "branch": ""}), 200 if error is None else (
         error.status if error.status < 500 else 502)
 

@@ -45,6 +45,10 @@ Control endpoints (besides those in ``base.py``):
 | ``GET /_emulator/repos/{o}/{r}/files?ref=`` | | ``{path: content}`` at the branch (default branch) |
 | ``POST /_emulator/repos/{o}/{r}/push`` | ``{"files": {path: text or null}, "branch"?, "message"?, "author"?}`` | ``{"commit_sha"}`` |
 
+GitHub Apps (JWT-checked app endpoints, installations, installation tokens with their expiry) are in
+``github_app.py``; archives in ``github_archive.py``; ETags and compare in ``github_sync.py``; pull requests
+and branch protection in ``github_pulls.py``.
+
 Fault kinds: ``unauthorized`` (401 Bad credentials), ``forbidden`` (403), ``rate_limit`` (403 by default,
 ``status=429`` for the other flavour; X-RateLimit-Remaining 0, X-RateLimit-Reset, Retry-After; option
 ``retry_after`` seconds, default 60), ``secondary_rate_limit`` (403 + Retry-After), ``not_found`` (404),

@@ -57,6 +57,14 @@ class RepoPage:
     has_next: bool
 
 
+def repo_summary(item: dict) -> RepoSummary:
+    """A listing's line from GitHub's repository object."""
+    return RepoSummary(
+        full_name=str(item["full_name"]), description=str(item.get("description") or ""),
+        private=bool(item.get("private")), default_branch=str(item.get("default_branch") or "main"),
+        updated_at=str(item.get("updated_at") or ""), html_url=str(item.get("html_url") or ""))
+
+
 def list_repositories(client: GithubRepoClient, *, page: int = 1, query: str = "") -> RepoPage:
     """The person's repositories (their own, their organisations', the ones they collaborate on), most
     recently updated first. With `query`, the first few pages are read and filtered by name."""
@@ -70,11 +78,7 @@ def list_repositories(client: GithubRepoClient, *, page: int = 1, query: str = "
         params = {"affiliation": "owner,collaborator,organization_member", "sort": "updated",
                   "per_page": str(per_page), "page": str(number)}
         response = http.call("list your repositories", lambda p=params: http.request("GET", url, params=p))
-        for item in response.json():
-            found.append(RepoSummary(
-                full_name=str(item["full_name"]), description=str(item.get("description") or ""),
-                private=bool(item.get("private")), default_branch=str(item.get("default_branch") or "main"),
-                updated_at=str(item.get("updated_at") or ""), html_url=str(item.get("html_url") or "")))
+        found.extend(repo_summary(item) for item in response.json())
         has_next = 'rel="next"' in response.headers.get("Link", "")
         if not has_next:
             break

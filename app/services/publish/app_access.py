@@ -29,7 +29,7 @@ from app.providers.github.app import (
     install_url,
     installation_repositories,
 )
-from app.providers.github.archive import RepoSummary
+from app.providers.github.archive import RepoSummary, repo_summary
 from app.providers.github.repos import GithubRepoClient
 from app.services.publish.settings import ERROR_APP_NOT_INSTALLED, PublishSettings
 
@@ -128,10 +128,6 @@ def app_repositories(account: GithubAccount, settings: PublishSettings) -> list[
         if not _is_own(installation, account):
             continue
         client = _client(settings, installation_token(app_client, installation.id, settings), installation.id)
-        for item in installation_repositories(client):
-            found.append(RepoSummary(
-                full_name=str(item["full_name"]), description=str(item.get("description") or ""),
-                private=bool(item.get("private")), default_branch=str(item.get("default_branch") or "main"),
-                updated_at=str(item.get("updated_at") or ""), html_url=str(item.get("html_url") or "")))
+        found.extend(repo_summary(item) for item in installation_repositories(client))
     found.sort(key=lambda repo: repo.updated_at, reverse=True)
     return found

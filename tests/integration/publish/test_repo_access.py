@@ -185,3 +185,16 @@ def test_the_import_page_offers_the_consent_instead_of_an_error(app, client, mak
     text = page.get_data(as_text=True)
     assert "Allow access to my repositories" in text
     assert "/auth/github/repositories?next=%2Fprojects%2Fimport" in text
+
+
+def test_a_pull_from_a_page_without_repository_access_offers_the_consent(app, client, make_user, github):
+    """A linked project whose person's token lost the repository scope: the page's pull answers with the
+    error page whose button is the second consent, returning to the page they were on."""
+    user = narrow_person(app, client, make_user, github)
+    project_id = make_project(app, user, repo_full_name="octocat/tools", repo_branch="main", repo_head_sha="a" * 40)
+    response = client.post(f"/projects/{project_id}/github/pull", data={"csrf_token": csrf_token_for(client)},
+                           headers={"Referer": f"http://localhost/projects/{project_id}"})
+    assert response.status_code == 403
+    text = response.get_data(as_text=True)
+    assert "Allow access to my repositories" in text
+    assert f"/auth/github/repositories?next=%2Fprojects%2F{project_id}" in text
