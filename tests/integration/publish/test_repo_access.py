@@ -198,3 +198,15 @@ def test_a_pull_from_a_page_without_repository_access_offers_the_consent(app, cl
     text = response.get_data(as_text=True)
     assert "Allow access to my repositories" in text
     assert f"/auth/github/repositories?next=%2Fprojects%2F{project_id}" in text
+
+
+def test_the_account_page_says_whether_repository_access_is_granted(app, client, make_user, github):
+    narrow_person(app, client, make_user, github)
+    page = client.get("/account").get_data(as_text=True)
+    assert "Repository access: not granted yet." in page
+    assert "/auth/github/repositories?next=%2Faccount" in page
+    started = client.get("/auth/github/repositories?next=%2Faccount")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(started.headers["Location"]).query).items()}
+    callback = github_flow.consent(github.url, github_flow.Consent(started.headers["Location"], params))
+    assert client.get(github_flow.callback_path(callback)).headers["Location"] == "/account"
+    assert "Repository access: granted." in client.get("/account").get_data(as_text=True)
