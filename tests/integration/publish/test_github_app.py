@@ -193,3 +193,19 @@ def test_the_import_page_lists_the_repositories_given_to_the_app(app, client, ma
 def _csrf(client) -> str:
     from tests.conftest import csrf_token_for
     return csrf_token_for(client)
+
+
+def test_with_the_app_repositories_are_linked_not_created(app, client, make_user, github, github_app):
+    from tests.integration.publish.conftest import make_project
+
+    user = narrow_person(app, client, make_user, github)
+    project_id = make_project(app, user, "Linked App")
+    created = api(client, "POST", f"/api/github/repo/{project_id}/init", {})
+    assert created.status_code == 409
+    error = created.get_json()["error"]
+    assert error["reason"] == "github_app_link_only" and error["install_url"].endswith("/installations/new")
+    make_remote(github, github.control.issue_token(GITHUB_LOGIN, ["repo"]), name="linked-app")
+    github.control.install_github_app(APP_ID, GITHUB_LOGIN, ["octocat/linked-app"])
+    linked = api(client, "POST", f"/api/github/repo/{project_id}/init", {"link_existing": True})
+    assert linked.status_code == 201, linked.get_json()
+    assert project_row(app, project_id).repo_full_name == "octocat/linked-app"
