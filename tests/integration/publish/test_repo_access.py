@@ -210,3 +210,15 @@ def test_the_account_page_says_whether_repository_access_is_granted(app, client,
     callback = github_flow.consent(github.url, github_flow.Consent(started.headers["Location"], params))
     assert client.get(github_flow.callback_path(callback)).headers["Location"] == "/account"
     assert "Repository access: granted." in client.get("/account").get_data(as_text=True)
+
+
+def test_the_consent_needs_a_session_and_never_returns_off_site(app, client, make_user, github):
+    signed_out = client.get("/auth/github/repositories?next=%2Fprojects%2Fimport")
+    assert signed_out.status_code == 302 and "/auth/login" in signed_out.headers["Location"]
+    narrow_person(app, client, make_user, github)
+    started = client.get("/auth/github/repositories", query_string={"next": "https://evil.example/"})
+    params = {k: v[0] for k, v in parse_qs(urlsplit(started.headers["Location"]).query).items()}
+    callback = github_flow.consent(github.url, github_flow.Consent(started.headers["Location"], params))
+    assert client.get(github_flow.callback_path(callback)).headers["Location"] == "/projects"
+    # A stale or forged /github/continue with nothing kept goes to the projects, doing nothing.
+    assert client.get("/github/continue").headers["Location"] == "/projects"
