@@ -102,6 +102,11 @@ class Config:
     GITHUB_ALLOW_PRIVATE_REPOS: bool = True
     # Seconds to wait for one GitHub API answer before retrying (idempotent steps) or giving up.
     GITHUB_TIMEOUT_S: int = 15
+    # Optional GitHub App: with all three set, repository access goes through its installations
+    # (installation tokens) instead of the person's OAuth `repo` scope; OAuth stays for sign-in.
+    GITHUB_APP_ID: str = ""
+    GITHUB_APP_PRIVATE_KEY: str = ""
+    GITHUB_APP_SLUG: str = ""
 
     OPENAI_API_KEY: str = ""
     OPENAI_BASE_URL: str = "https://api.openai.com/v1"
@@ -170,6 +175,10 @@ class Config:
             GITHUB_URL=env.get("GITHUB_URL", "").rstrip("/") or GITHUB_DOTCOM,
             GITHUB_ALLOW_PRIVATE_REPOS=_env_bool(env, "GITHUB_ALLOW_PRIVATE_REPOS", True),
             GITHUB_TIMEOUT_S=_env_int(env, "GITHUB_TIMEOUT_S", cls.GITHUB_TIMEOUT_S),
+            GITHUB_APP_ID=env.get("GITHUB_APP_ID", "").strip(),
+            # A PEM in one environment line may carry its line breaks as "\n".
+            GITHUB_APP_PRIVATE_KEY=env.get("GITHUB_APP_PRIVATE_KEY", "").replace("\\n", "\n").strip(),
+            GITHUB_APP_SLUG=env.get("GITHUB_APP_SLUG", "").strip(),
             OPENAI_API_KEY=env.get("OPENAI_API_KEY", ""),
             OPENAI_BASE_URL=env.get("OPENAI_BASE_URL", "").rstrip("/") or cls.OPENAI_BASE_URL,
             OPENAI_MODEL=env.get("OPENAI_MODEL", "") or cls.OPENAI_MODEL,
@@ -255,6 +264,7 @@ class Config:
         """Every configured secret, so the log formatter can blank them out wherever they appear."""
         return [
             self.SECRET_KEY, self.ENCRYPTION_KEY, *self.ENCRYPTION_OLD_KEYS, self.GITHUB_CLIENT_SECRET,
+            self.GITHUB_APP_PRIVATE_KEY,
             self.OPENAI_API_KEY, self.STRIPE_SECRET_KEY, self.STRIPE_WEBHOOK_SECRET, self.METRICS_TOKEN,
         ]
 

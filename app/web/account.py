@@ -26,6 +26,8 @@ from app.models.users import TOKEN_SCOPE_WRITE
 from app.services import accounts, api_tokens, billing, exports
 from app.web import github_auth as github
 from app.web.auth import sign_out_this_browser
+from app.web.publish import _settings as _publish_settings
+from app.web.repo_access import consent_path
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,17 @@ def render_account(*, new_token: api_tokens.CreatedToken | None = None, token_er
         data_export=exports.current_export(current_user.id),
         billing_status=billing.billing_status(db.session, current_user.id),
         reconnect_url=url_for("auth.start", next=url_for("account.show")),
+        repository_access=repository_access(overview.scopes),
+        grant_url=consent_path(url_for("account.show")),
     ), status
+
+
+def repository_access(scopes: list[str]) -> str:
+    """`app` (a GitHub App reaches repositories), `granted` or `not_granted` (the OAuth scope)."""
+    settings = _publish_settings()
+    if settings.app is not None:
+        return "app"
+    return "granted" if github.grants_repositories(tuple(scopes), settings.allow_private_repos) else "not_granted"
 
 
 def render_tokens(*, new_token: api_tokens.CreatedToken | None = None, token_error: str | None = None,

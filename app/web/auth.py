@@ -12,13 +12,14 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from app import runtime
 from app.errors import DomainError, Forbidden, UpstreamError
 from app.extensions import db
 from app.services import accounts
 from app.web import github_auth as github
+from app.web.repo_access import PENDING_ACTION_KEY
 from app.web.security import default_landing_url, safe_next_path
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def render_sign_in(*, next_path: str | None, error: str | None = None, status: i
         reconnect=reconnect,
         configured=bool(settings.GITHUB_CLIENT_ID),
         repo_scope=github.requested_scopes(settings.GITHUB_ALLOW_PRIVATE_REPOS)[-1],
+        app_mode=bool(settings.GITHUB_APP_ID and settings.GITHUB_APP_PRIVATE_KEY and settings.GITHUB_APP_SLUG),
     ), status
 
 
@@ -77,10 +79,54 @@ def start():
     return github.start_sign_in(callback_url(), flow)
 
 
+@bp.get("/auth/github/repositories")
+@login_required
+def repositories():
+    """The second consent: ask GitHub for the repository scope, then return to `next` (the action the
+    person started, see `app/web/repo_access.py`). Sign-in never asks for it."""
+    settings = runtime.settings()
+    next_path = safe_next_path(request.args.get("next")) or url_for("projects.dashboard")
+    if not settings.GITHUB_CLIENT_ID:
+        flash("GitHub is not set up on this server: its operator must set GITHUB_CLIENT_ID.", "error")
+        return redirect(next_path)
+    flow = github.SignInFlow(next_path=next_path, remember=False, purpose=github.FLOW_REPOSITORIES)
+    return github.start_sign_in(callback_url(), flow,
+                                scopes=github.requested_scopes(settings.GITHUB_ALLOW_PRIVATE_REPOS))
+
+
+def _finish_repository_consent(grant: github.GithubGrant, flow: github.SignInFlow):
+    """The second consent came back: keep its token for the signed-in person, then go where they were."""
+    next_path = safe_next_path(flow.next_path) or url_for("projects.dashboard")
+    if not current_user.is_authenticated:
+        return render_sign_in(next_path=next_path, status=401,
+                              error="Your Sorya session ended while GitHub asked for access. Sign in again.")
+    identity = github.fetch_identity(grant.access_token)
+    accounts.store_repository_grant(db.session, runtime.keyring(), user_id=current_user.id,
+                                    github_user_id=identity.id, access_token=grant.access_token,
+                                    scopes=grant.scopes)
+    if not github.grants_repositories(grant.scopes, runtime.settings().GITHUB_ALLOW_PRIVATE_REPOS):
+        flash("GitHub did not grant access to your repositories, so Sorya cannot do that yet.", "error")
+        session.pop(PENDING_ACTION_KEY, None)
+        return redirect(url_for("projects.dashboard"))
+    return redirect(next_path)
+
+
+def _refused(exc: github.SignInRefused):
+    """A refused flow: a declined second consent goes back to the person's projects with a sentence (what
+    they started is dropped); a refused sign-in shows the sign-in page with it."""
+    if exc.purpose == github.FLOW_REPOSITORIES and current_user.is_authenticated:
+        session.pop(PENDING_ACTION_KEY, None)
+        flash("GitHub access was not granted, so nothing was done.", "error")
+        return redirect(url_for("projects.dashboard"))
+    return render_sign_in(next_path=safe_next_path(exc.next_path), error=exc.message, status=400)
+
+
 @bp.get(CALLBACK_PATH)
 def callback():
     try:
         grant, flow = github.finish_sign_in()
+        if flow.purpose == github.FLOW_REPOSITORIES:
+            return _finish_repository_consent(grant, flow)
         identity = github.fetch_identity(grant.access_token)
         result = accounts.sign_in_with_github(
             db.session,
@@ -92,7 +138,7 @@ def callback():
         )
     except github.SignInRefused as exc:
         log.info("sign-in refused: %s", exc.reason)
-        return render_sign_in(next_path=safe_next_path(exc.next_path), error=exc.message, status=400)
+        return _refused(exc)
     except Forbidden as exc:
         return render_sign_in(next_path=None, error=exc.message, status=403)
     except UpstreamError as exc:

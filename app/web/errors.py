@@ -14,7 +14,10 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import DomainError, RateLimited
+from app.services.publish.settings import ERROR_SCOPE_REQUIRED
 from app.web.observability import loggable_path
+from app.web.repo_access import consent_url
+from app.web.security import same_site_path
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,10 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def error_response(status: int, body: dict, *, retry_after_s: int | None = None) -> Response:
-    """Render one error for whoever asked: JSON for the API, a fragment for HTMX, else a page."""
+def error_response(status: int, body: dict, *, retry_after_s: int | None = None,
+                   action: tuple[str, str] | None = None) -> Response:
+    """Render one error for whoever asked: JSON for the API, a fragment for HTMX, else a page (with
+    `action`, (address, label), as its button: what the person can do about it)."""
     error = body["error"]
     if wants_json():
         response = jsonify(body)
@@ -69,7 +74,8 @@ def error_response(status: int, body: dict, *, retry_after_s: int | None = None)
     else:
         response = Response(
             render_template(
-                "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=error["message"]
+                "errors/error.html", status=status, title=TITLES.get(status, "Error"), message=error["message"],
+                action_url=action[0] if action else None, action_label=action[1] if action else None,
             ),
             mimetype="text/html",
         )
@@ -81,7 +87,16 @@ def error_response(status: int, body: dict, *, retry_after_s: int | None = None)
 
 def handle_domain_error(exc: DomainError) -> Response:
     retry_after = exc.retry_after_s if isinstance(exc, RateLimited) else None
-    return error_response(exc.status, exc.to_json(), retry_after_s=retry_after)
+    action = None
+    if exc.extra.get("reason") == ERROR_SCOPE_REQUIRED:
+        # Wherever repository access turned out to be missing, the answer offers the second consent,
+        # returning to the page the person was on (routes that can finish the action set their own).
+        back = same_site_path(request.headers.get("HX-Current-URL") or request.referrer) or "/projects"
+        exc.extra.setdefault("consent_url", consent_url(back))
+        action = (exc.extra["consent_url"], "Allow access to my repositories")
+    elif exc.extra.get("install_url"):
+        action = (exc.extra["install_url"], "Install the Sorya app on GitHub")
+    return error_response(exc.status, exc.to_json(), retry_after_s=retry_after, action=action)
 
 
 def handle_csrf_error(exc: CSRFError) -> Response:

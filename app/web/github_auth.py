@@ -25,9 +25,12 @@ from app import runtime
 from app.errors import UpstreamError
 from app.metrics import count_provider_error
 from app.providers.github import (
+    FLOW_REPOSITORIES,
+    FLOW_SIGN_IN,
     OAUTH_CLIENT_NAME,
     OAUTH_STATE_TTL_S,
     PROVIDER,
+    SIGN_IN_SCOPES,
     GithubGrant,
     GithubIdentity,
     GithubTokenRevoked,
@@ -35,6 +38,7 @@ from app.providers.github import (
     SignInRefused,
     api_url_for,
     grant_from_token,
+    grants_repositories,
     oauth_base_url,
     refusal_for,
     requested_scopes,
@@ -45,8 +49,8 @@ from app.providers.github.oauth import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GithubGrant", "GithubIdentity", "GithubTokenRevoked", "SignInFlow", "SignInRefused", "check_token",
-           "fetch_identity", "finish_sign_in", "oauth_client", "requested_scopes", "start_sign_in"]
+__all__ = ["FLOW_REPOSITORIES", "FLOW_SIGN_IN", "GithubGrant", "GithubIdentity", "GithubTokenRevoked", "SignInFlow", "SignInRefused", "check_token",
+           "fetch_identity", "finish_sign_in", "grants_repositories", "oauth_client", "requested_scopes", "start_sign_in"]
 
 
 def oauth_client() -> FlaskOAuth2App:
@@ -70,7 +74,9 @@ def oauth_client() -> FlaskOAuth2App:
             access_token_url=f"{oauth_base}/login/oauth/access_token",
             api_base_url=api_url_for(settings.GITHUB_URL) + "/",
             client_kwargs={
-                "scope": " ".join(requested_scopes(settings.GITHUB_ALLOW_PRIVATE_REPOS)),
+                # Sign-in asks who the person is, nothing more; repositories come in a second consent
+                # (`start_sign_in(..., scopes=requested_scopes(...))`) when they first need them.
+                "scope": " ".join(SIGN_IN_SCOPES),
                 "token_endpoint_auth_method": "client_secret_post",
                 "default_timeout": (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
             },
@@ -79,18 +85,21 @@ def oauth_client() -> FlaskOAuth2App:
     return client
 
 
-def start_sign_in(redirect_uri: str, flow: SignInFlow) -> Response:
+def start_sign_in(redirect_uri: str, flow: SignInFlow, *, scopes: tuple[str, ...] | None = None) -> Response:
     """Redirect to GitHub's consent page, binding a random `state` (and `flow`) to the session.
 
-    Each started sign-in keeps its own state, so two tabs signing in at once both finish.
+    Each started sign-in keeps its own state, so two tabs signing in at once both finish. `scopes`
+    replaces the sign-in scopes (the second consent, for repositories).
     """
     client = oauth_client()
-    authorization = client.create_authorization_url(redirect_uri)
+    extra = {"scope": " ".join(scopes)} if scopes else {}
+    authorization = client.create_authorization_url(redirect_uri, **extra)
     client.save_authorize_data(
         redirect_uri=redirect_uri,
         state=authorization["state"],
         next_path=flow.next_path,
         remember=flow.remember,
+        purpose=flow.purpose,
         started_at=time.time(),
     )
     return redirect(authorization["url"])
@@ -137,6 +146,7 @@ def _pending_flow(client: FlaskOAuth2App) -> SignInFlow:
         if pending is not None:
             client.framework.clear_state_data(session, state)
             refusal.next_path = pending.get("next_path")
+            refusal.purpose = pending.get("purpose")
         raise refusal
     if pending is None:
         raise SignInRefused(
@@ -151,7 +161,8 @@ def _pending_flow(client: FlaskOAuth2App) -> SignInFlow:
             f"This sign-in was started more than {OAUTH_STATE_TTL_S // 60} minutes ago and has expired. "
             "Nothing was created; please sign in again.",
         )
-    return SignInFlow(next_path=pending.get("next_path"), remember=bool(pending.get("remember")))
+    return SignInFlow(next_path=pending.get("next_path"), remember=bool(pending.get("remember")),
+                      purpose=str(pending.get("purpose") or FLOW_SIGN_IN))
 
 
 def fetch_identity(access_token: str) -> GithubIdentity:

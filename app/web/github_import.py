@@ -8,14 +8,15 @@ from flask_login import current_user, login_required
 
 from app.errors import DomainError, InvalidRequest
 from app.extensions import db
-from app.providers.github.archive import list_repositories
-from app.services import publish as publish_service
-from app.services.publish.importing import ImportResult, import_repository
+from app.services.publish.access import RepositoryAccessRequired
+from app.services.publish.app_access import app_install_url
+from app.services.publish.importing import ImportResult, import_repository, importable_repositories
 from app.web import api
 from app.web.api import read_json
 from app.web.api.projects import project_json
 from app.web.projects import limits
 from app.web.publish import _settings
+from app.web.repo_access import ask_for_repositories, consent_path, consent_url, register_resumer
 
 bp = Blueprint("github_import", __name__)
 
@@ -31,7 +32,13 @@ def _import(repo: object, branch: object) -> ImportResult:
 @login_required
 def api_import():
     body = read_json()
-    result = _import(body.get("repo"), body.get("branch"))
+    try:
+        result = _import(body.get("repo"), body.get("branch"))
+    except RepositoryAccessRequired as exc:
+        # The API cannot follow a consent: it answers 403 with the address that asks for it and comes
+        # back to this import on the page.
+        exc.extra["consent_url"] = consent_url(url_for("github_import.page", repo=str(body.get("repo") or "")))
+        raise
     answer = project_json(result.project, result.snapshot.id)
     answer.update(skipped=result.skipped, commit_sha=result.commit_sha, branch=result.branch,
                   message=result.sentence)
@@ -51,13 +58,19 @@ def _page_args() -> tuple[str, int]:
 @login_required
 def page():
     query, number = _page_args()
-    listing, error = None, None
+    listing, error, needs_access = None, None, None
     try:
-        client = publish_service.client_for(db.session, current_user.id, _settings())
-        listing = list_repositories(client, page=number, query=query)
+        listing = importable_repositories(db.session, user_id=current_user.id, settings=_settings(), page=number,
+                                          query=query)
+    except RepositoryAccessRequired as exc:
+        # Not an error of this page: the person has simply not granted repository access yet.
+        needs_access = exc
     except DomainError as exc:
         error = exc
+    settings = _settings()
     return render_template("github_import/page.html", listing=listing, error=error, query=query,
+                           needs_access=needs_access, grant_path=consent_path(request.full_path.rstrip("?")),
+                           install_url=app_install_url(settings) if settings.app else None,
                            form={"repo": request.args.get("repo", ""), "branch": ""}), 200 if error is None else (
         error.status if error.status < 500 else 502)
 
@@ -70,8 +83,31 @@ def submit():
         if not form["repo"].strip():
             raise InvalidRequest("Choose a repository to import.", fields={"repo": "required"})
         result = _import(form["repo"], form["branch"] or None)
+    except RepositoryAccessRequired:
+        return ask_for_repositories("import", repo=form["repo"], branch=form["branch"])
     except DomainError as exc:
-        return render_template("github_import/page.html", listing=None, error=exc, query="", form=form), (
-            exc.status if exc.status < 500 else 502)
+        return _failed(exc, form)
+    return _imported(result)
+
+
+def _failed(exc: DomainError, form: dict[str, str]):
+    return render_template("github_import/page.html", listing=None, error=exc, query="", form=form,
+                           needs_access=None, grant_path=None), (exc.status if exc.status < 500 else 502)
+
+
+def _imported(result: ImportResult):
     flash(f"Imported {result.project.repo_full_name} ({result.branch}): {result.sentence}.", "success")
     return redirect(url_for("projects.show", project_id=result.project.id))
+
+
+def _finish_import(action: dict):
+    """The import the person started before GitHub asked for repository access (`repo_access.py`)."""
+    form = {"repo": str(action.get("repo") or ""), "branch": str(action.get("branch") or "")}
+    try:
+        result = _import(form["repo"], form["branch"] or None)
+    except DomainError as exc:  # a second RepositoryAccessRequired included: the consent was narrowed
+        return _failed(exc, form)
+    return _imported(result)
+
+
+register_resumer("import", _finish_import)

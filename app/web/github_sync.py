@@ -13,6 +13,8 @@ from app.errors import DomainError
 from app.extensions import db
 from app.services import access
 from app.services.publish import pull as pull_service
+from app.services.publish.access import RepositoryAccessRequired
+from app.services.publish.app_access import GithubAppNotInstalled
 from app.services.publish.importing import take_remote_as_new_version
 from app.web import api
 from app.web.projects import limits
@@ -67,6 +69,8 @@ def pull(project_id: int):
     try:
         result = pull_service.pull(db.session, project_id=project_id, user_id=current_user.id,
                                    settings=_settings(), limits=limits())
+    except (RepositoryAccessRequired, GithubAppNotInstalled):
+        raise  # the error page's button is what to do: the second consent, or the app's install link
     except DomainError as exc:
         flash(exc.message, "error")
         return _back(project_id)

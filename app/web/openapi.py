@@ -232,6 +232,16 @@ ERRORS = {
         "content": {JSON: {"schema": ref("Error")}},
     }
 }
+# Repository calls before the person granted repository access (OAuth mode; sign-in asks for less).
+REPO_ACCESS = {
+    "403": {
+        "description": "`github_scope_required`: GitHub repository access is not granted yet. The error carries "
+        "`scope` (`repo` or `public_repo`) and `consent_url`: GitHub's second consent, which returns to the "
+        "page of this action. With a GitHub App configured, a repository without the app answers 409 "
+        "`github_app_not_installed` with `install_url` instead.",
+        "content": {JSON: {"schema": ref("Error")}},
+    }
+}
 # One server-sent event as a client's parser hands it over (schemathesis checks each event against this).
 SSE_EVENT = {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"},
                                               "id": {"type": "string"}}}
@@ -386,7 +396,7 @@ PATHS: dict[str, dict[str, Any]] = {
                           parameters=[SNAPSHOT_ID], tag="snapshots"),
     },
     "/api/github/repo/{project_id}/init": {
-        "post": operation("Create the project's GitHub repository", ok("Repo", "201", "Created"),
+        "post": operation("Create the project's GitHub repository", {**ok("Repo", "201", "Created"), **REPO_ACCESS},
                           parameters=[REPO_PROJECT_ID], body=json_body("RepoInit", required=False), tag="publish"),
     },
     "/api/github/repo/{project_id}/push": {
@@ -397,7 +407,8 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
     "/api/projects/import": {
-        "post": operation("Import a GitHub repository's branch as a new project", ok("ImportResult", "201", "Created"),
+        "post": operation("Import a GitHub repository's branch as a new project",
+                          {**ok("ImportResult", "201", "Created"), **REPO_ACCESS},
                           body=json_body("ImportRequest"), tag="publish"),
     },
     "/api/github/repo/{project_id}/pull": {

@@ -19,9 +19,11 @@ from app.models.publish import PUSH_RUNNING, PUSH_UP_TO_DATE
 from app.runtime import jobs
 from app.services import access
 from app.services import publish as publish_service
+from app.services.publish.access import RepositoryAccessRequired
 from app.services.publish.pull_requests import refresh_pull_requests
 from app.web import api
 from app.web.api import read_json
+from app.web.repo_access import ask_for_repositories, consent_url, register_resumer
 from app.web.security import safe_next_path, same_site_path
 
 bp = Blueprint("publish", __name__)
@@ -95,11 +97,15 @@ def _push_json(outcome_or_push: Any, flagged: list[str] | None = None, compare_u
 @login_required
 def api_init_repo(project_id: int):
     body = read_json()
-    link = publish_service.create_repository(
-        db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
-        name=_optional_str(body, "name"), description=_optional_str(body, "description"),
-        private=None if body.get("private") is None else _bool(body.get("private"), "private"),
-        link_existing=_bool(body.get("link_existing"), "link_existing"))
+    try:
+        link = publish_service.create_repository(
+            db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
+            name=_optional_str(body, "name"), description=_optional_str(body, "description"),
+            private=None if body.get("private") is None else _bool(body.get("private"), "private"),
+            link_existing=_bool(body.get("link_existing"), "link_existing"))
+    except RepositoryAccessRequired as exc:
+        exc.extra["consent_url"] = consent_url(url_for("publish.page", project_id=project_id))
+        raise
     return jsonify(repo_full_name=link.full_name, html_url=link.html_url, private=link.private,
                    linked_existing=link.linked_existing), 201
 
@@ -192,7 +198,8 @@ def _panel_response(project_id: int, **extra: Any):
 
 # Errors the panel explains in a callout of its own, with the offer that goes with them.
 EXPLAINED_IN_PANEL = {"push_conflict", "repo_missing", "repo_exists", "confirmation_required",
-                      "github_token_revoked", "github_missing_scope", "github_not_connected"}
+                      "github_token_revoked", "github_missing_scope", "github_not_connected",
+                      "github_app_not_installed", "github_app_link_only"}
 
 
 def _render_error(project_id: int, exc: DomainError, **extra: Any):
@@ -219,20 +226,52 @@ def panel(project_id: int):
     return render_template("partials/_publish_panel.html", project=project, panel=panel_view(project))
 
 
+def _create_from_form(project_id: int, form: dict[str, str]) -> publish_service.RepoLink:
+    private = form.get("visibility", "private" if runtime.settings().GITHUB_ALLOW_PRIVATE_REPOS else "public")
+    return publish_service.create_repository(
+        db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
+        name=form.get("name") or None, description=form.get("description"),
+        private=private == "private", link_existing=form.get("link_existing") == "1")
+
+
+def _created_sentence(link: publish_service.RepoLink) -> str:
+    return f"{'Linked' if link.linked_existing else 'Created'} {link.full_name} on GitHub."
+
+
 @bp.post("/projects/<int:project_id>/publish/repo")
 @login_required
 def create_repo(project_id: int):
-    form = request.form
-    private = form.get("visibility", "private" if runtime.settings().GITHUB_ALLOW_PRIVATE_REPOS else "public")
+    form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     try:
-        link = publish_service.create_repository(
-            db.session, project_id=project_id, user_id=current_user.id, settings=_settings(),
-            name=form.get("name") or None, description=form.get("description"),
-            private=private == "private", link_existing=form.get("link_existing") == "1")
+        link = _create_from_form(project_id, form)
+    except RepositoryAccessRequired:
+        access.owned_project(db.session, user_id=current_user.id, project_id=project_id)  # 404 before asking
+        return ask_for_repositories("create_repo", project_id=project_id, form=form, back=_return_page(project_id))
     except DomainError as exc:
         return _render_error(project_id, exc, form_values=dict(form))
-    verb = "Linked" if link.linked_existing else "Created"
-    return _panel_response(project_id, notices=[("success", f"{verb} {link.full_name} on GitHub.")])
+    return _panel_response(project_id, notices=[("success", _created_sentence(link))])
+
+
+def _finish_create_repo(action: dict[str, Any]):
+    """The create or link the person started before GitHub asked for repository access."""
+    project_id = int(action["project_id"])
+    back = safe_next_path(action.get("back")) or url_for("publish.page", project_id=project_id)
+    try:
+        link = _create_from_form(project_id, dict(action.get("form") or {}))
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(back)
+    flash(_created_sentence(link), "success")
+    return redirect(back)
+
+
+register_resumer("create_repo", _finish_create_repo)
+
+
+def _return_page(project_id: int) -> str:
+    if request.headers.get("HX-Request"):
+        return same_site_path(request.headers.get("HX-Current-URL")) or url_for("publish.page", project_id=project_id)
+    return _safe_next(project_id)
 
 
 @bp.post("/projects/<int:project_id>/publish/unlink")

@@ -145,6 +145,17 @@ class EmulatorControl:
         return self._call("POST", f"repos/{owner}/{repo}/protect", {"branch": branch})
 
     # --- Stripe --------------------------------------------------------------------------------------
+    def register_github_app(self, app_id: str, slug: str, public_key: str, token_ttl_s: int = 3600) -> dict:
+        return self._call("POST", "apps", {"app_id": app_id, "slug": slug, "public_key": public_key,
+                                                      "token_ttl_s": token_ttl_s})
+
+    def install_github_app(self, app_id: str, account: str, repos: list[str]) -> int:
+        return int(self._call("POST", f"apps/{app_id}/installations",
+                              {"account": account, "repos": repos})["id"])
+
+    def remove_github_app(self, installation_id: int, repo: str | None = None) -> dict:
+        return self._call("POST", f"installations/{installation_id}/remove", {"repo": repo} if repo else {})
+
     def set_webhook(self, url: str | None = None, secret: str | None = None, collect: bool | None = None,
                     api_version: str | None = None) -> dict:
         """Where and how events are delivered; ``api_version`` renders them as that version would."""

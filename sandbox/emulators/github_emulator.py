@@ -45,6 +45,10 @@ Control endpoints (besides those in ``base.py``):
 | ``GET /_emulator/repos/{o}/{r}/files?ref=`` | | ``{path: content}`` at the branch (default branch) |
 | ``POST /_emulator/repos/{o}/{r}/push`` | ``{"files": {path: text or null}, "branch"?, "message"?, "author"?}`` | ``{"commit_sha"}`` |
 
+GitHub Apps (JWT-checked app endpoints, installations, installation tokens with their expiry) are in
+``github_app.py``; archives in ``github_archive.py``; ETags and compare in ``github_sync.py``; pull requests
+and branch protection in ``github_pulls.py``.
+
 Fault kinds: ``unauthorized`` (401 Bad credentials), ``forbidden`` (403), ``rate_limit`` (403 by default,
 ``status=429`` for the other flavour; X-RateLimit-Remaining 0, X-RateLimit-Reset, Retry-After; option
 ``retry_after`` seconds, default 60), ``secondary_rate_limit`` (403 + Retry-After), ``not_found`` (404),
@@ -78,6 +82,7 @@ from sandbox.emulators.git_objects import (
     ObjectStore,
     Signature,
 )
+from sandbox.emulators.github_app import AppRoutes, installation_allows, token_usable
 from sandbox.emulators.github_archive import ArchiveRoutes
 from sandbox.emulators.github_pulls import PullRoutes
 from sandbox.emulators.github_sync import SyncRoutes, not_modified
@@ -154,6 +159,9 @@ class Token:
     login: str
     scopes: list[str]
     revoked: bool = False
+    # A GitHub App installation token (github_app.py): the installation it belongs to, and when it expires.
+    installation_id: int | None = None
+    expires_at: float | None = None
 
 
 @dataclass
@@ -217,7 +225,7 @@ def _seed_users() -> list[User]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
+class GitHubEmulator(AppRoutes, ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
     name = "github"
     sdk_path = ""
 
@@ -239,6 +247,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
         self._user_ids = itertools.count(2000)
         self.archive_tokens = {}
         self.reset_pulls()
+        self.reset_apps()
 
     @property
     def api(self) -> str:
@@ -276,6 +285,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
         self.add_codeload_routes(app)
         self.add_sync_control_routes(app)
         self.add_pull_control_routes(app)
+        self.add_app_control_routes(app)
 
         add("GET", "/login/oauth/authorize", self.authorize_page)
         add("POST", "/login/oauth/authorize", self.authorize_submit)
@@ -314,6 +324,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
             *self.archive_api_routes(),
             *self.sync_api_routes(),
             *self.pull_api_routes(),
+            *self.app_api_routes(),
         ]
         for method, path, handler in api:
             add(method, "/api/v3" + path, self._api_call(handler))
@@ -347,7 +358,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
         headers = self._rate_headers(key, RATE_LIMIT_PER_HOUR if token else RATE_LIMIT_ANONYMOUS, count=count)
         headers.update({"X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected":
                         API_VERSION, "X-GitHub-Request-Id": secrets.token_hex(8).upper()})
-        if token is not None and not token.revoked:
+        if token is not None and not token.revoked and token.installation_id is None:
             headers["X-OAuth-Scopes"] = ", ".join(token.scopes)
         return headers
 
@@ -407,7 +418,7 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
                 raise ApiError(401, "Requires authentication")
             return None, None
         token = self.tokens.get(value)
-        if token is None or token.revoked or token.login.lower() not in self.users:
+        if token is None or token.revoked or token.login.lower() not in self.users or not token_usable(token):
             raise ApiError(401, "Bad credentials")
         return self.users[token.login.lower()], token
 
@@ -423,6 +434,11 @@ class GitHubEmulator(ArchiveRoutes, SyncRoutes, PullRoutes, Emulator):
         if repo is None:
             raise ApiError(404, "Not Found")
         is_owner = user is not None and user.login.lower() == repo.owner.lower()
+        in_installation = installation_allows(self, token, key)
+        if in_installation is not None:  # an app's installation token reaches its repositories, only those
+            if not in_installation:
+                raise ApiError(404, "Not Found")
+            return repo, user, token
         request[ACCEPTED_SCOPES] = "repo" if repo.private else "public_repo, repo"
         if repo.private and not (is_owner and self._has_scope(token, "repo")):
             raise ApiError(404, "Not Found")

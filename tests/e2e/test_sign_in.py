@@ -20,7 +20,9 @@ def sign_in_through_github(page, login: str) -> None:
     page.get_by_role("button", name="Continue with GitHub").click()
 
     expect(page.get_by_role("heading", name=re.compile("^Authorize"))).to_be_visible()
-    expect(page.get_by_text("Full control of private repositories")).to_be_visible()
+    # Sign-in asks who the person is, nothing of their repositories (a second consent does, when needed).
+    expect(page.get_by_text("Read all user profile data")).to_be_visible()
+    expect(page.get_by_text("Full control of private repositories")).to_have_count(0)
     page.get_by_label("…or a new sandbox user").fill(login)
     screenshot(page, "sign-in-github-consent")
     page.get_by_role("button", name="Authorize").click()

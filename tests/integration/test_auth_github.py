@@ -54,13 +54,14 @@ def token_exchanges(github_emulator) -> list[dict]:
 # -- the whole flow ------------------------------------------------------------------------------
 
 
-def test_sign_in_asks_for_the_scopes_publishing_needs_and_binds_a_state(app, client, github_emulator):
+def test_sign_in_asks_only_who_the_person_is_and_binds_a_state(app, client, github_emulator):
     flow = github_flow.start(client)
     parts = urlsplit(flow.authorize_url)
     assert f"{parts.scheme}://{parts.netloc}" == github_emulator.url
     assert parts.path == "/login/oauth/authorize"
     assert flow.params["client_id"] == TEST_GITHUB_CLIENT_ID
-    assert flow.params["scope"].split() == ["read:user", "user:email", "repo"]
+    # Nothing of their repositories: that is a second consent, when they first need it.
+    assert flow.params["scope"].split() == ["read:user", "user:email"]
     # PUBLIC_URL is localhost:5000, or the live server's address once a browser test has run.
     public_url = app.extensions["sorya.config"].PUBLIC_URL
     assert flow.params["redirect_uri"] == f"{public_url}/auth/github/callback"
@@ -69,16 +70,17 @@ def test_sign_in_asks_for_the_scopes_publishing_needs_and_binds_a_state(app, cli
     assert github_flow.start(client).params["state"] != flow.params["state"]
 
 
-def test_public_repositories_only_asks_for_public_repo(app, client, github_emulator, monkeypatch):
+def test_public_repositories_only_asks_for_public_repo_in_the_second_consent(app, client, github_emulator,
+                                                                               monkeypatch, make_user):
+    from tests.integration.conftest import sign_in
+
     monkeypatch.setattr(app.extensions["sorya.config"], "GITHUB_ALLOW_PRIVATE_REPOS", False)
-    cached = app.extensions.pop("sorya.github_oauth", None)
-    try:
-        flow = github_flow.start(client)
-    finally:
-        app.extensions.pop("sorya.github_oauth", None)
-        if cached is not None:
-            app.extensions["sorya.github_oauth"] = cached
-    assert flow.params["scope"].split() == ["read:user", "user:email", "public_repo"]
+    assert github_flow.start(client).params["scope"].split() == ["read:user", "user:email"]
+    sign_in(client, make_user("publicist"))
+    response = client.get("/auth/github/repositories", query_string={"next": "/projects/import"})
+    assert response.status_code == 302
+    scope = parse_qs(urlsplit(response.headers["Location"]).query)["scope"][0]
+    assert scope.split() == ["read:user", "user:email", "public_repo"]
 
 
 def test_first_sign_in_creates_the_account_with_the_signup_grant(app, client, github_emulator, rows):
@@ -92,7 +94,7 @@ def test_first_sign_in_creates_the_account_with_the_signup_grant(app, client, gi
     assert me["email"] == "octocat@example.com"
     assert me["plan"] == "free"
     assert me["credits"]["balance"] == 5000
-    assert me["github"]["scopes"] == ["read:user", "user:email", "repo"]
+    assert me["github"]["scopes"] == ["read:user", "user:email"]
     account = rows.execute(select(GithubAccount)).scalar_one()
     assert account.github_user_id == OCTOCAT_GITHUB_ID
     assert account.token_status == "valid"

@@ -41,6 +41,13 @@ def test_everything_else_is_refused(request_context, target):
 def test_scopes_follow_the_operators_repository_policy():
     assert github.requested_scopes(True) == ("read:user", "user:email", "repo")
     assert github.requested_scopes(False) == ("read:user", "user:email", "public_repo")
+    assert github.SIGN_IN_SCOPES == ("read:user", "user:email")
+    # `repo` granted at an older sign-in keeps working; `public_repo` is enough only where private is off.
+    assert github.grants_repositories(("read:user", "repo"), True)
+    assert github.grants_repositories(("repo",), False)
+    assert github.grants_repositories(("public_repo",), False)
+    assert not github.grants_repositories(("public_repo",), True)
+    assert not github.grants_repositories(("read:user", "user:email"), False)
 
 
 @pytest.mark.parametrize(

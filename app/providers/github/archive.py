@@ -4,8 +4,8 @@ endpoint.
 
 Why the archive: a 1,000-file repository is one `GET .../tarball/{sha}` (GitHub answers 302 to its
 codeload host, which streams a gzip'd tar) instead of 1,000 blob reads; `bench/github_sync.py` measures
-both. The tar is read as a stream (`tarfile` mode `r|gz` over the response's raw socket), one member at a
-time: only the files asked for are kept, the archive is never whole in memory.
+both. The tar is read as a stream (`tarball.read_tar_stream`: `tarfile` mode `r|gz` over the response's raw
+socket), one member at a time: only the files asked for are kept, the archive is never whole in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from github3 import exceptions as gh_errors
 
 from app.providers.github.errors import GithubError
 from app.providers.github.repos import GithubRepoClient
+from app.providers.github.tarball import read_tar_stream
 
 ARCHIVE_TIMEOUT_S = 120.0
 REPOS_PER_PAGE = 30
@@ -56,6 +57,14 @@ class RepoPage:
     has_next: bool
 
 
+def repo_summary(item: dict) -> RepoSummary:
+    """A listing's line from GitHub's repository object."""
+    return RepoSummary(
+        full_name=str(item["full_name"]), description=str(item.get("description") or ""),
+        private=bool(item.get("private")), default_branch=str(item.get("default_branch") or "main"),
+        updated_at=str(item.get("updated_at") or ""), html_url=str(item.get("html_url") or ""))
+
+
 def list_repositories(client: GithubRepoClient, *, page: int = 1, query: str = "") -> RepoPage:
     """The person's repositories (their own, their organisations', the ones they collaborate on), most
     recently updated first. With `query`, the first few pages are read and filtered by name."""
@@ -69,11 +78,7 @@ def list_repositories(client: GithubRepoClient, *, page: int = 1, query: str = "
         params = {"affiliation": "owner,collaborator,organization_member", "sort": "updated",
                   "per_page": str(per_page), "page": str(number)}
         response = http.call("list your repositories", lambda p=params: http.request("GET", url, params=p))
-        for item in response.json():
-            found.append(RepoSummary(
-                full_name=str(item["full_name"]), description=str(item.get("description") or ""),
-                private=bool(item.get("private")), default_branch=str(item.get("default_branch") or "main"),
-                updated_at=str(item.get("updated_at") or ""), html_url=str(item.get("html_url") or "")))
+        found.extend(repo_summary(item) for item in response.json())
         has_next = 'rel="next"' in response.headers.get("Link", "")
         if not has_next:
             break
@@ -105,16 +110,7 @@ def stream_archive(client: GithubRepoClient, full_name: str, commit_sha: str,
     response = http.call("download the repository", lambda: http.request(
         "GET", url, stream=True, allow_redirects=True, timeout=(5.0, ARCHIVE_TIMEOUT_S)))
     try:
-        with tarfile.open(fileobj=response.raw, mode="r|gz") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                _, _, path = member.name.partition("/")  # drop the `{owner}-{repo}-{sha}/` folder
-                if path not in wanted:
-                    continue
-                handle = tar.extractfile(member)
-                if handle is not None:
-                    yield path, handle.read()
+        yield from read_tar_stream(response.raw, wanted)
     except (tarfile.TarError, OSError, EOFError, gh_errors.GitHubException) as exc:
         raise GithubError("The download of the repository from GitHub broke off; nothing was imported. "
                           "Try again.", retryable=True) from exc

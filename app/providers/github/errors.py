@@ -44,8 +44,24 @@ class GithubTokenRevoked(GithubError):
         super().__init__(message, status=status, **extra)
 
 
+class GithubInstallationTokenRefused(GithubError):
+    """GitHub answered 401 to a GitHub App installation token (the installation was removed, or the
+    token expired early): the person's own sign-in is fine, so nothing is marked revoked; the cached
+    token is dropped and the next attempt mints a new one."""
+
+    reason = "github_app_token_refused"
+
+    def __init__(self, message: str, *, installation_id: int, **extra: Any) -> None:
+        super().__init__(message, status=401, retryable=True, **extra)
+        self.installation_id = installation_id
+
+
 class GithubMissingScope(GithubError):
+    """403/404 that GitHub explains by the token's scopes (`lacks_repository_scope`: its X-OAuth-Scopes
+    hold no repository scope), or another 403 (an archived repository, no write permission)."""
+
     reason = "github_missing_scope"
+    lacks_repository_scope = False
 
 
 class GithubNotFound(GithubError):
@@ -104,3 +120,5 @@ class SignInRefused(InvalidRequest):
         self.reason = reason
         # Where the person was going, when the refused flow is known: trying again keeps it.
         self.next_path = next_path
+        # `repositories` when the refused flow was a signed-in person's second consent.
+        self.purpose: str | None = None

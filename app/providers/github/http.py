@@ -44,6 +44,7 @@ from requests.adapters import HTTPAdapter
 
 from app.providers.github.errors import (
     GithubError,
+    GithubInstallationTokenRefused,
     GithubMissingScope,
     GithubNotFound,
     GithubRateLimited,
@@ -192,8 +193,12 @@ class GithubHttp:
         max_attempts: int = MAX_ATTEMPTS,
         rate_limit_max_wait_s: float = RATE_LIMIT_MAX_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
+        installation_id: int | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        # Set when `token` is a GitHub App installation token: a 401 then says nothing of the person's
+        # own sign-in (see `GithubInstallationTokenRefused`).
+        self.installation_id = installation_id
         self.max_attempts = max(1, max_attempts)
         self.rate_limit_max_wait_s = rate_limit_max_wait_s
         self.adapter = CountingAdapter()
@@ -261,7 +266,13 @@ class GithubHttp:
             except gh_errors.GitHubException as exc:
                 retry = self.retry_after(step, exc, attempt=attempt, rate_waits=rate_waits, idempotent=idempotent)
                 if retry is None:
-                    raise translate(step, exc) from exc
+                    error = translate(step, exc)
+                    if self.installation_id is not None and isinstance(error, GithubTokenRevoked):
+                        error = GithubInstallationTokenRefused(
+                            f"GitHub refused the Sorya app's access while Sorya tried to {step} (the app may "
+                            "have been removed from the repository). Try again; if it persists, reinstall "
+                            "the app on the repository.", installation_id=self.installation_id)
+                    raise error from exc
                 rate_limited_wait, delay = retry
                 if rate_limited_wait:
                     rate_waits += 1
@@ -337,9 +348,11 @@ def translate_answer(step: str, response: requests.Response) -> GithubError:
             "GitHub no longer accepts Sorya's access to your account (the authorisation was revoked "
             "or expired). Reconnect GitHub, then try again.", status=status)
     if status in (403, 404) and has_repo_scope(response) is False:
-        return GithubMissingScope(
+        missing = GithubMissingScope(
             "Sorya's access to your GitHub account does not include repositories. Reconnect GitHub "
             "and grant repository access, then try again.", status=status)
+        missing.lacks_repository_scope = True
+        return missing
     if status == 403:
         return GithubMissingScope(
             f"GitHub did not allow Sorya to {step} ({message or 'forbidden'}). Check that your account "

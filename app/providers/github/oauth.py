@@ -21,7 +21,8 @@ from config import GITHUB_DOTCOM
 log = logging.getLogger(__name__)
 
 OAUTH_CLIENT_NAME = "github"
-# Scopes to sign in; the repository scope is asked in the same consent so publishing needs no second one.
+# Scopes to sign in: who the person is, nothing of their repositories. The repository scope is asked in a
+# second consent, the first time they create, link or import a repository (`repository_scopes`).
 SIGN_IN_SCOPES = ("read:user", "user:email")
 REPO_SCOPE_PRIVATE = "repo"
 REPO_SCOPE_PUBLIC_ONLY = "public_repo"
@@ -42,12 +43,19 @@ class GithubGrant:
         return f"GithubGrant(scopes={self.scopes!r})"
 
 
+FLOW_SIGN_IN = "sign_in"
+FLOW_REPOSITORIES = "repositories"
+
+
 @dataclass(frozen=True)
 class SignInFlow:
-    """What the person asked for when they started signing in, kept with the flow's `state`."""
+    """What the person asked for when they started signing in, kept with the flow's `state`.
+
+    `purpose` is `sign_in`, or `repositories` for the second consent of a signed-in person."""
 
     next_path: str | None
     remember: bool
+    purpose: str = FLOW_SIGN_IN
 
 
 def oauth_base_url(github_url: str) -> str:
@@ -55,9 +63,22 @@ def oauth_base_url(github_url: str) -> str:
     return GITHUB_DOTCOM if github_url == GITHUB_DOTCOM else github_url
 
 
+def repository_scope(allow_private_repos: bool) -> str:
+    """The one scope repository work needs: `repo`, or `public_repo` where private ones are off."""
+    return REPO_SCOPE_PRIVATE if allow_private_repos else REPO_SCOPE_PUBLIC_ONLY
+
+
 def requested_scopes(allow_private_repos: bool) -> tuple[str, ...]:
-    repo_scope = REPO_SCOPE_PRIVATE if allow_private_repos else REPO_SCOPE_PUBLIC_ONLY
-    return (*SIGN_IN_SCOPES, repo_scope)
+    """What the second consent asks: the sign-in scopes again (GitHub gives the new token exactly what
+    the last consent listed) plus the repository scope."""
+    return (*SIGN_IN_SCOPES, repository_scope(allow_private_repos))
+
+
+def grants_repositories(scopes: tuple[str, ...] | list[str], allow_private_repos: bool) -> bool:
+    """Whether granted `scopes` cover repository work: `repo` always does (accounts that granted it at
+    an older sign-in keep working); `public_repo` does only where private repositories are off."""
+    granted = set(scopes)
+    return REPO_SCOPE_PRIVATE in granted or (not allow_private_repos and REPO_SCOPE_PUBLIC_ONLY in granted)
 
 
 def grant_from_token(token: dict[str, Any]) -> GithubGrant:

@@ -82,7 +82,8 @@ class Author:
 
 
 class GithubRepoClient:
-    """One person's GitHub repositories, reached with their OAuth token. Not thread-safe: one per push."""
+    """One person's GitHub repositories, reached with their OAuth token (or a GitHub App installation
+    token, `installation_id` set). Not thread-safe: one per push."""
 
     def __init__(
         self,
@@ -93,11 +94,12 @@ class GithubRepoClient:
         max_attempts: int = MAX_ATTEMPTS,
         rate_limit_max_wait_s: float = RATE_LIMIT_MAX_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
+        installation_id: int | None = None,
     ) -> None:
         self.github_url = github_url.rstrip("/")
         self._http = GithubHttp(api_url=api_url_for(self.github_url), token=token, timeout_s=timeout_s,
                                 max_attempts=max_attempts, rate_limit_max_wait_s=rate_limit_max_wait_s,
-                                sleep=sleep)
+                                sleep=sleep, installation_id=installation_id)
 
     @property
     def requests_made(self) -> int:

@@ -17,6 +17,7 @@ from app.services.accounts.github_token import (
     github_access_token,
     mark_github_token_revoked,
     record_token_check,
+    store_repository_grant,
     token_check_due,
 )
 from app.services.accounts.operators import (
@@ -43,6 +44,7 @@ __all__ = [
     "TOKEN_VALID", "AccountOverview", "SignInResult", "UserSummary", "account_overview", "delete_account",
     "disable_user", "enable_user", "encrypt_github_token", "export_account", "find_github_account",
     "find_user_by_login", "get_user", "github_access_token", "list_users", "mark_github_token_revoked",
+    "store_repository_grant",
     "record_token_check", "sign_in_with_github", "signup_grant_key", "token_check_due", "end_all_sessions",
     "end_session", "start_session", "user_for_session",
 ]

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.crypto import DecryptionError, Keyring, decrypt_secret, encrypt_secret
-from app.errors import Conflict
+from app.errors import Conflict, Forbidden
 from app.models import GithubAccount
 from app.models.base import utcnow
 
@@ -79,3 +79,22 @@ def record_token_check(session: Session, user_id: int, *, revoked: bool) -> None
         .execution_options(synchronize_session=False)
     )
     session.commit()
+
+
+def store_repository_grant(session: Session, keyring: Keyring, *, user_id: int, github_user_id: int,
+                           access_token: str, scopes: tuple[str, ...]) -> None:
+    """Keep the token of the person's second consent (the one that added the repository scope) and the
+    scopes GitHub granted with it. Commits.
+
+    Refuses (`Forbidden`) a consent given as another GitHub user than the one this account signs in as:
+    it would let this account act on someone else's repositories."""
+    account = session.execute(select(GithubAccount).where(GithubAccount.user_id == user_id)).scalar_one_or_none()
+    if account is None or account.github_user_id != github_user_id:
+        raise Forbidden("GitHub granted access as a different GitHub user than the one you sign in to Sorya "
+                        "with. Sign out of GitHub, sign in there as your own user, then try again.")
+    account.access_token_encrypted = encrypt_github_token(keyring, access_token, user_id)
+    account.scopes = ",".join(scopes)
+    account.token_status = TOKEN_VALID
+    account.token_checked_at = utcnow()
+    session.commit()
+    log.info("github repository access granted by user=%s (scopes %s)", user_id, ",".join(scopes))

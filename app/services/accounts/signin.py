@@ -159,11 +159,21 @@ def _refresh_account(
     if identity.email:  # optional: a failed or empty email read keeps what we knew
         user.email = _clean_email(identity.email)
     account.login = identity.login
-    account.access_token_encrypted = encrypt_github_token(keyring, grant.access_token, user.id)
-    account.scopes = ",".join(grant.scopes)
+    if not _keeps_repository_grant(account, grant):
+        account.access_token_encrypted = encrypt_github_token(keyring, grant.access_token, user.id)
+        account.scopes = ",".join(grant.scopes)
     account.token_status = TOKEN_VALID
     account.token_checked_at = utcnow()
     session.flush()
+
+
+def _keeps_repository_grant(account: GithubAccount, grant: GithubGrant) -> bool:
+    """Whether the stored token stays: it holds a repository scope the new sign-in token lacks (sign-in
+    asks only for the profile, and GitHub gives each token exactly the scopes its consent listed; the
+    older token keeps working). A revoked stored token never stays."""
+    repository_scopes = {"repo", "public_repo"}
+    return (account.token_status == TOKEN_VALID and bool(repository_scopes & set(account.scopes.split(",")))
+            and not repository_scopes & set(grant.scopes))
 
 
 def _release_login(session: Session, login: str, *, keep_user_id: int | None) -> None:

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, InvalidRequest, TooLarge
 from app.models import Project, Snapshot
 from app.providers.github import GithubError, GithubNotFound
-from app.providers.github.archive import TreeEntry, list_tree, stream_archive
+from app.providers.github.archive import RepoPage, TreeEntry, list_repositories, list_tree, stream_archive
 from app.services import projects as project_service
-from app.services.publish.access import client_for, guard_token
+from app.services.publish.access import client_for, github_account_for, guard_token
+from app.services.publish.app_access import app_repositories
 from app.services.publish.settings import PublishSettings
 from app.services.snapshots import (
     ORIGIN_UPLOAD,
@@ -116,13 +117,30 @@ def plan_import(entries: list[TreeEntry], limits: SnapshotLimits) -> tuple[dict[
     return keep, skipped
 
 
+def importable_repositories(session: Session, *, user_id: int, settings: PublishSettings, page: int = 1,
+                            query: str = "") -> RepoPage:
+    """The repositories the person may import: those they gave the GitHub App (app mode, one page), or
+    their own and their organisations' through their OAuth token (which needs the repository scope:
+    `RepositoryAccessRequired` until they granted it)."""
+    if settings.app is not None:
+        found = app_repositories(github_account_for(session, user_id), settings)
+        needle = query.strip().lower()
+        return RepoPage([r for r in found if needle in r.full_name.lower()], page=1, has_next=False)
+    client = client_for(session, user_id, settings)
+    try:
+        return list_repositories(client, page=page, query=query)
+    except GithubError as exc:
+        guard_token(session, user_id, exc)
+        raise
+
+
 def import_repository(session: Session, *, user_id: int, repo: object, branch: object = None,
                       settings: PublishSettings, limits: SnapshotLimits) -> ImportResult:
     """A new project of the user holding the branch's files (default branch by default), linked to the
     repository, its sync base the imported commit. Commits; nothing is kept when any step fails."""
     full_name = validate_full_name(repo)
     wanted_branch = validate_branch(branch)
-    client = client_for(session, user_id, settings)
+    client = client_for(session, user_id, settings, full_name=full_name)
     try:
         info = client.get_repository(full_name)
         branch_name = wanted_branch or info.default_branch
@@ -186,7 +204,7 @@ def take_remote_as_new_version(session: Session, *, project_id: int, user_id: in
     if not project.repo_full_name:
         raise Conflict("Link this project to a GitHub repository first.", reason="not_linked")
     full_name, branch = project.repo_full_name, project.repo_branch or "main"
-    client = client_for(session, user_id, settings)
+    client = client_for(session, user_id, settings, full_name=full_name)
     try:
         head = client.get_branch_head(full_name, branch)
         if head is None:

@@ -27,7 +27,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict
+from app.errors import Conflict, Forbidden, NotFound
 from app.models import Project
 from app.models.base import utcnow
 from app.models.publish import ProjectSync
@@ -110,12 +110,12 @@ def remote_status(session: Session, *, project: Project, user_id: int, settings:
     if row.checked_at is not None and now - _aware(row.checked_at) < timedelta(seconds=SYNC_CHECK_EVERY_S):
         return RemoteStatus(row.ahead_by, row.rewritten, row.checked_at)
     try:
-        client = client_for(session, user_id, settings)
+        client = client_for(session, user_id, settings, full_name=project.repo_full_name)
         check = branch_head_if_changed(client, project.repo_full_name, project.repo_branch or "main", row.etag)
         if check.modified:
             row.etag, row.remote_head = check.etag, check.head
             row.ahead_by, row.rewritten = _count_new(client, project, check.head)
-    except (GithubError, Conflict) as exc:
+    except (GithubError, Conflict, Forbidden, NotFound) as exc:
         log.info("project=%s new-commits check failed: %s", project.id, exc)
         session.rollback()
         return None
@@ -176,7 +176,7 @@ def pull(session: Session, *, project_id: int, user_id: int, settings: PublishSe
     _linked(project)
     _take_pull_lock(session, project.id)
     try:
-        client = client_for(session, user_id, settings)
+        client = client_for(session, user_id, settings, full_name=project.repo_full_name)
         try:
             return _pull(session, project, user_id, client, limits)
         except GithubError as exc:
@@ -343,7 +343,7 @@ def resolve_conflict(session: Session, *, project_id: int, user_id: int, path: s
         except Exception:  # noqa: BLE001 - the file did not exist on our side: taking ours deletes it
             content = None
     elif side == "theirs" and item.get("theirs_sha"):
-        client = client_for(session, user_id, settings)
+        client = client_for(session, user_id, settings, full_name=project.repo_full_name)
         try:
             content = read_blob(client, project.repo_full_name or "", item["theirs_sha"])
         except GithubError as exc:

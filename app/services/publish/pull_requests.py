@@ -31,7 +31,7 @@ def refresh_pull_requests(session: Session, project: Project, *, user_id: int, s
     if not due:
         return
     try:
-        client = client_for(session, user_id, settings)
+        client = client_for(session, user_id, settings, full_name=project.repo_full_name)
         for push in due:
             pr = dict(push.pull_request or {})
             info, etag = pull_request_if_changed(client, push.repo_full_name, int(pr["number"]), pr.get("etag"))

@@ -180,7 +180,7 @@ def run_push(session: Session, push_id: int, settings: PublishSettings) -> PushO
     flagged = list(snapshot.flagged_paths or [])
     client: GithubRepoClient | None = None
     try:
-        client = client_for(session, push.user_id, settings)
+        client = client_for(session, push.user_id, settings, full_name=project.repo_full_name)
         outcome = PushJob(session, push, project, snapshot, client).run()
         outcome.flagged_paths = flagged
         return outcome

@@ -96,8 +96,9 @@ def create_repository(
     if private and not settings.allow_private_repos:
         raise InvalidRequest("This Sorya server publishes public repositories only.",
                              fields={"private": "private repositories are not allowed here"})
-    client = client_for(session, user_id, settings)
     account_login = github_account_for(session, user_id).login
+    client = client_for(session, user_id, settings,
+                        full_name=f"{account_login}/{repo_name}" if link_existing else None)
     linked = link_existing
     try:
         if link_existing:

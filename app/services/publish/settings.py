@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.crypto import Keyring
+from app.providers.github.app import AppCredentials
 
 if TYPE_CHECKING:
     from config import Config
@@ -37,6 +38,10 @@ ERROR_CONFLICT = "push_conflict"
 ERROR_REPO_MISSING = "repo_missing"
 ERROR_TOKEN_REVOKED = "github_token_revoked"
 ERROR_MISSING_SCOPE = "github_missing_scope"
+# The person has not granted repository access yet: the answer carries the consent to ask for it.
+ERROR_SCOPE_REQUIRED = "github_scope_required"
+# GitHub App mode: the app is not installed on the repository (the answer carries the install link).
+ERROR_APP_NOT_INSTALLED = "github_app_not_installed"
 ERROR_BRANCH_MOVED = "branch_moved"
 ERROR_INTERRUPTED = "interrupted"
 
@@ -46,15 +51,21 @@ class PublishSettings:
     """What publishing needs from configuration, as plain values (built from `Config` by the caller).
 
     `keyring` opens the stored GitHub tokens (`github_accounts.access_token_encrypted`, sealed by
-    services/accounts.py)."""
+    services/accounts.py). `app` is the GitHub App whose installations reach repositories, when the
+    operator configured one (else the person's OAuth token with the repository scope does)."""
 
     github_url: str
     keyring: Keyring
     allow_private_repos: bool = True
     timeout_s: float = 15.0
+    app: AppCredentials | None = None
 
     @classmethod
     def from_config(cls, config: Config, keyring: Keyring) -> PublishSettings:
+        app = None
+        if config.GITHUB_APP_ID and config.GITHUB_APP_PRIVATE_KEY and config.GITHUB_APP_SLUG:
+            app = AppCredentials(app_id=config.GITHUB_APP_ID, private_key=config.GITHUB_APP_PRIVATE_KEY,
+                                 slug=config.GITHUB_APP_SLUG)
         return cls(github_url=config.GITHUB_URL, keyring=keyring,
                    allow_private_repos=config.GITHUB_ALLOW_PRIVATE_REPOS,
-                   timeout_s=float(config.GITHUB_TIMEOUT_S))
+                   timeout_s=float(config.GITHUB_TIMEOUT_S), app=app)

@@ -314,11 +314,14 @@ def test_revoked_token_asks_to_reconnect_and_records_nothing(app, client, make_u
 def test_missing_repository_scope(app, client, make_user, github):
     user, _ = setup_person(app, client, make_user, github, scopes=("read:user", "user:email"))
     project_id = make_project(app, user)
+    mark = github.control.mark()
     response = api(client, "POST", f"/api/github/repo/{project_id}/init", {})
-    assert response.status_code == 502
+    assert response.status_code == 403
     error = response.get_json()["error"]
-    assert error["reason"] == "github_missing_scope"
-    assert "repository access" in error["message"]
+    assert error["code"] == "github_scope_required"
+    assert "access to your GitHub repositories" in error["message"]
+    assert "/auth/github/repositories?next=" in error["consent_url"]
+    assert github.api_calls(mark) == []
     assert project_row(app, project_id).repo_full_name is None
 
 

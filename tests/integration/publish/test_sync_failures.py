@@ -7,15 +7,15 @@ from tests.integration.publish.test_publish_api import api, setup_person
 from tests.integration.publish.test_pull import BASE
 
 
-def test_an_import_without_the_repository_scope_asks_to_reconnect(app, client, make_user, github):
+def test_an_import_without_the_repository_scope_asks_for_it(app, client, make_user, github):
     user, token = setup_person(app, client, make_user, github, scopes=("read:user", "user:email"))
     owner_token = github.control.issue_token("octocat", ["repo"])
     make_remote(github, owner_token)
     response = api(client, "POST", "/api/projects/import", {"repo": "octocat/tools"})
     error = response.get_json()["error"]
-    assert response.status_code in (403, 409, 502), response.get_json()
-    assert error["reason"] == "github_missing_scope"
-    assert "grant repository access" in error["message"]
+    assert response.status_code == 403, response.get_json()
+    assert error["reason"] == "github_scope_required"
+    assert "/auth/github/repositories" in error["consent_url"]
     assert client.get("/api/projects").get_json()["projects"] == []
 
 
