@@ -97,12 +97,16 @@ def test_raw_refuses_other_people_missing_files_and_bad_paths(client, alice, app
 def test_files_opens_on_what_the_reply_changed_not_on_readme(client, alice, app):
     project_id = make_project(app, alice)
     make_snapshot(app, alice, project_id, FILES)
-    make_snapshot(app, alice, project_id, {**FILES, "style.css": "body { color: blue; }\n"})
+    make_snapshot(app, alice, project_id, {"style.css": "body { color: blue; }\n"}, carry_over=True)
     page = text(client.get(f"/projects/{project_id}?tab=files"))
-    assert 'data-path="style.css"' in page
+    assert 'id="file-view" class="file-view" aria-live="polite" data-path="style.css"' in page
     # The standalone version page opens on it too.
     snapshot_page = text(client.get(f"/projects/{project_id}/snapshots/{_latest(app, project_id)}"))
-    assert 'data-path="style.css"' in snapshot_page
+    assert 'id="file-view" class="file-view" aria-live="polite" data-path="style.css"' in snapshot_page
+    # A version that changed nothing the tree can show (all added: an upload) opens on README as before.
+    other = make_project(app, alice)
+    make_snapshot(app, alice, other, FILES)
+    assert 'aria-live="polite" data-path="README.md"' in text(client.get(f"/projects/{other}?tab=files"))
 
 
 def _latest(app, project_id: int) -> int:
