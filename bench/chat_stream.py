@@ -22,6 +22,10 @@ The single stream (concurrency 1) is measured `SINGLE_REPEATS` times in a row, w
 150 chunks, and reports the medians: one sample of a 20 ms figure is too noisy to judge.
 
     .venv/bin/python bench/chat_stream.py [--quick] [--worker-class gevent|gthread] [--concurrency 1,200]
+        [--render-only]
+
+It also measures the page's streaming render (`bench/render_cost.py`): CPU per delivered chunk of a long
+reply against a short one, `render_cpu_ratio` in the JSON line (target: at most 1.2).
 
 Full: 1, 200, 500 and 1,000 streams of 1,000 chunks, i.e. replies of about 1,000 tokens written at 50
 tokens per second (20 s): the size of a typical code-writing reply. `--quick`: 1 and 200 streams of
@@ -53,6 +57,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import render_cost  # noqa: E402
 from bench.common import Report  # noqa: E402
 
 DEFAULT_DATABASE_URL = "mysql+pymysql://sorya:sorya@127.0.0.1:3306/sorya_chat_bench?charset=utf8mb4"
@@ -369,7 +374,16 @@ def main() -> None:
     parser.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent")
     parser.add_argument("--concurrency", default=None, help="comma-separated stream counts")
     parser.add_argument("--chunks", type=int, default=None)
+    parser.add_argument("--render-only", action="store_true",
+                        help="only the page's streaming render cost (render_cpu_ratio), no servers")
     args = parser.parse_args()
+    report = Report("chat_stream")
+    # The page's rendered stream: CPU per delivered chunk of a long reply against a short one (bench/render_cost.py).
+    render_cost.measure(report, quick=args.quick)
+    if args.render_only:
+        print()
+        report.print()
+        return
     levels = [int(x) for x in (args.concurrency or ("1,200" if args.quick else "1,200,500,1000")).split(",")]
     chunks = args.chunks or (150 if args.quick else 1000)
 
@@ -386,7 +400,6 @@ def main() -> None:
     log_path = Path(instance_dir) / "gunicorn.log"
     server = start_gunicorn(env, port, args.worker_class, log_path)
     sorya_url = f"http://127.0.0.1:{port}"
-    report = Report("chat_stream")
     results = []
     try:
         # One warm-up reply per worker process: the first request of each imports and connects.

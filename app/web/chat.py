@@ -8,7 +8,6 @@ posted with JavaScript off, and `POST /api/chat` without `Accept: text/event-str
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -148,7 +147,8 @@ def event_stream_response(message_id: int, after_id: int) -> Response:
 
 def rendered_stream_response(message_id: int) -> Response:
     """The reply's stream for the page: each delta becomes `event: html` `{"append", "tail"}` (finished
-    blocks' sanitised HTML once, the open block's again: app/web/reply_render.py); other events as they are.
+    blocks' sanitised HTML once, the open block's again; an open file card only grows by `"code"`:
+    app/web/reply_render.py); other events as they are.
     It always replays from the first event (the page clears on `start`), so a reconnect loses nothing."""
     events = follow(message_id, 0)
     renderer = StreamRenderer(f"code-{message_id}")
@@ -160,8 +160,7 @@ def rendered_stream_response(message_id: int) -> Response:
                 yield ": keepalive\n\n"
             elif event.name == "delta":
                 step = renderer.feed(str(event.data.get("text", "")))
-                payload = json.dumps({"append": step.append, "tail": step.tail}, separators=(",", ":"))
-                yield f"id: {event.id}\nevent: html\ndata: {payload}\n\n"
+                yield f"id: {event.id}\nevent: html\ndata: {step.to_json()}\n\n"
             else:
                 yield event.to_sse()
 

@@ -23,14 +23,12 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from markupsafe import Markup
 
 from app import runtime
 from app.errors import DomainError, InvalidRequest, NotFound
 from app.extensions import db
 from app.models import Snapshot
 from app.models.projects import PROJECT_ARCHIVED
-from app.runtime.view_cache import cached_view
 from app.services import access
 from app.services import projects as project_service
 from app.services import snapshots as snapshot_service
@@ -39,11 +37,20 @@ from app.web.api import int_arg
 from app.web.observability import path_carries_credential
 from app.web.security import framable_preview
 from app.web.snapshot_actions import SnapshotActions
+from app.web.snapshot_files import (  # noqa: F401 - default_file and file_view are imported from here too
+    FILE_VIEW_CACHE_CONTROL,
+    PREVIEW_FILE_CACHE_CONTROL,
+    default_file,
+    file_view,
+    file_view_etag,
+    opening_file,
+    raw_etag,
+    raw_file_response,
+)
 from app.web.snapshot_preview import (
     CONSOLE_SCRIPT_PATH,
     console_script_response,
     preview_mimetype,
-    preview_token,
     site_file_response,
     snapshot_for_token,
 )
@@ -51,7 +58,6 @@ from app.web.snapshot_preview import (
 bp = Blueprint("projects", __name__)
 
 RECENT_REPLIES_SHOWN = 10
-HTML_EXTENSIONS = (".html", ".htm")
 
 
 def limits() -> SnapshotLimits:
@@ -151,60 +157,6 @@ def show(project_id: int):
 # -- snapshot preview ------------------------------------------------------------------------------
 
 
-def default_file(entries: list[FileEntry]) -> FileEntry | None:
-    by_path = {e.path: e for e in entries}
-    for candidate in ("README.md", "readme.md", "README", "index.html"):
-        if candidate in by_path:
-            return by_path[candidate]
-    return entries[0] if entries else None
-
-
-# A file of a version never changes; the browser keeps it and asks again with its tag.
-FILE_VIEW_CACHE_CONTROL = "private, no-cache"
-PREVIEW_FILE_CACHE_CONTROL = "private, max-age=300"
-
-
-@dataclass
-class FileView:
-    entry: FileEntry
-    highlighted: Markup | None
-    preview: snapshot_service.PreviewText | None
-    language: str
-    is_html: bool
-    rendered_url: str | None
-
-
-def file_view(snapshot: Snapshot, entry: FileEntry, *, rendered: bool) -> FileView:
-    """Read one file (one query) and prepare it for display: redacted, truncated, highlighted."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import TextLexer
-
-    is_html = entry.path.lower().endswith(HTML_EXTENSIONS) and not entry.is_binary
-    language = snapshot_service.language_for_path(entry.path)
-    if entry.is_binary:
-        return FileView(entry, None, None, language, False, None)
-    if rendered and is_html:
-        url = url_for("projects.rendered_file", token=preview_token(snapshot, current_user.id), path=entry.path)
-        return FileView(entry, None, None, language, True, url)
-
-    def render() -> dict:
-        content = snapshot_service.read_blob_contents(db.session, [entry.blob_id])[entry.blob_id]
-        preview = snapshot_service.preview_text(entry.path, content)
-        lexer_class = snapshot_service.lexer_class_for_path(entry.path) or TextLexer
-        formatter = HtmlFormatter(cssclass="highlight", linenos="table", wrapcode=True)
-        html = highlight(preview.text, lexer_class(stripnl=False, ensurenl=False), formatter)
-        return {"html": html, "preview": [preview.text, preview.truncated, preview.total_lines, preview.shown_lines,
-                                          preview.redactions, list(preview.redacted_kinds)]}
-
-    # A blob never changes: its view (redacted by path, highlighted) is kept by content hash and path.
-    path_key = hashlib.sha256(entry.path.encode()).hexdigest()[:32]
-    cached = cached_view(f"file:v1:{entry.sha256}:{path_key}", render)
-    text, truncated, total_lines, shown_lines, redactions, kinds = cached["preview"]
-    preview = snapshot_service.PreviewText(text, truncated, total_lines, shown_lines, redactions, tuple(kinds))
-    return FileView(entry, Markup(cached["html"]), preview, language, is_html, None)
-
-
 def not_modified(etag: str) -> bool:
     """Whether the request's `If-None-Match` names `etag` (a strong tag of something immutable)."""
     return request.if_none_match.contains(etag)
@@ -231,21 +183,22 @@ def snapshot(project_id: int, snapshot_id: int):
         if selected is None:
             raise NotFound(f"Snapshot #{snap.number} has no file {wanted!r}.")
     else:
-        selected = default_file(entries)
+        selected = opening_file(entries, snap)
     rendered = request.args.get("view") == "rendered"
+    source = request.args.get("view") == "source"
     if is_htmx() and request.headers.get("HX-Target") == "file-view":
         # One file of an immutable version: tagged by the version and the blob (a rendered HTML view
         # carries a preview link that expires, so it is never revalidated).
-        etag = f"fv-{snap.id}-{selected.sha256[:32]}" if selected and not rendered else None
+        etag = file_view_etag(snap, selected, source=source) if selected and not rendered else None
         if etag and not_modified(etag):
             return answer_not_modified(etag, FILE_VIEW_CACHE_CONTROL)
-        view = file_view(snap, selected, rendered=rendered) if selected else None
+        view = file_view(snap, selected, rendered=rendered, source=source) if selected else None
         response = Response(render_template("partials/_snapshot_file.html", project=project, snapshot=snap, view=view))
         if etag:
             response.set_etag(etag)
             response.headers["Cache-Control"] = FILE_VIEW_CACHE_CONTROL
     else:
-        view = file_view(snap, selected, rendered=rendered) if selected else None
+        view = file_view(snap, selected, rendered=rendered, source=source) if selected else None
         others = snapshot_service.list_snapshots(db.session, project.id, limit=100)
         response = Response(
             render_template(
@@ -261,6 +214,17 @@ def snapshot(project_id: int, snapshot_id: int):
         )
     response.headers["Vary"] = "HX-Request, HX-Target"
     return response
+
+
+@bp.get("/projects/<int:project_id>/snapshots/<int:snapshot_id>/raw/<path:path>")
+@login_required
+def raw_file(project_id: int, snapshot_id: int, path: str):
+    """*Raw*: one file of a version as plain text, for people who can see the project (others get a 404)."""
+    snap = access.owned_snapshot(db.session, user_id=current_user.id, snapshot_id=snapshot_id, project_id=project_id)
+    entry = snapshot_service.snapshot_file_entry(db.session, snap.id, path)
+    if not_modified(raw_etag(entry)):  # no blob is read
+        return answer_not_modified(raw_etag(entry), FILE_VIEW_CACHE_CONTROL)
+    return raw_file_response(entry)
 
 
 @bp.get("/snapshot-preview/<token>/<path:path>")

@@ -96,12 +96,16 @@ _DIFF_SIGNS = {"same": " ", "del": "-", "add": "+"}
 _DIFF_LABELS = {"same": "", "del": "removed: ", "add": "added: "}
 
 
-def render_edit_block_html(path: str, sections: Sequence[EditSection]) -> Markup:
+def render_edit_block_html(path: str, sections: Sequence[EditSection], *, writing: bool = False) -> Markup:
     """An edit block as a small diff: per section, its removed lines and added lines (with the lines both
-    share as context), each section marked; a section the reply never finished says so. Escaped."""
+    share as context), each section marked; a section the reply never finished says so. Escaped.
+
+    `writing`: the block is still streaming, so its last section is unfinished by nature, not cut off."""
+    state = " · writing…" if writing else ""
     parts = [
-        f'<figure class="code-file code-edit"><figcaption><span class="code-path">{html.escape(path)}</span>'
-        f'<span class="code-language">edit · {len(sections)} change{"s" if len(sections) != 1 else ""}</span>'
+        f'<figure class="code-file code-edit{" code-file--open" if writing else ""}"><figcaption>'
+        f'<span class="code-path">{html.escape(path)}</span>'
+        f'<span class="code-language">edit · {len(sections)} change{"s" if len(sections) != 1 else ""}{state}</span>'
         "</figcaption>"
     ]
     for number, section in enumerate(sections, start=1):
@@ -110,15 +114,16 @@ def render_edit_block_html(path: str, sections: Sequence[EditSection]) -> Markup
             f'<span aria-hidden="true">{_DIFF_SIGNS[kind]}</span> {html.escape(line)}</span>'
             for kind, line in _diff_rows(section)
         )
-        note = "" if section.complete else '<span class="diff-cut">cut off: this change is incomplete</span>'
+        note = "" if section.complete or writing else '<span class="diff-cut">cut off: this change is incomplete</span>'
         parts.append(f'<pre class="edit-diff" aria-label="Change {number}"><code>{rows}{note}</code></pre>')
     if not sections:
-        parts.append('<p class="edit-empty">No changes in this block.</p>')
+        parts.append('<p class="edit-empty">{}</p>'.format("Writing the change…" if writing else "No changes in this block."))
     parts.append("</figure>\n")
     return Markup("".join(parts))  # noqa: S704 - every piece of text is escaped above
 
 
-def _is_edit_block(info: str) -> bool:
+def is_edit_block(info: str) -> bool:
+    """Whether a fence's info string makes it an edit block (`edit` among its words, or `action=edit`)."""
     words = re.sub(r"""\S+=(?:"[^"]*"|'[^']*'|\S+)""", " ", info).split()
     return any(word.lower() in EDIT_WORDS for word in words) or bool(re.search(r"(?:^|\s)action=edit\b", info))
 
@@ -126,7 +131,7 @@ def _is_edit_block(info: str) -> bool:
 def _render_fence(renderer: Any, tokens: list, idx: int, options: Any, env: dict) -> str:
     token = tokens[idx]
     language, path = parse_fence_info(token.info)
-    if path and _is_edit_block(token.info):
+    if path and is_edit_block(token.info):
         return str(render_edit_block_html(path, parse_edit_sections(token.content.split("\n"))))
     block_id = f"{env.get('id_prefix', 'code')}-{next(env.setdefault('counter', itertools.count(1)))}"
     code_html = highlight_code(token.content, language, path)

@@ -20,6 +20,7 @@ from app.services import access
 from app.services import snapshots as snapshot_service
 from app.services.snapshots import FileEntry, site
 from app.web.api import int_arg
+from app.web.snapshot_files import changed_paths, opening_file
 
 TABS = ("preview", "files", "changes", "publish")
 VERSIONS_LISTED = 50
@@ -60,22 +61,6 @@ def requested_tab() -> str:
     return tab if tab in TABS else "preview"
 
 
-def changed_paths(snap: Snapshot) -> list[str]:
-    notes = snap.notes or {}
-    return sorted(notes.get("changed", [])) + sorted(notes.get("added", []))
-
-
-def opening_file(entries: list[FileEntry], snap: Snapshot) -> FileEntry | None:
-    """The file the Files tab opens on: what the version's reply changed (a page first), not README."""
-    by_path = {e.path: e for e in entries}
-    touched = [p for p in changed_paths(snap) if p in by_path]
-    if touched:
-        return by_path[touched[0]]  # a changed file before an added one
-    from app.web.projects import default_file
-
-    return default_file(entries)
-
-
 def build_pane(project: Project) -> Pane:
     snapshots = snapshot_service.list_snapshots(db.session, project.id, limit=VERSIONS_LISTED)
     wanted = int_arg("v")
@@ -111,8 +96,9 @@ def _files_tab(pane: Pane, shown: Snapshot, entries: list[FileEntry]) -> None:
 
     wanted = request.args.get("path")
     selected = next((e for e in entries if e.path == wanted), None) if wanted else opening_file(entries, shown)
+    source = request.args.get("view") == "source"
     pane.extra.update(entries=entries, tree=build_file_tree(entries),
-                      view=file_view(shown, selected, rendered=False) if selected else None)
+                      view=file_view(shown, selected, rendered=False, source=source) if selected else None)
 
 
 def _changes_tab(pane: Pane, shown: Snapshot) -> None:

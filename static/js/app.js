@@ -40,9 +40,28 @@
     });
   });
 
+  // Buttons marked data-copy-url copy the text at that address (a version file's Raw: the whole file, even
+  // when the view shows only its first lines).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-url]");
+    if (!button || !navigator.clipboard) return;
+    fetch(button.getAttribute("data-copy-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (text) { return navigator.clipboard.writeText(text); })
+      .then(function () { flashLabel(button, "Copied"); }, function () { flashLabel(button, "Copy failed"); });
+  });
+
+  function flashLabel(button, text) {
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    button.textContent = text;
+    setTimeout(function () { button.textContent = label; }, 1500);
+  }
+
   // Copy buttons are rendered hidden (they need JavaScript): show them.
   function showCopyButtons(root) {
-    (root || document).querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
+    (root || document).querySelectorAll("[data-copy-target][hidden], [data-copy-url][hidden]")
+      .forEach(function (b) { b.hidden = false; });
   }
   document.addEventListener("DOMContentLoaded", function () { showCopyButtons(document); });
   document.addEventListener("htmx:load", function (event) { showCopyButtons(event.detail.elt.parentNode || document); });

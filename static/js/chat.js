@@ -19,6 +19,20 @@
       });
   }
 
+  // An open file card grows by plain text (never parsed as HTML) and shows its new line count; its code
+  // box follows the bottom unless the person scrolled up inside it.
+  function growCard(tail, data) {
+    var code = tail.querySelector("[data-live-code]");
+    var lines = tail.querySelector("[data-live-lines]");
+    if (code && data.code) {
+      var box = code.parentElement;
+      var atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
+      code.appendChild(document.createTextNode(data.code));
+      if (atEnd) box.scrollTop = box.scrollHeight;
+    }
+    if (lines && data.lines) lines.textContent = data.lines;
+  }
+
   function follow(article) {
     if (followed.has(article)) return;
     followed.add(article);
@@ -50,7 +64,11 @@
         live.appendChild(tail);
       }
       if (data.append) done.insertAdjacentHTML("beforeend", data.append);  // sanitised by the server
-      tail.innerHTML = data.tail;
+      if (data.tail !== null && data.tail !== undefined) {
+        tail.innerHTML = data.tail;
+      } else {
+        growCard(tail, data);
+      }
       if (status) status.textContent = "Writing…";
       article.setAttribute("data-streaming", "true");
     });

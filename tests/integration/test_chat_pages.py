@@ -63,7 +63,7 @@ def test_sending_with_htmx_appends_the_message_and_a_live_reply(browser_client, 
     assert match, fragment
     reply_id = int(match.group(1))
     assert f'data-fragment-url="/chat/messages/{reply_id}"' in fragment
-    assert 'hx-swap-oob="delete"' in fragment and "Stop" in fragment
+    assert '<div id="chat-empty" hx-swap-oob="true" hidden></div>' in fragment and "Stop" in fragment
 
     wait_for(lambda: (db_session.expire_all() or db_session.get(ChatMessage, reply_id).status) == "complete")
     finished = browser_client.get(f"/chat/messages/{reply_id}").get_data(as_text=True)
