@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql, sqlite
 
 revision = '0006_usage'
-down_revision = '0005_teams'
+down_revision = '0006_vers'  # chained after vers' migration
 branch_labels = None
 depends_on = None
 
