@@ -108,6 +108,8 @@ def test_a_newcomer_signs_in_through_the_sandbox(browser, sandbox_app):
     # Publish: a new repository on the sandbox GitHub, then a real commit.
     page.locator(".ws-tabs a", has_text="Publish").click()  # the workspace's Publish tab
     page.get_by_role("button", name="Create repository").click()
+    # Repositories are asked for only now: the second consent, then back to the creation it finishes.
+    page.get_by_role("button", name="Authorize").click()
     expect(page.get_by_text("on GitHub").first).to_be_visible()
     page.get_by_role("button", name="Push to GitHub").click()
     expect(page.locator("#publish-history a.commit-link").first).to_be_visible(timeout=30_000)

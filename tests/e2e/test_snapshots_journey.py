@@ -5,7 +5,10 @@ recent replies with files and their Take snapshot control."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot, sign_in_browser
 from tests.snapshot_helpers import make_project, make_reply, make_snapshot, reply_with
@@ -45,7 +48,8 @@ def test_take_preview_diff_and_download(page, app, make_user, live_server, tmp_p
     page.locator(".file-tree").get_by_role("link", name="search.py").click()
     page.locator(".file-path", has_text="app/search.py").wait_for()
     assert "search.py" in page.url  # htmx pushed the file's address
-    assert page.locator(".tree-file.selected").inner_text().startswith("search.py")
+    # The tree's selection moves after htmx settles the swap: wait for it rather than read it at once.
+    expect(page.locator(".tree-file.selected")).to_have_text(re.compile(r"^\s*search\.py"))
     assert page.locator(".highlight .k", has_text="def").first.is_visible()
     screenshot(page, "snapshots-3-preview-file")
 

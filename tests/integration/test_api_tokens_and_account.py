@@ -217,6 +217,7 @@ PROJECT_ROUTES = [
     ("GET", "/projects/{project_id}/settings"),
     ("POST", "/projects/{project_id}/settings"),
     ("GET", "/projects/{project_id}/snapshots/{snapshot_id}"),
+    ("GET", "/projects/{project_id}/snapshots/{snapshot_id}/raw/{path}"),
     ("GET", "/projects/{project_id}/snapshots/{snapshot_id}/download"),
     ("POST", "/projects/{project_id}/snapshots/{snapshot_id}/restore"),
     ("POST", "/projects/{project_id}/unarchive"),
@@ -285,7 +286,8 @@ OBJECT_ROUTES = [
 
 def test_every_object_route_is_covered(app):
     """A new route taking an object id, and each of its methods, must join OBJECT_ROUTES."""
-    covered = {(method, route.replace("{login}", "<login>").replace("{", "<int:").replace("}", ">"))
+    covered = {(method, route.replace("{login}", "<login>").replace("{path}", "<path:path>")
+                .replace("{", "<int:").replace("}", ">"))
                for method, route, _, _ in OBJECT_ROUTES}
     for rule in app.url_map.iter_rules():
         if "<int:" in rule.rule:
@@ -306,7 +308,7 @@ def test_another_users_object_is_not_found(app, client, make_user, rows, method,
     else:
         headers.update(bearer(new_token(app, intruder)))
 
-    response = client.open(route.format(**ids), method=method, headers=headers, json={} if method in ("POST", "PATCH") else None)
+    response = client.open(route.format(**{"path": "index.html", **ids}), method=method, headers=headers, json={} if method in ("POST", "PATCH") else None)
 
     if auth == "bearer" and not route.startswith("/api/"):
         # Pages and forms never accept a token: the request is anonymous (sign in, or CSRF refused).
