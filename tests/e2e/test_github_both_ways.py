@@ -5,6 +5,7 @@ follow the pull request until it is merged."""
 from __future__ import annotations
 
 import requests
+from playwright.sync_api import expect
 
 from app.services import chat as chat_service
 from tests.e2e.conftest import screenshot, sign_in_browser
@@ -78,7 +79,7 @@ def test_import_chat_pull_resolve_and_pull_request(page, app, make_user, live_se
     page.get_by_role("button", name="Pull changes").click()
     page.locator(".flash").filter(has_text="1 conflict to resolve: style.css").wait_for()
     conflicts = page.get_by_role("region", name="Conflicts to resolve")
-    assert conflicts.get_by_text("style.css").is_visible()
+    expect(conflicts.get_by_text("style.css")).to_be_visible()  # waits: the pane settles after the flash
     screenshot(page, "github-conflict-desktop")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "github-conflict-phone")
