@@ -93,7 +93,7 @@ def test_stop_button_stops_the_reply(chatting, openai_emulator):
     poll(page, lambda: live_length(page) > 10)
     page.click(".stop-button")
     note = page.locator(".reply-note")
-    note.wait_for(timeout=10_000)
+    note.wait_for(timeout=30_000)  # the stop travels through the stream and its end: slow under a loaded CI
     assert "Stopped" in note.inner_text()
     text = page.locator(".from-assistant .chat-markdown").last.inner_text()
     assert 0 < len(text) < len(REPLY)
