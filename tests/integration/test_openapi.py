@@ -40,7 +40,7 @@ def test_the_document_is_served_and_valid_openapi_3_1(client):
 
 def test_every_api_route_of_the_app_is_documented(app):
     undocumented = app_api_operations(app) - documented_operations()
-    assert not undocumented, f"add these to app/web/openapi.py: {sorted(undocumented)}"
+    assert not undocumented, f"add these to app/web/openapi/paths.py (or workspaces.py): {sorted(undocumented)}"
 
 
 def test_every_documented_route_exists_in_the_app(app):
