@@ -104,9 +104,6 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
 
 class UserSession(Base):
     """One signed-in browser. Its random id travels, with the user id, in the signed session cookie and

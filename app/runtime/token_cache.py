@@ -18,13 +18,13 @@ What stays exact, and what may lag:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from app.runtime.lru import BoundedLRU
 
 TOKEN_CACHE_TTL_S = 5.0
 TOKEN_CACHE_ENTRIES = 1024
@@ -46,44 +46,30 @@ class TokenCache:
     def __init__(self, ttl_s: float = TOKEN_CACHE_TTL_S, capacity: int = TOKEN_CACHE_ENTRIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
-        self.capacity = capacity
         self.clock = clock
-        self._items: OrderedDict[str, tuple[float, CachedToken]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items = BoundedLRU(capacity)  # digest -> (stored at, entry)
 
     def get(self, digest: str) -> CachedToken | None:
-        with self._lock:
-            item = self._items.get(digest)
-            if item is None:
-                return None
-            stored_at, entry = item
-            if self.clock() - stored_at >= self.ttl_s:
-                del self._items[digest]
-                return None
-            self._items.move_to_end(digest)
-            return entry
+        item = self._items.get(digest)
+        if item is None:
+            return None
+        stored_at, entry = item
+        if self.clock() - stored_at >= self.ttl_s:
+            self._items.pop(digest)
+            return None
+        return entry
 
     def put(self, digest: str, entry: CachedToken) -> None:
-        with self._lock:
-            self._items[digest] = (self.clock(), entry)
-            self._items.move_to_end(digest)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        self._items.put(digest, (self.clock(), entry))
 
     def forget_token(self, token_id: int) -> None:
-        self._forget(lambda entry: entry.token_id == token_id)
+        self._items.discard_where(lambda item: item[1].token_id == token_id)
 
     def forget_user(self, user_id: int) -> None:
-        self._forget(lambda entry: entry.user_id == user_id)
-
-    def _forget(self, matches: Callable[[CachedToken], bool]) -> None:
-        with self._lock:
-            for digest in [d for d, (_, entry) in self._items.items() if matches(entry)]:
-                del self._items[digest]
+        self._items.discard_where(lambda item: item[1].user_id == user_id)
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)

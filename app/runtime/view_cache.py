@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from app import runtime
+from app.runtime.lru import BoundedLRU
 
 log = logging.getLogger(__name__)
 
@@ -23,32 +22,7 @@ VIEW_CACHE_TTL_S = 24 * 3600
 LOCAL_CACHE_ENTRIES = 256
 
 
-class _LocalLRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-LOCAL = _LocalLRU(LOCAL_CACHE_ENTRIES)
+LOCAL = BoundedLRU(LOCAL_CACHE_ENTRIES)
 
 
 def cached_view(key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:

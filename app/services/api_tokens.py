@@ -230,9 +230,8 @@ def _from_cache(session: Session, cached: token_cache.CachedToken) -> Authentica
     user = User(**cached.user_values)
     make_transient_to_detached(user)
     user = session.merge(user, load=False)
-    cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
-    if cached.last_used_at is None or cached.last_used_at < cutoff:
-        _record_use(session, cached.token_id, cutoff)
+    if _last_use_is_stale(cached.last_used_at):
+        _record_use(session, cached.token_id)
         # Written now by this call or a moment ago by another process: either way, not again this minute.
         cached.last_used_at = utcnow()
     return AuthenticatedToken(user=user, token_id=cached.token_id, scope=cached.scope)
@@ -243,13 +242,17 @@ def touch_last_used(session: Session, token: ApiToken) -> bool:
 
     The WHERE clause repeats the age check, so concurrent requests with the same token write once.
     """
-    cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
-    if token.last_used_at is not None and token.last_used_at >= cutoff:
+    if not _last_use_is_stale(token.last_used_at):
         return False
-    return _record_use(session, token.id, cutoff)
+    return _record_use(session, token.id)
 
 
-def _record_use(session: Session, token_id: int, cutoff: datetime) -> bool:
+def _last_use_is_stale(last_used_at: datetime | None) -> bool:
+    return last_used_at is None or last_used_at < utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
+
+
+def _record_use(session: Session, token_id: int) -> bool:
+    cutoff = utcnow() - timedelta(seconds=LAST_USED_RESOLUTION_S)
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.id == token_id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff))

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, flash, redirect, request, session, url_for
+from flask import Blueprint, Response, flash, redirect, session, url_for
 from flask_login import login_required
 
 from app import runtime
 from app.providers.github import OAUTH_STATE_TTL_S
+from app.web.security import redirect_page
 
 bp = Blueprint("repo_access", __name__)
 
@@ -43,21 +44,12 @@ def consent_url(next_path: str) -> str:
     return runtime.settings().PUBLIC_URL.rstrip("/") + consent_path(next_path)
 
 
-def redirect_to(location: str) -> Response:
-    """A redirect that htmx follows as a whole-page navigation (it cannot follow GitHub's pages in a swap)."""
-    if request.headers.get("HX-Request"):
-        response = Response(status=204)
-        response.headers["HX-Redirect"] = location
-        return response
-    return redirect(location)
-
-
 def ask_for_repositories(kind: str, **action: Any) -> Response:
     """Keep the action, and go to GitHub's second consent; it comes back to `/github/continue`."""
     if kind not in _resumers:
         raise ValueError(f"no resumer registered for {kind!r}")
     session[PENDING_ACTION_KEY] = {"kind": kind, "at": time.time(), **action}
-    return redirect_to(consent_path(url_for("repo_access.resume")))
+    return redirect_page(consent_path(url_for("repo_access.resume")))
 
 
 @bp.get("/github/continue")

@@ -318,12 +318,17 @@ def unauthorized():
         raise Unauthenticated("Sign in, or send a valid API token in the Authorization header.")
     next_path = safe_next_path(request.full_path.rstrip("?") if request.method == "GET" else None)
     target = url_for("auth.login", next=next_path) if next_path else url_for("auth.login")
+    return redirect_page(target, htmx_status=401)
+
+
+def redirect_page(location: str, *, htmx_status: int = 204) -> Response:
+    """A redirect to another page. An htmx swap cannot follow one (it would swap that page into a
+    fragment), so an htmx request is answered `htmx_status` with `HX-Redirect`: htmx navigates instead."""
     if request.headers.get("HX-Request"):
-        # An htmx swap cannot follow a redirect to another page; ask htmx to navigate instead.
-        response = Response(status=401)
-        response.headers["HX-Redirect"] = target
+        response = Response(status=htmx_status)
+        response.headers["HX-Redirect"] = location
         return response
-    return redirect(target)
+    return redirect(location)
 
 
 def register_security(app: Flask) -> None:

@@ -23,7 +23,14 @@ from app.providers.github.errors import (
     RefExists,
     SignInRefused,
 )
-from app.providers.github.http import GITHUB_DOTCOM, GithubHttp, api_url_for, parse_scopes, web_url_for
+from app.providers.github.http import (
+    GITHUB_DOTCOM,
+    REPO_SCOPES,
+    GithubHttp,
+    api_url_for,
+    parse_scopes,
+    web_url_for,
+)
 from app.providers.github.identity import GithubIdentity, check_token, fetch_identity, primary_verified_email
 from app.providers.github.oauth import (
     FLOW_REPOSITORIES,
@@ -43,6 +50,7 @@ from app.providers.github.oauth import (
 from app.providers.github.repos import Author, CommitInfo, GithubRepoClient, RemoteTree, RepoInfo
 
 __all__ = [
+    "REPO_SCOPES",
     "FLOW_REPOSITORIES", "FLOW_SIGN_IN", "SIGN_IN_SCOPES", "grants_repositories", "repository_scope",
     "BranchProtected", "GITHUB_DOTCOM", "OAUTH_CLIENT_NAME", "OAUTH_STATE_TTL_S", "PROVIDER", "Author", "CommitInfo", "GithubError",
     "GithubGrant", "GithubHttp", "GithubInstallationTokenRefused", "GithubIdentity", "GithubMissingScope", "GithubNotFound", "GithubRateLimited",

@@ -71,7 +71,9 @@ BACKOFF_MAX_S = 4.0
 # Waiting longer than this inside a push would hold the person's request (or a worker) for too long.
 RATE_LIMIT_MAX_WAIT_S = 20.0
 MAX_RATE_LIMIT_WAITS = 2
-REPO_SCOPES = ("repo", "public_repo")
+REPO_SCOPE_PRIVATE = "repo"
+REPO_SCOPE_PUBLIC_ONLY = "public_repo"
+REPO_SCOPES = (REPO_SCOPE_PRIVATE, REPO_SCOPE_PUBLIC_ONLY)  # either one reaches repositories
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any
 from app.errors import UpstreamError
 from app.metrics import count_provider_error
 from app.providers.github.errors import PROVIDER, SignInRefused
-from app.providers.github.http import parse_scopes
+from app.providers.github.http import REPO_SCOPE_PRIVATE, REPO_SCOPE_PUBLIC_ONLY, parse_scopes
 from config import GITHUB_DOTCOM
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,6 @@ OAUTH_CLIENT_NAME = "github"
 # Scopes to sign in: who the person is, nothing of their repositories. The repository scope is asked in a
 # second consent, the first time they create, link or import a repository (`repository_scopes`).
 SIGN_IN_SCOPES = ("read:user", "user:email")
-REPO_SCOPE_PRIVATE = "repo"
-REPO_SCOPE_PUBLIC_ONLY = "public_repo"
 # GitHub's authorization codes live 10 minutes; a sign-in started longer ago than that cannot finish.
 OAUTH_STATE_TTL_S = 10 * 60
 CONNECT_TIMEOUT_S = 5

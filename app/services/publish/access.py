@@ -20,6 +20,7 @@ from app.crypto import DecryptionError, decrypt_secret
 from app.errors import Conflict, Forbidden
 from app.models import GithubAccount
 from app.providers.github import (
+    REPO_SCOPES,
     GithubError,
     GithubInstallationTokenRefused,
     GithubMissingScope,
@@ -120,7 +121,7 @@ def guard_token(session: Session, user_id: int, exc: GithubError) -> None:
     if isinstance(exc, GithubMissingScope) and exc.lacks_repository_scope:
         session.rollback()
         account = session.execute(select(GithubAccount).where(GithubAccount.user_id == user_id)).scalar_one()
-        kept = [s for s in parse_scopes(account.scopes) if s not in ("repo", "public_repo")]
+        kept = [s for s in parse_scopes(account.scopes) if s not in REPO_SCOPES]
         session.execute(update(GithubAccount).where(GithubAccount.user_id == user_id)
                         .values(scopes=",".join(kept)).execution_options(synchronize_session=False))
         session.commit()

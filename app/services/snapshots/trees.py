@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.models import ProjectBlob, SnapshotTree
+from app.runtime.lru import BoundedLRU
 from app.services.snapshots.blobs import IN_CHUNK
 
 # Parsed manifests kept per process, counted in entries (a folder of 2,000 files weighs 2,000): a
@@ -102,44 +101,7 @@ def flatten(root_hash: str, manifest_for: Callable[[str], Manifest]) -> dict[str
     return files
 
 
-class _ManifestCache:
-    """Parsed manifests by hash, at most `capacity` entries in all, least recently used out first; safe
-    across threads and greenlets."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.weight = 0
-        self._items: OrderedDict[str, Manifest] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, digest: str) -> Manifest | None:
-        with self._lock:
-            manifest = self._items.get(digest)
-            if manifest is not None:
-                self._items.move_to_end(digest)
-            return manifest
-
-    def put(self, digest: str, manifest: Manifest) -> None:
-        with self._lock:
-            if digest in self._items:
-                self._items.move_to_end(digest)
-                return
-            self._items[digest] = manifest
-            self.weight += len(manifest)
-            while self.weight > self.capacity and len(self._items) > 1:
-                _, dropped = self._items.popitem(last=False)
-                self.weight -= len(dropped)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.weight = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-_MANIFESTS = _ManifestCache(MANIFEST_CACHE_ENTRIES)
+_MANIFESTS = BoundedLRU(MANIFEST_CACHE_ENTRIES, weigh=len)
 
 
 def _load_manifests(session: Session, project_id: int, digests: set[str]) -> None:

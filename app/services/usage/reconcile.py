@@ -23,8 +23,7 @@ from app.services.usage.rollups import (
     Amounts,
     RollupKey,
     contribution,
-    meta_message_id,
-    meta_project_id,
+    meta_id,
 )
 
 BATCH_ENTRIES = 5000
@@ -59,7 +58,7 @@ def _chat_entries(session: Session, account_id: int) -> Iterator[list]:
 
 def _projects_of(session: Session, batch: list) -> dict[int, int | None]:
     """Projects of the batch's replies whose entry predates `project_id` in its meta."""
-    wanted = {meta_message_id(row.meta) for row in batch if meta_project_id(row.meta) is None} - {None}
+    wanted = {meta_id(row.meta, "message_id") for row in batch if meta_id(row.meta, "project_id") is None} - {None}
     if not wanted:
         return {}
     return dict(session.execute(select(ChatMessage.id, ChatMessage.project_id).where(ChatMessage.id.in_(wanted))).all())
@@ -71,9 +70,9 @@ def expected_rollups(session: Session, account_id: int) -> dict[RollupKey, Amoun
     for batch in _chat_entries(session, account_id):
         projects = _projects_of(session, batch)
         for row in batch:
-            project_id = meta_project_id(row.meta)
+            project_id = meta_id(row.meta, "project_id")
             if project_id is None:
-                project_id = projects.get(meta_message_id(row.meta))
+                project_id = projects.get(meta_id(row.meta, "message_id"))
             key, amounts = contribution(account_id=account_id, member_id=row.member_id, project_id=project_id,
                                         model=row.model, created_at=row.created_at, delta=row.delta, meta=row.meta)
             sums.setdefault(key, Amounts()).add(amounts)

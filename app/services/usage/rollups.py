@@ -75,13 +75,9 @@ def contribution(*, account_id: int, member_id: int | None, project_id: int | No
     return key, amounts
 
 
-def meta_project_id(meta: dict[str, Any] | None) -> int | None:
-    value = (meta or {}).get("project_id") if isinstance(meta, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def meta_message_id(meta: dict[str, Any] | None) -> int | None:
-    value = (meta or {}).get("message_id") if isinstance(meta, dict) else None
+def meta_id(meta: dict[str, Any] | None, name: str) -> int | None:
+    """The id a ledger entry's meta names under `name` (`project_id`, `message_id`), or None."""
+    value = meta.get(name) if isinstance(meta, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -90,8 +86,8 @@ def count_chat_charge(session: Session, entry: LedgerEntry) -> None:
     balance lock and commits both, or neither). Writes the reply's project into the entry's meta, so the
     ledger alone can rebuild this rollup after the reply or its project is gone."""
     meta = dict(entry.meta or {})
-    project_id = meta_project_id(meta)
-    message_id = meta_message_id(meta)
+    project_id = meta_id(meta, "project_id")
+    message_id = meta_id(meta, "message_id")
     if project_id is None and message_id is not None:
         project_id = session.execute(
             select(ChatMessage.project_id).where(ChatMessage.id == message_id)).scalar_one_or_none()
