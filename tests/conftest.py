@@ -353,6 +353,14 @@ def csrf_token_for(client) -> str:
 
 
 @pytest.fixture
+def alice(client, make_user):
+    """A person signed in on `client`."""
+    user = make_user("alice")
+    sign_in(client, user)
+    return user
+
+
+@pytest.fixture
 def signed_in_client(client, make_user):
     user = make_user("octocat", balance=5000)
     sign_in(client, user)

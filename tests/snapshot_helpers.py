@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import func, select
+
 from app.extensions import db
 from app.models import ChatMessage, Project
+from app.services import snapshots as svc
 from app.services.snapshots import IncomingFile, SnapshotLimits, take_snapshot_from_files
 
 GENEROUS_LIMITS = SnapshotLimits(max_files=5000, max_file_bytes=5_000_000, max_total_bytes=200_000_000)
@@ -79,3 +82,15 @@ def attach_files(session, snapshot, files: dict[str, int], *, origin: str = "rep
     snapshot.root_tree = write_tree(session, snapshot.project_id, files)
     link_project_blobs(session, snapshot.project_id, files.values())
     snapshot.origins = {"": origin}
+
+
+def count(model) -> int:
+    """Rows of `model`'s table (inside an app context)."""
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def files_of(snapshot_id: int) -> dict[str, bytes]:
+    """A version's files and their bytes (inside an app context)."""
+    entries = svc.list_snapshot_files(db.session, snapshot_id)
+    contents = svc.read_blob_contents(db.session, [e.blob_id for e in entries])
+    return {e.path: contents[e.blob_id] for e in entries}

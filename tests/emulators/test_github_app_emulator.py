@@ -8,22 +8,13 @@ import time
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-
-def pem_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+from tests.rsa_keys import rsa_pem_pair
 
 
 @pytest.fixture(scope="module")
 def keys() -> tuple[str, str]:
-    return pem_pair()
+    return rsa_pem_pair()
 
 
 def app_jwt(private: str, app_id: str = "77", lifetime_s: int = 540, issued_ago_s: int = 60) -> str:
@@ -47,7 +38,7 @@ def test_the_jwt_is_verified_with_the_apps_public_key(github_url, github_ctl, ke
     private, public = keys
     github_ctl.register_github_app("77", "sorya", public)
     assert call(github_url, "GET", "/app/installations", app_jwt(private)).status_code == 200
-    other = call(github_url, "GET", "/app/installations", app_jwt(pem_pair()[0]))
+    other = call(github_url, "GET", "/app/installations", app_jwt(rsa_pem_pair()[0]))
     assert other.status_code == 401 and "could not be decoded" in other.json()["message"]
     expired = call(github_url, "GET", "/app/installations", app_jwt(private, issued_ago_s=700, lifetime_s=600))
     assert expired.status_code == 401 and "'Expiration time'" in expired.json()["message"]

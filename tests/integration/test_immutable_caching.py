@@ -20,13 +20,6 @@ def app(request, app, sqlite_app):
     return app if request.param == "mariadb" else sqlite_app
 
 
-@pytest.fixture
-def alice(client, make_user):
-    user = make_user("alice")
-    sign_in(client, user)
-    return user
-
-
 def get_with_statements(app, client, url: str, **headers: str):
     with app.app_context():
         engine = db.engine

@@ -21,13 +21,6 @@ from tests.snapshot_helpers import (
 from tests.sql_helpers import statements_on
 
 
-@pytest.fixture
-def alice(client, make_user):
-    user = make_user("alice")
-    sign_in(client, user)
-    return user
-
-
 def text(response) -> str:
     return response.get_data(as_text=True)
 

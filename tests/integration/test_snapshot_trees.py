@@ -7,30 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from app.errors import InvalidRequest
 from app.extensions import db
 from app.models import Blob, ProjectBlob, Snapshot, SnapshotTree
 from app.services import snapshots as svc
 from app.services.snapshots.trees import forget_cached_manifests
-from tests.snapshot_helpers import GENEROUS_LIMITS, make_project, make_snapshot
+from tests.snapshot_helpers import GENEROUS_LIMITS, count, files_of, make_project, make_snapshot
 from tests.sql_helpers import statements_on
 
 
 @pytest.fixture(params=["mariadb", "sqlite"])
 def app(request, app, sqlite_app):
     return app if request.param == "mariadb" else sqlite_app
-
-
-def count(model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
-def files_of(snapshot_id: int) -> dict[str, bytes]:
-    entries = svc.list_snapshot_files(db.session, snapshot_id)
-    contents = svc.read_blob_contents(db.session, [e.blob_id for e in entries])
-    return {e.path: contents[e.blob_id] for e in entries}
 
 
 def change(app, user, project_id: int, files: dict[str, str], deletions: list[str] | None = None) -> int:

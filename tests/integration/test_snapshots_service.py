@@ -21,21 +21,13 @@ from app.services import snapshots as svc
 from tests.snapshot_helpers import (
     GENEROUS_LIMITS,
     attach_files,
+    count,
+    files_of,
     make_project,
     make_reply,
     make_snapshot,
     reply_with,
 )
-
-
-def count(model) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
-def files_of(snapshot_id: int) -> dict[str, bytes]:
-    entries = svc.list_snapshot_files(db.session, snapshot_id)
-    contents = svc.read_blob_contents(db.session, [e.blob_id for e in entries])
-    return {e.path: contents[e.blob_id] for e in entries}
 
 
 def origins_of(snapshot_id: int) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import sign_in
 from tests.integration.test_immutable_caching import get_with_statements, reads_a_blob
+from tests.integration.test_workspace_page import text
 from tests.snapshot_helpers import make_project, make_snapshot
 
 README = ("# Counter\n\nA **small** app. <script>alert(1)</script>\n\n[docs](javascript:alert(2)) "
@@ -18,18 +19,6 @@ FILES = {"README.md": README, "app.js": "export const n = 1;\n", "style.css": "b
 @pytest.fixture(params=["mariadb", "sqlite"])
 def app(request, app, sqlite_app):
     return app if request.param == "mariadb" else sqlite_app
-
-
-@pytest.fixture
-def alice(client, make_user):
-    user = make_user("alice")
-    sign_in(client, user)
-    return user
-
-
-def text(response) -> str:
-    assert response.status_code == 200, response.status_code
-    return response.get_data(as_text=True)
 
 
 def test_markdown_is_rendered_sanitised_and_its_source_is_one_link_away(client, alice, app):

@@ -3,22 +3,13 @@ JavaScript; htmx asks for the project pane alone; the rendered stream of a reply
 
 from __future__ import annotations
 
-import pytest
-
 from app.extensions import db
 from app.services import chat as chat_service
-from tests.conftest import csrf_token_for, sign_in
+from tests.conftest import csrf_token_for
 from tests.snapshot_helpers import make_project, make_reply, make_snapshot
 
 SITE = {"index.html": '<!doctype html><html><head><link rel="stylesheet" href="style.css"></head><body>Hi</body></html>\n',
         "style.css": "body { color: red; }\n", "README.md": "# Site\n"}
-
-
-@pytest.fixture
-def alice(client, make_user):
-    user = make_user("alice")
-    sign_in(client, user)
-    return user
 
 
 def text(response) -> str:

@@ -16,24 +16,18 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.services import credits, projects, workspaces
 from tests.conftest import sign_in
+from tests.team_helpers import ROLES, team_in_every_role
 from tests.usage_helpers import charge_reply, rebuild_rollups
-
-ROLES = ("owner", "admin", "member", "removed", "outsider")
 
 
 @pytest.fixture
 def team(app, make_user):
-    people = {role: make_user(f"{role}-person", balance=1000) for role in ROLES}
+    people, team_id, pool_id = team_in_every_role(app, make_user)
     with app.app_context():
-        team = workspaces.create_team(db.session, user_id=people["owner"].id, name="Acme")
-        for role in ("admin", "member", "removed"):
-            workspaces.add_member(db.session, user_id=people["owner"].id, workspace_id=team.id,
-                                  login=people[role].login, role="admin" if role == "admin" else "member")
-        site = projects.create_project(db.session, user_id=people["member"].id, name="site", workspace_id=team.id).id
-        api = projects.create_project(db.session, user_id=people["admin"].id, name="api", workspace_id=team.id).id
-        pool_id = team.account_user_id
+        site = projects.create_project(db.session, user_id=people["member"].id, name="site", workspace_id=team_id).id
+        api = projects.create_project(db.session, user_id=people["admin"].id, name="api", workspace_id=team_id).id
         credits.grant_credits(db.session, user_id=pool_id, amount=10_000, note="pool", idempotency_key="pool")
-        ids = {"team": team.id, "site": site, "api": api, "pool": pool_id}
+        ids = {"team": team_id, "site": site, "api": api, "pool": pool_id}
         db.session.remove()
     member, admin = people["member"].id, people["admin"].id
     charge_reply(app, "m1", account_id=pool_id, member_id=member, project_id=site, cost=300, tokens_in=1000,

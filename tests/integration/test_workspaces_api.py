@@ -10,8 +10,7 @@ import pytest
 from app.extensions import db
 from app.models.base import utcnow
 from app.services import api_tokens, projects, workspaces
-
-ROLES = ("owner", "admin", "member", "removed", "outsider")
+from tests.team_helpers import ROLES, team_in_every_role
 
 
 def bearer(app, user) -> dict[str, str]:
@@ -23,17 +22,13 @@ def bearer(app, user) -> dict[str, str]:
 
 @pytest.fixture
 def team(app, make_user):
-    people = {role: make_user(f"{role}-person", balance=1000) for role in ROLES}
+    people, team_id, _ = team_in_every_role(app, make_user)
     with app.app_context():
-        team = workspaces.create_team(db.session, user_id=people["owner"].id, name="Acme")
-        for role in ("admin", "member", "removed"):
-            workspaces.add_member(db.session, user_id=people["owner"].id, workspace_id=team.id,
-                                  login=people[role].login, role="admin" if role == "admin" else "member")
-        workspaces.remove_member(db.session, user_id=people["owner"].id, workspace_id=team.id, login="removed-person")
+        workspaces.remove_member(db.session, user_id=people["owner"].id, workspace_id=team_id, login="removed-person")
         project = projects.create_project(db.session, user_id=people["member"].id, name="shared",
-                                          workspace_id=team.id)
+                                          workspace_id=team_id)
         personal = projects.create_project(db.session, user_id=people["member"].id, name="mine")
-        ids = {"team": team.id, "project": project.id, "personal": personal.id}
+        ids = {"team": team_id, "project": project.id, "personal": personal.id}
         db.session.remove()
     headers = {role: bearer(app, person) for role, person in people.items()}
     return ids, headers, people

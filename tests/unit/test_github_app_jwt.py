@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.providers.github.app import APP_JWT_TTL_S, AppCredentials, app_jwt, install_url
+from tests.rsa_keys import rsa_pem_pair
 
 
 @pytest.fixture(scope="module")
-def keys() -> tuple[str, object]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    return pem, key.public_key()
+def keys() -> tuple[str, str]:
+    return rsa_pem_pair()
 
 
 def test_the_jwt_is_rs256_names_the_app_and_lives_under_ten_minutes(keys):
@@ -27,7 +23,7 @@ def test_the_jwt_is_rs256_names_the_app_and_lives_under_ten_minutes(keys):
     assert claims["iat"] < 1_800_000_000  # back-dated for clock drift
     assert claims["exp"] - claims["iat"] <= 10 * 60
     assert claims["exp"] == 1_800_000_000 + APP_JWT_TTL_S
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    other = rsa_pem_pair()[1]
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, other, algorithms=["RS256"], options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
 

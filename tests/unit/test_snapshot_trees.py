@@ -61,9 +61,9 @@ def test_deep_paths_and_unusual_names_round_trip():
 
 
 def test_the_manifest_memo_is_bounded_by_entries_not_by_manifests():
-    from app.services.snapshots.trees import _ManifestCache
+    from app.services.snapshots.trees import _MANIFESTS
 
-    cache = _ManifestCache(capacity=10)
+    cache = type(_MANIFESTS)(10, weigh=_MANIFESTS.weigh)
     cache.put("big", {f"f{i}": i for i in range(6)})
     cache.put("small", {"a": 1, "b": 2})
     cache.put("other", {f"g{i}": i for i in range(4)})  # 12 entries: the least recently used goes

@@ -7,30 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.integration.publish.conftest import GITHUB_LOGIN, project_row
 from tests.integration.publish.test_import import make_remote
 from tests.integration.publish.test_publish_api import api
 from tests.integration.publish.test_repo_access import narrow_person
+from tests.rsa_keys import rsa_pem_pair
 
 APP_ID = "424242"
 SLUG = "sorya-test"
 
 
-def rsa_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
-
-
 @pytest.fixture(scope="module")
 def app_keys() -> tuple[str, str]:
-    return rsa_pair()
+    return rsa_pem_pair()
 
 
 @pytest.fixture
@@ -171,7 +161,7 @@ def test_a_jwt_signed_with_another_key_is_refused(app, client, make_user, github
     narrow_person(app, client, make_user, github)
     make_remote(github, github.control.issue_token(GITHUB_LOGIN, ["repo"]))
     github.control.install_github_app(APP_ID, GITHUB_LOGIN, ["octocat/tools"])
-    app.extensions["sorya.config"].GITHUB_APP_PRIVATE_KEY = rsa_pair()[0]
+    app.extensions["sorya.config"].GITHUB_APP_PRIVATE_KEY = rsa_pem_pair()[0]
     response = api(client, "POST", "/api/projects/import", {"repo": "octocat/tools"})
     assert response.status_code in (409, 502), response.get_json()
     assert client.get("/api/projects").get_json()["projects"] == []
