@@ -17,6 +17,12 @@ from app.services import api_tokens
 from app.services.accounts import operators
 
 
+@pytest.fixture(params=["mariadb", "sqlite"])
+def app(request, app, sqlite_app):
+    # Identity: the embedded default must refuse a revoked or expired token exactly as MariaDB does.
+    return app if request.param == "mariadb" else sqlite_app
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
