@@ -6,6 +6,7 @@ as diffs; sends log no htmx error; the Files tab renders Markdown with Source, R
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from app.services import chat as chat_service
 from tests.e2e.axe import assert_accessible
@@ -78,6 +79,8 @@ def test_the_phone_header_is_one_row_with_a_menu_on_every_page(page, app, make_u
     usage = page.get_by_role("link", name="Usage", exact=True)
     assert usage.is_visible() and page.get_by_role("button", name="Sign out").is_visible()
     assert page.locator(".nav-menu .nav-links").bounding_box()["y"] >= header_bottom(page) - 1  # drops under the bar
+    # The open button's colours ease in (Pico's transition): judge contrast once they have settled.
+    expect(page.locator(".nav-menu > summary")).to_have_css("background-color", "rgb(17, 24, 39)")
     assert_accessible(page, "phone menu open")
     screenshot(page, "layout-phone-menu-open", full_page=False)
     usage.click()
